@@ -1,0 +1,20 @@
+"""clusterlight: cluster-based deep embeddings for rare sound events on imbalanced data."""
+from clusterlight.callbacks import ClusterCentroids, EmbeddingPlot
+from clusterlight.data import AudioDataModule, ManifestSource, SyntheticSource
+from clusterlight.features import LogMel
+from clusterlight.modules import Classifier, EmbeddingPretrain, JointFinetune
+from clusterlight.nets import create_backbone
+
+__version__ = "0.1.0"
+__all__ = [
+    "AudioDataModule",
+    "Classifier",
+    "ClusterCentroids",
+    "EmbeddingPlot",
+    "EmbeddingPretrain",
+    "JointFinetune",
+    "LogMel",
+    "ManifestSource",
+    "SyntheticSource",
+    "create_backbone",
+]

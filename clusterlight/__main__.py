@@ -1,0 +1,3 @@
+from clusterlight.cli import main
+
+main()

@@ -1,0 +1,107 @@
+"""The cluster centroids, kept as EMA buffers on the training device."""
+from __future__ import annotations
+
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+
+from clusterlight import distributed
+
+
+def ema_update_(centroids: torch.Tensor, sums: torch.Tensor, counts: torch.Tensor, momentum: float) -> None:
+    """``mu_k <- normalise(m * mu_k + (1 - m) * mean_k)`` in place, for clusters with ``counts > 0``."""
+    mean = sums / counts.clamp_min(1)[:, None]
+    moved = torch.nn.functional.normalize(momentum * centroids + (1 - momentum) * mean, dim=1)
+    centroids.copy_(torch.where(counts[:, None] > 0, moved, centroids))
+
+
+class ClusterCentroids(Callback):
+    """Rebuilds the clusters when due and keeps their centroids as an EMA of the training embeddings.
+
+    At each training epoch start where the DataModule says clusters are due, it embeds the
+    training clips (each rank its shard, then all-gathered), asks the DataModule to split
+    every class by k-means (warm-started from the current centroids), and resets the
+    centroids from the result. After every optimiser step it moves each centroid towards
+    the mean of the batch's detached embeddings of that cluster; under DDP the per-cluster
+    sums and counts are all-reduced first, so every rank holds identical centroids. No host
+    sync happens per step. Centroids and the epoch of the last rebuild go into checkpoints.
+    """
+
+    def __init__(self, momentum: float = 0.9) -> None:
+        if not 0 <= momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+        self.momentum = momentum
+        self.centroids: torch.Tensor | None = None
+        self.cluster_classes: torch.Tensor | None = None
+        self.last_rebuild_epoch = -1
+
+    @property
+    def ready(self) -> bool:
+        return self.centroids is not None
+
+    def to(self, device: torch.device) -> None:
+        """Move the centroid state to ``device`` (a no-op when already there)."""
+        if self.centroids is not None and self.centroids.device != device:
+            self.centroids = self.centroids.to(device)
+            self.cluster_classes = self.cluster_classes.to(device)
+
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        dm = trainer.datamodule
+        if dm is None or not hasattr(dm, "rebuild_clusters"):
+            raise RuntimeError("ClusterCentroids needs an AudioDataModule passed to the Trainer as datamodule")
+        self.to(pl_module.device)
+        epoch = trainer.current_epoch
+        if self.ready and not dm.clusters_due(epoch, self.last_rebuild_epoch):
+            return
+        embeddings = embed_training_set(trainer, pl_module)
+        centroids, stats = dm.rebuild_clusters(embeddings, self.centroids, epoch)
+        self.centroids, self.cluster_classes = centroids, dm.cluster_classes.to(centroids.device)
+        self.last_rebuild_epoch = epoch
+        pl_module.log_dict({f"cluster/{k}": v for k, v in stats.items()}, on_step=False, on_epoch=True, rank_zero_only=True)
+
+    @torch.no_grad()
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch: dict, batch_idx: int) -> None:
+        if not (isinstance(outputs, dict) and "embeddings" in outputs):
+            return  # the module trains without a cluster loss this run
+        z, clusters = outputs["embeddings"].float(), batch["cluster"]
+        k = len(self.centroids)
+        sums = torch.zeros_like(self.centroids).index_add_(0, clusters, z)
+        counts = torch.bincount(clusters, minlength=k).to(z.dtype)
+        distributed.all_reduce_sum_(sums)
+        distributed.all_reduce_sum_(counts)
+        ema_update_(self.centroids, sums, counts, self.momentum)
+
+    def state_dict(self) -> dict:
+        if self.centroids is None:
+            return {"last_rebuild_epoch": self.last_rebuild_epoch}
+        return {"centroids": self.centroids.cpu(), "cluster_classes": self.cluster_classes.cpu(), "last_rebuild_epoch": self.last_rebuild_epoch}
+
+    def load_state_dict(self, state: dict) -> None:
+        # Runs before the module reaches its device: keep CPU tensors, moved on first use.
+        self.last_rebuild_epoch = state["last_rebuild_epoch"]
+        self.centroids, self.cluster_classes = state.get("centroids"), state.get("cluster_classes")
+
+
+@torch.no_grad()
+def embed_training_set(trainer: Trainer, pl_module: LightningModule) -> torch.Tensor:
+    """Embeddings [n_train, d] of all training clips in order, identical on every rank."""
+    dm = trainer.datamodule
+    n = len(dm.datasets["train"])
+    was_training = pl_module.training
+    pl_module.eval()
+    indices, chunks = [], []
+    with trainer.precision_plugin.forward_context():
+        for batch in dm.embedding_dataloader():
+            indices.append(batch["index"])
+            chunks.append(pl_module.embed(batch["wave"].to(pl_module.device)).float())
+    pl_module.train(was_training)
+    rank, world = distributed.rank_and_world()
+    per_rank = -(-n // world)
+    z = torch.zeros(per_rank, chunks[0].shape[1], device=pl_module.device)
+    idx = torch.full((per_rank,), -1, dtype=torch.long, device=pl_module.device)
+    local = torch.cat(chunks)
+    z[: len(local)] = local
+    idx[: len(local)] = torch.cat(indices).to(pl_module.device)
+    z, idx = distributed.all_gather_cat(z), distributed.all_gather_cat(idx)
+    out = torch.empty(n, z.shape[1], device=z.device)
+    out[idx[idx >= 0]] = z[idx >= 0]
+    return out

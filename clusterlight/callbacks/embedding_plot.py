@@ -1,0 +1,74 @@
+"""A picture of the embedding: a 2-D PCA of validation embeddings coloured by class."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.utilities import rank_zero_only
+
+from clusterlight.callbacks.centroids import ClusterCentroids
+
+log = logging.getLogger(__name__)
+
+
+def pca_2d(x: torch.Tensor, *others: torch.Tensor) -> list[torch.Tensor]:
+    """Project ``x`` (and ``others`` with the same basis) onto the top two principal axes of ``x``."""
+    mean = x.mean(0, keepdim=True)
+    _, _, v = torch.linalg.svd(x - mean, full_matrices=False)
+    basis = v[:2].T
+    return [(t - mean) @ basis for t in (x, *others)]
+
+
+class EmbeddingPlot(Callback):
+    """Saves ``<log_dir>/embeddings/epoch_NNN.png`` at validation epoch ends and logs it to the logger.
+
+    Centroids (from a ClusterCentroids callback, when present) are drawn as black crosses.
+    """
+
+    def __init__(self, every_n_epochs: int = 1, max_points: int = 3000) -> None:
+        self.every_n_epochs, self.max_points = every_n_epochs, max_points
+        self._z: list[torch.Tensor] = []
+        self._y: list[torch.Tensor] = []
+        self.last_path: Path | None = None
+
+    def on_validation_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._z, self._y = [], []
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        if sum(len(z) for z in self._z) < self.max_points and isinstance(outputs, dict) and "embeddings" in outputs:
+            self._z.append(outputs["embeddings"].float().cpu())
+            self._y.append(outputs["labels"].cpu())
+
+    @rank_zero_only
+    def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.sanity_checking or not self._z or trainer.current_epoch % self.every_n_epochs:
+            return
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        z, y = torch.cat(self._z), torch.cat(self._y)
+        tracker = next((c for c in trainer.callbacks if isinstance(c, ClusterCentroids) and c.ready), None)
+        cents = tracker.centroids.float().cpu() if tracker else torch.zeros(0, z.shape[1])
+        z2, c2 = pca_2d(z, cents)
+        fig, ax = plt.subplots(figsize=(5, 5))
+        for k, name in enumerate(pl_module.class_names):
+            pts = z2[y == k]
+            ax.scatter(pts[:, 0], pts[:, 1], s=6, alpha=0.6, label=name)
+        if len(c2):
+            ax.scatter(c2[:, 0], c2[:, 1], marker="x", c="black", s=40, label="centroids")
+        ax.set_title(f"validation embeddings (PCA), epoch {trainer.current_epoch}")
+        ax.legend(fontsize=7, markerscale=2)
+        folder = Path(trainer.log_dir or trainer.default_root_dir) / "embeddings"
+        folder.mkdir(parents=True, exist_ok=True)
+        self.last_path = folder / f"epoch_{trainer.current_epoch:03d}.png"
+        fig.savefig(self.last_path, dpi=100, bbox_inches="tight")
+        for logger in trainer.loggers:
+            if hasattr(logger.experiment, "add_figure"):  # TensorBoard
+                logger.experiment.add_figure("embeddings/pca", fig, global_step=trainer.global_step)
+            elif hasattr(logger, "log_image"):  # W&B
+                logger.log_image(key="embeddings/pca", images=[str(self.last_path)], step=trainer.global_step)
+        plt.close(fig)

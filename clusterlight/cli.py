@@ -1,0 +1,58 @@
+"""Command line: ``clusterlight fit|validate|test|predict`` (LightningCLI), ``experiment``, ``data synth``."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from lightning.pytorch.cli import LightningCLI
+
+from clusterlight.data.datamodule import AudioDataModule
+from clusterlight.modules.base import AudioModule
+
+
+class ClusterlightCLI(LightningCLI):
+    """LightningCLI in subclass mode for model and data; the model's ``class_names`` come from the data."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("subclass_mode_model", True)
+        kwargs.setdefault("subclass_mode_data", True)
+        kwargs.setdefault("save_config_kwargs", {"overwrite": True})
+        kwargs.setdefault("parser_kwargs", {"parser_mode": "omegaconf"})
+        super().__init__(AudioModule, AudioDataModule, *args, **kwargs)
+
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.link_arguments("data", "model.init_args.class_names", compute_fn=lambda dm: dm.class_names, apply_on="instantiate")
+
+
+def synth_main(argv: list[str]) -> None:
+    from clusterlight.data.synth import DEFAULT_COUNTS, generate
+
+    p = argparse.ArgumentParser(prog="clusterlight data synth", description="Write the built-in synthetic dataset (WAV + manifest.csv).")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sample-rate", type=int, default=16000)
+    p.add_argument("--duration", type=float, default=2.0, help="clip length in seconds")
+    p.add_argument("--snr-db", type=float, nargs=2, default=(-6.0, 6.0), metavar=("LOW", "HIGH"))
+    p.add_argument("--scale", type=float, default=1.0, help="multiply the default clip counts")
+    p.add_argument("--counts", type=json.loads, default=None, help='JSON {"train": {"dog_bark": 240, ...}, "val": ..., "test": ...}')
+    a = p.parse_args(argv)
+    counts = a.counts or {s: {c: max(1, round(n * a.scale)) for c, n in per.items()} for s, per in DEFAULT_COUNTS.items()}
+    manifest = generate(a.out, counts, a.seed, a.sample_rate, a.duration, tuple(a.snr_db))
+    print(f"wrote {sum(sum(v.values()) for v in counts.values())} clips and {manifest}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["experiment"]:
+        from clusterlight.experiment import experiment_main
+
+        experiment_main(argv[1:])
+    elif argv[:2] == ["data", "synth"]:
+        synth_main(argv[2:])
+    else:
+        ClusterlightCLI(args=argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""k-means in torch (runs on the embeddings' device) and the per-class cluster split of the method."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def _sq_dist(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    return ((x * x).sum(1, keepdim=True) + (c * c).sum(1) - 2 * x @ c.T).clamp_min_(0)
+
+
+def kmeans_plus_plus(x: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
+    """k-means++ seeding (D^2 sampling); the random draws use the CPU ``generator``."""
+    first = int(torch.randint(len(x), (1,), generator=generator))
+    centers = [x[first]]
+    d2 = _sq_dist(x, x[first : first + 1]).squeeze(1)
+    for _ in range(1, k):
+        probs = d2.double().cpu()
+        probs = probs / probs.sum() if probs.sum() > 0 else torch.full_like(probs, 1.0 / len(probs))
+        nxt = int(torch.multinomial(probs, 1, generator=generator))
+        centers.append(x[nxt])
+        d2 = torch.minimum(d2, _sq_dist(x, x[nxt : nxt + 1]).squeeze(1))
+    return torch.stack(centers)
+
+
+def kmeans(
+    x: torch.Tensor, k: int, iters: int = 20, init: torch.Tensor | None = None, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lloyd's k-means of ``x`` [n, d] into ``k`` clusters; returns (centroids [k, d], labels [n]).
+
+    Seeded by k-means++ unless ``init`` is given (warm start). A cluster that empties is
+    re-seeded with the point farthest from its own centroid, so no centroid is ever NaN.
+    """
+    if not 1 <= k <= len(x):
+        raise ValueError(f"k-means needs 1 <= k <= n points, got k={k}, n={len(x)}")
+    generator = generator or torch.Generator().manual_seed(0)
+    x = x.float()
+    centroids = init.float().clone() if init is not None else kmeans_plus_plus(x, k, generator)
+    for _ in range(iters + 1):
+        dist = _sq_dist(x, centroids)
+        labels = dist.argmin(1)
+        counts = torch.bincount(labels, minlength=k)
+        empty = (counts == 0).nonzero().squeeze(1)
+        if len(empty):
+            far = dist.gather(1, labels[:, None]).squeeze(1).topk(len(empty)).indices
+            labels[far] = empty
+            counts = torch.bincount(labels, minlength=k)
+        new = torch.zeros_like(centroids).index_add_(0, labels, x) / counts.clamp_min(1)[:, None]
+        new = torch.where(counts[:, None] > 0, new, centroids)
+        if torch.equal(new, centroids):
+            break
+        centroids = new
+    return centroids, labels
+
+
+def clusters_per_class(class_counts: list[int], cluster_size: int | None = None) -> list[int]:
+    """``k_c = max(1, round(n_c / n_target))``, ``n_target`` defaulting to the smallest class's count."""
+    target = cluster_size or min(c for c in class_counts if c > 0)
+    return [max(1, round(n / target)) if n > 0 else 0 for n in class_counts]
+
+
+def cluster_per_class(
+    embeddings: torch.Tensor,
+    labels: torch.Tensor,
+    k_per_class: list[int],
+    iters: int = 20,
+    init: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Split every class by k-means on L2-normalised embeddings.
+
+    Cluster ids are contiguous per class (class 0's clusters first). Returns unit-norm
+    centroids [K, d], each clip's cluster id [n], and each cluster's class [K]. ``init``
+    (the previous centroids, same layout) warm-starts every class.
+    """
+    z = F.normalize(embeddings.float(), dim=1)
+    generator = generator or torch.Generator().manual_seed(0)
+    centroids, assignments, start = [], torch.empty(len(z), dtype=torch.long, device=z.device), 0
+    for c, k in enumerate(k_per_class):
+        if k == 0:
+            continue
+        members = (labels == c).nonzero().squeeze(1)
+        warm = init[start : start + k].to(z) if init is not None else None
+        cent, lab = kmeans(z[members], k, iters, warm, generator)
+        centroids.append(cent)
+        assignments[members] = lab + start
+        start += k
+    classes = torch.repeat_interleave(torch.arange(len(k_per_class), device=z.device), torch.tensor(k_per_class, device=z.device))
+    return F.normalize(torch.cat(centroids), dim=1), assignments, classes

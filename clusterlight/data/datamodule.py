@@ -1,0 +1,257 @@
+"""One LightningDataModule for every stage: splits, imbalance, cached audio, and the clip -> cluster map."""
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from lightning.pytorch import LightningDataModule
+from lightning.pytorch.utilities import rank_zero_info
+from torch.utils.data import DataLoader, Subset
+
+from clusterlight import distributed
+from clusterlight.clustering import cluster_per_class, clusters_per_class
+from clusterlight.data.audio import PADDING_MODES, WaveformStore, load_waveforms
+from clusterlight.data.dataset import ClipDataset
+from clusterlight.data.imbalance import subsample_to_ratio
+from clusterlight.data.records import Clip, DataError
+from clusterlight.data.sampling import OversamplingSampler, shuffle_sampler
+from clusterlight.data.sources import ClipSource
+from clusterlight.data.splits import group_split
+from clusterlight.data.synth import SyntheticSource
+
+log = logging.getLogger(__name__)
+SPLITS = ("train", "val", "test")
+
+
+class AudioDataModule(LightningDataModule):
+    """Clips from a :class:`ClipSource`, mapped to ``classes``, split, imbalanced, decoded once.
+
+    Args:
+        source: where the clips come from (default: the built-in synthetic dataset).
+        classes: the ordered class list; default: the sorted labels after ``class_map``.
+        class_map: renames/pools labels, e.g. ``{siren: background}``; the key ``"*"`` maps
+            every label not named otherwise.
+        train_folds, val_folds, test_folds: fold (or split) column values of each split.
+            ``val_folds: null`` carves ``val_fraction`` of the training folds, group-aware.
+            A source without folds is split at random (group-aware) by the fractions.
+        class_ratio: subsample the training split to this ratio (largest feasible counts).
+        seed: seeds the ratio subsample, the random splits, shuffling and k-means.
+        sample_rate, duration, padding: every clip is resampled and cropped/padded to
+            ``duration`` seconds; ``padding`` is ``loop``, ``noise`` or ``zero``.
+        sampler: ``shuffle`` or ``oversample`` (class-balanced draws with replacement).
+        on_bad_file: ``error`` or ``skip`` (skipped files are counted and named in the log).
+        cluster_size: target clips per cluster (default: the smallest training class's count).
+        cluster_every_n_epochs: rebuild the clusters every N training epochs.
+        kmeans_iters: Lloyd iterations per rebuild.
+    """
+
+    def __init__(
+        self,
+        source: ClipSource | None = None,
+        classes: list[str] | None = None,
+        class_map: dict[str, str] | None = None,
+        train_folds: Sequence[str | int] | None = ("train",),
+        val_folds: Sequence[str | int] | None = ("val",),
+        test_folds: Sequence[str | int] | None = ("test",),
+        val_fraction: float = 0.15,
+        test_fraction: float = 0.15,
+        class_ratio: dict[str, float] | None = None,
+        seed: int = 0,
+        sample_rate: int = 16000,
+        duration: float = 2.0,
+        padding: str = "loop",
+        batch_size: int = 64,
+        num_workers: int = 0,
+        sampler: str = "shuffle",
+        cache_dir: str = ".cache",
+        on_bad_file: str = "error",
+        cluster_size: int | None = None,
+        cluster_every_n_epochs: int = 1,
+        kmeans_iters: int = 20,
+    ) -> None:
+        super().__init__()
+        if padding not in PADDING_MODES:
+            raise DataError(f"data.padding must be one of {PADDING_MODES}, got {padding!r}")
+        if sampler not in ("shuffle", "oversample"):
+            raise DataError(f"data.sampler must be 'shuffle' or 'oversample', got {sampler!r}")
+        if cluster_every_n_epochs < 1:
+            raise DataError(f"data.cluster_every_n_epochs must be >= 1, got {cluster_every_n_epochs}")
+        self.source = source or SyntheticSource(root=f"{cache_dir}/synth")
+        self.classes, self.class_map = list(classes) if classes else None, dict(class_map or {})
+        self.folds = {
+            name: None if f is None else [str(x) for x in f] for name, f in zip(SPLITS, (train_folds, val_folds, test_folds))
+        }
+        self.val_fraction, self.test_fraction = val_fraction, test_fraction
+        self.class_ratio, self.seed = class_ratio, seed
+        self.sample_rate, self.duration, self.padding = sample_rate, duration, padding
+        self.batch_size, self.num_workers, self.sampler = batch_size, num_workers, sampler
+        self.cache_dir, self.on_bad_file = cache_dir, on_bad_file
+        self.cluster_size, self.cluster_every_n_epochs, self.kmeans_iters = cluster_size, cluster_every_n_epochs, kmeans_iters
+        self._clips: list[Clip] | None = None
+        self.store: WaveformStore | None = None
+        self.datasets: dict[str, ClipDataset] = {}
+        self.counts: dict[str, dict[str, int]] = {}
+        self.assignments: torch.Tensor | None = None
+        self.cluster_classes: torch.Tensor | None = None
+
+    # ---- metadata -------------------------------------------------------------------
+    def labelled_clips(self) -> list[Clip]:
+        """All clips of the source with labels mapped; checks every label is a known class."""
+        if self._clips is None:
+            raw = self.source.clips()
+            mapped = [Clip(c.path, self.class_map.get(c.label, self.class_map.get("*", c.label)), c.fold, c.group) for c in raw]
+            known = set(self.classes or [])
+            if self.classes:
+                unknown = [c for c in mapped if c.label not in known]
+                if unknown:
+                    bad = Counter(c.label for c in unknown)
+                    raise DataError(
+                        f"label {unknown[0].label!r} of {unknown[0].path} is not in data.classes {self.classes} "
+                        f"({sum(bad.values())} clip(s) with labels {sorted(bad)}); add it to classes or map it with class_map"
+                    )
+            self._clips = mapped
+        return self._clips
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.classes or sorted({c.label for c in self.labelled_clips()})
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    # ---- Lightning hooks ------------------------------------------------------------
+    def prepare_data(self) -> None:
+        self.source.clips()  # generates the synthetic dataset once, on one process
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.store is not None:
+            return
+        self.store = load_waveforms(self.labelled_clips(), self.sample_rate, self.cache_dir, self.on_bad_file)
+        clips = self.store.clips
+        parts = self._split(clips)
+        if self.class_ratio:
+            train = parts["train"]
+            keep = subsample_to_ratio([clips[i].label for i in train], self.class_ratio, self.seed)
+            parts["train"] = [train[i] for i in keep]
+        index = {name: i for i, name in enumerate(self.class_names)}
+        n_samples = int(round(self.sample_rate * self.duration))
+        for name, rows in parts.items():
+            labels = np.array([index[clips[i].label] for i in rows], dtype=np.int64)
+            self.datasets[name] = ClipDataset(self.store, np.asarray(rows, dtype=np.int64), labels, n_samples, self.padding, train=name == "train")
+            self.counts[name] = {c: int((labels == k).sum()) for c, k in index.items()}
+        empty = [c for c, n in self.counts["train"].items() if n == 0]
+        if empty:
+            raise DataError(f"class(es) {empty} have no training clips (train folds {self.folds['train']}); every class needs some")
+        for name in SPLITS:
+            rank_zero_info(f"[clusterlight] {name:5s} clips per class: {self.counts[name]} (total {sum(self.counts[name].values())})")
+
+    def _split(self, clips: list[Clip]) -> dict[str, list[int]]:
+        if all(c.fold is None for c in clips):
+            fr = [1 - self.val_fraction - self.test_fraction, self.val_fraction, self.test_fraction]
+            return dict(zip(SPLITS, group_split(clips, fr, self.seed)))
+        parts = {}
+        for name in SPLITS:
+            folds = self.folds[name]
+            parts[name] = [] if folds is None else [i for i, c in enumerate(clips) if c.fold in folds]
+        if not parts["train"]:
+            found = sorted({str(c.fold) for c in clips})
+            raise DataError(f"data.train_folds {self.folds['train']} match no clip; the source's folds are {found}")
+        if self.folds["val"] is None:
+            pool = [clips[i] for i in parts["train"]]
+            train, val = group_split(pool, [1 - self.val_fraction, self.val_fraction], self.seed)
+            parts["train"], parts["val"] = [parts["train"][i] for i in train], [parts["train"][i] for i in val]
+        return parts
+
+    def _loader(self, dataset, **kwargs) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            pin_memory=torch.cuda.is_available(),
+            persistent_workers=self.num_workers > 0,
+            **kwargs,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        ds = self.datasets["train"]
+        rank, world = self._rank_world()
+        if self.sampler == "oversample":
+            sampler = OversamplingSampler(torch.from_numpy(ds.labels), rank, world, self.seed)
+        else:
+            sampler = shuffle_sampler(ds, rank, world, self.seed)
+        return self._loader(ds, sampler=sampler)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.datasets["val"])
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.datasets["test"])
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader(self.datasets["test"])
+
+    def _rank_world(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else distributed.rank_and_world()
+
+    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
+        """Attach each training clip's cluster id, looked up on the device (no host sync)."""
+        if self.assignments is not None and self.trainer is not None and self.trainer.training:
+            if self.assignments.device != batch["index"].device:
+                self.assignments = self.assignments.to(batch["index"].device)
+            batch["cluster"] = self.assignments[batch["index"]]
+        return batch
+
+    # ---- clustering -----------------------------------------------------------------
+    @property
+    def train_labels(self) -> torch.Tensor:
+        return torch.from_numpy(self.datasets["train"].labels)
+
+    def clusters_due(self, epoch: int, last_rebuild_epoch: int) -> bool:
+        return self.assignments is None or (epoch - last_rebuild_epoch) >= self.cluster_every_n_epochs
+
+    def embedding_dataloader(self) -> DataLoader:
+        """This rank's shard (``rank::world``) of the training clips, deterministic crops, for re-clustering."""
+        train = self.datasets["train"]
+        ds = ClipDataset(train.store, train.rows, train.labels, train.n_samples, train.padding, train=False)
+        rank, world = self._rank_world()
+        return self._loader(Subset(ds, range(rank, len(ds), world)))
+
+    def rebuild_clusters(self, embeddings: torch.Tensor, init: torch.Tensor | None, epoch: int) -> tuple[torch.Tensor, dict]:
+        """Split every class by k-means of ``embeddings`` [n_train, d]; returns (centroids, stats).
+
+        Rank 0's result is broadcast, so every rank holds identical assignments and centroids.
+        """
+        labels = self.train_labels.to(embeddings.device)
+        ks = clusters_per_class(torch.bincount(labels, minlength=self.num_classes).tolist(), self.cluster_size)
+        if init is not None and len(init) != sum(ks):
+            init = None
+        generator = torch.Generator().manual_seed(self.seed * 1000 + epoch)
+        centroids, assignments, classes = cluster_per_class(embeddings, labels, ks, self.kmeans_iters, init, generator)
+        distributed.broadcast_(centroids)
+        distributed.broadcast_(assignments)
+        sizes = torch.bincount(assignments, minlength=len(centroids)).float()
+        changed = -1 if self.assignments is None else int((self.assignments.to(assignments.device) != assignments).sum())
+        self.assignments, self.cluster_classes = assignments, classes
+        stats = {
+            "clusters": float(len(centroids)),
+            "size_min": float(sizes.min()),
+            "size_median": float(sizes.median()),
+            "size_max": float(sizes.max()),
+            "changed": float(changed),
+        }
+        rank_zero_info(f"[clusterlight] epoch {epoch}: clusters per class {dict(zip(self.class_names, ks))}, sizes {stats}")
+        return centroids, stats
+
+    def state_dict(self) -> dict:
+        if self.assignments is None:
+            return {}
+        return {"assignments": self.assignments.cpu(), "cluster_classes": self.cluster_classes.cpu()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state:
+            self.assignments, self.cluster_classes = state["assignments"], state["cluster_classes"]

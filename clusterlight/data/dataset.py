@@ -1,0 +1,38 @@
+"""A map-style dataset over cached waveforms: fixed-length clips, random crop in training."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from clusterlight.data.audio import WaveformStore, fit_length
+
+
+class ClipDataset(Dataset):
+    """Item ``i`` is ``{"wave": float32[n_samples], "label": int, "index": i}``.
+
+    ``index`` is the position within this split; the DataModule maps it to a cluster id on
+    the device. Training draws a random crop/shift per item (from torch's RNG, so it follows
+    ``seed_everything`` and per-worker seeding); evaluation is deterministic.
+    """
+
+    def __init__(self, store: WaveformStore, rows: np.ndarray, labels: np.ndarray, n_samples: int, padding: str, train: bool) -> None:
+        self.store, self.rows, self.labels = store, rows, labels
+        self.n_samples, self.padding, self.train = n_samples, padding, train
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict:
+        wave = self.store.wave(int(self.rows[i]))
+        n, m = self.n_samples, len(wave)
+        if self.train:
+            seed = int(torch.randint(0, 2**31 - 1, ()))
+            rng = np.random.default_rng(seed)
+            span = m if (m < n and self.padding == "loop") else abs(m - n) + 1
+            offset = int(rng.integers(0, span))
+        else:
+            rng = np.random.default_rng(i)
+            offset = 0 if (m < n and self.padding == "loop") else abs(m - n) // 2
+        clip = fit_length(wave, n, self.padding, offset, rng)
+        return {"wave": torch.from_numpy(np.ascontiguousarray(clip, dtype=np.float32)), "label": int(self.labels[i]), "index": i}

@@ -1,0 +1,140 @@
+"""``clusterlight experiment``: every method, every seed, same data and budget; then the comparison table.
+
+An experiment file names LightningCLI config files shared by all stages (``common``), and
+per method a list of stages, each with its own config files and overrides. A stage with
+``init_from: <stage>`` starts from that stage's selected checkpoint (it sets
+``model.init_args.pretrained_checkpoint``). The last stage of each method is tested on the
+test split with its checkpoint selected by validation macro error.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import time
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from clusterlight.metrics import relative_error_reduction
+
+
+def _load(path: Path, base: Path):
+    p = Path(path)
+    return OmegaConf.load(p if p.is_absolute() or p.exists() else base / p)
+
+
+def stage_config(exp, stage, seed: int, stage_dir: Path, exp_file: Path, checkpoints: dict[str, str]) -> dict:
+    """The full LightningCLI config (a dict) of one stage of one method for one seed."""
+    base = exp_file.parent
+    parts = [_load(p, base) for p in [*exp.get("common", []), *stage.get("configs", [])]]
+    cfg = OmegaConf.merge(*parts, exp.get("overrides", {}), stage.get("overrides", {}))
+    cfg.seed_everything = seed
+    cfg.data.init_args.seed = seed
+    cfg.trainer.default_root_dir = str(stage_dir)
+    logger = cfg.trainer.get("logger")
+    if OmegaConf.is_dict(logger) and "init_args" in logger:
+        logger.init_args.save_dir = str(stage_dir)
+        if str(logger.class_path).endswith("WandbLogger"):
+            logger.init_args.name = f"{exp.name}/{stage_dir.parent.name}/{stage.name}/seed{seed}"
+            logger.init_args.group = str(exp.name)
+    if stage.get("init_from"):
+        cfg.model.init_args.pretrained_checkpoint = checkpoints[stage.init_from]
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def run_stage(config: dict, test: bool) -> tuple[str, dict | None]:
+    """Fit one stage; returns (selected checkpoint, test results or None)."""
+    from clusterlight.cli import ClusterlightCLI
+
+    cli = ClusterlightCLI(args=config, run=False)
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    ckpt = cli.trainer.checkpoint_callback.best_model_path or cli.trainer.checkpoint_callback.last_model_path
+    if not test:
+        return ckpt, None
+    cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt or None, verbose=False)
+    return ckpt, cli.model.results["test"]
+
+
+def summarize(runs: dict[str, dict[int, dict]], class_names: list[str], reference: str) -> dict:
+    """Mean and std over seeds of each error, and relative reductions against ``reference``."""
+    keys = [f"err_{c}" for c in class_names] + ["macro_err", "acc"]
+    summary = {}
+    for method, per_seed in runs.items():
+        summary[method] = {}
+        for k in keys:
+            vals = [r["metrics"][k] for r in per_seed.values()]
+            summary[method][k] = {"mean": statistics.fmean(vals), "std": statistics.stdev(vals) if len(vals) > 1 else 0.0, "values": vals}
+    reductions = {}
+    for method in runs:
+        if method == reference:
+            continue
+        reductions[method] = {
+            k: relative_error_reduction(summary[reference][k]["mean"], summary[method][k]["mean"]) for k in keys if k != "acc"
+        }
+        seeds = sorted(set(runs[method]) & set(runs[reference]))
+        reductions[method]["macro_err_per_seed"] = [
+            relative_error_reduction(runs[reference][s]["metrics"]["macro_err"], runs[method][s]["metrics"]["macro_err"]) for s in seeds
+        ]
+    return {"summary": summary, "reduction": reductions}
+
+
+def markdown_table(result: dict, class_names: list[str], reference: str) -> str:
+    methods = list(result["summary"])
+    others = [m for m in methods if m != reference]
+    head = "| error (1 - recall) | " + " | ".join(methods) + "".join(f" | {m} vs {reference}" for m in others) + " |"
+    lines = [head, "|" + "---|" * (1 + len(methods) + len(others))]
+    for k, label in [*((f"err_{c}", c) for c in class_names), ("macro_err", "**macro**")]:
+        cells = [f"{result['summary'][m][k]['mean']:.3f} ± {result['summary'][m][k]['std']:.3f}" for m in methods]
+        red = [result["reduction"][m][k] for m in others]
+        cells += ["n/a" if math.isnan(r) else f"{100 * r:+.1f}%" for r in red]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def run_experiment(exp_file: str | Path, output_dir: str | None = None, seeds: list[int] | None = None) -> dict:
+    exp_file = Path(exp_file)
+    exp = OmegaConf.load(exp_file)
+    seeds = seeds if seeds is not None else list(exp.seeds)
+    out = Path(output_dir or exp.get("output_dir", f"runs/{exp.name}"))
+    out.mkdir(parents=True, exist_ok=True)
+    reference = exp.get("reference", "baseline")
+    runs: dict[str, dict[int, dict]] = {m: {} for m in exp.methods}
+    class_names: list[str] = []
+    t0 = time.time()
+    for si, seed in enumerate(seeds):
+        for method, spec in exp.methods.items():
+            checkpoints: dict[str, str] = {}
+            for sti, stage in enumerate(spec.stages):
+                last = sti == len(spec.stages) - 1
+                print(f"[experiment {exp.name}] seed {seed} ({si + 1}/{len(seeds)}) | {method} | stage {stage.name} ({sti + 1}/{len(spec.stages)}) | {time.time() - t0:.0f}s elapsed", flush=True)
+                cfg = stage_config(exp, stage, seed, out / f"seed{seed}" / method / stage.name, exp_file, checkpoints)
+                ts = time.time()
+                checkpoints[stage.name], test = run_stage(cfg, test=last)
+                if last:
+                    test["wall_s"] = time.time() - ts
+                    runs[method][seed] = test
+                    class_names = [k[4:] for k in test["metrics"] if k.startswith("err_")]
+                    print(f"[experiment {exp.name}] seed {seed} | {method}: test macro error {test['metrics']['macro_err']:.3f}", flush=True)
+    result = {"name": exp.name, "seeds": seeds, "reference": reference, "classes": class_names, "wall_s": time.time() - t0}
+    result.update(summarize(runs, class_names, reference))
+    result["runs"] = {m: {str(s): r for s, r in per.items()} for m, per in runs.items()}
+    result["experiment"] = OmegaConf.to_container(exp, resolve=True)
+    table = markdown_table(result, class_names, reference)
+    (out / "results.json").write_text(json.dumps(result, indent=2))
+    (out / "results.md").write_text(
+        f"# {exp.name}\n\nTest-split error per class (1 - recall), mean ± std over seeds {seeds}; "
+        f"relative error reduction = (err_{reference} - err_method) / err_{reference}.\n\n{table}\n\nWall time: {result['wall_s']:.0f} s\n"
+    )
+    print(f"\n{table}\n\nseeds {seeds}, wall time {result['wall_s']:.0f} s; wrote {out / 'results.json'} and {out / 'results.md'}", flush=True)
+    return result
+
+
+def experiment_main(argv: list[str]) -> None:
+    p = argparse.ArgumentParser(prog="clusterlight experiment", description="Run every method for every seed and compare them.")
+    p.add_argument("--config", required=True, help="experiment YAML (see configs/experiment/)")
+    p.add_argument("--output_dir", default=None, help="run folder (default: the file's output_dir)")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help="override the file's seeds")
+    a = p.parse_args(argv)
+    run_experiment(a.config, a.output_dir, a.seeds)

@@ -1,0 +1,47 @@
+"""Log-mel front end as an ``nn.Module``, so it runs on the model's device; optional SpecAugment."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchaudio import transforms as T
+
+
+class LogMel(nn.Module):
+    """Waveforms [B, samples] -> log-mel [B, n_mels, frames].
+
+    ``time_pool`` averages that many frames (a cheap way to shorten LSTM inputs).
+    SpecAugment (``freq_masks`` masks of up to ``freq_mask_width`` bands and ``time_masks``
+    masks of up to ``time_mask_width`` frames) is applied in training mode only.
+    """
+
+    def __init__(
+        self,
+        sample_rate: int = 16000,
+        n_fft: int = 512,
+        win_length: int = 400,
+        hop_length: int = 160,
+        n_mels: int = 64,
+        f_min: float = 50.0,
+        f_max: float | None = None,
+        time_pool: int = 1,
+        freq_masks: int = 0,
+        freq_mask_width: int = 8,
+        time_masks: int = 0,
+        time_mask_width: int = 20,
+    ) -> None:
+        super().__init__()
+        self.n_mels = n_mels
+        self.mel = T.MelSpectrogram(sample_rate, n_fft, win_length, hop_length, f_min, f_max, n_mels=n_mels, power=2.0)
+        self.time_pool = time_pool
+        self.freq_masks = nn.ModuleList(T.FrequencyMasking(freq_mask_width, iid_masks=True) for _ in range(freq_masks))
+        self.time_masks = nn.ModuleList(T.TimeMasking(time_mask_width, iid_masks=True) for _ in range(time_masks))
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(wave.device.type, enabled=False):
+            x = torch.log(self.mel(wave.float()) + 1e-6)
+        if self.time_pool > 1:
+            x = nn.functional.avg_pool1d(x, self.time_pool, ceil_mode=True)
+        if self.training:
+            for mask in [*self.freq_masks, *self.time_masks]:
+                x = mask(x.unsqueeze(1)).squeeze(1)
+        return x

@@ -1,0 +1,82 @@
+"""What every clusterlight LightningModule shares: front end + backbone, evaluation, and prediction."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from lightning.pytorch import LightningModule
+from torch import nn
+
+from clusterlight.features import LogMel
+from clusterlight.metrics import ClassificationReport
+
+
+class AudioModule(LightningModule):
+    """Front end + backbone, evaluated per class on validation and test.
+
+    Subclasses implement ``training_step`` and ``scores_from_features``. Metrics are logged at epoch end as
+    ``{stage}/macro_err``, ``{stage}/acc``, ``{stage}/err_<class>``, ``{stage}/f1_<class>``;
+    the last values and confusion matrix of each stage stay in ``self.results[stage]``.
+    """
+
+    def __init__(self, frontend: LogMel, backbone: nn.Module, class_names: list[str], lr: float = 1e-3, weight_decay: float = 1e-4) -> None:
+        super().__init__()
+        self.frontend, self.backbone = frontend, backbone
+        self.class_names = list(class_names)
+        self.lr, self.weight_decay = lr, weight_decay
+        self.reports = nn.ModuleDict({stage: ClassificationReport(self.class_names) for stage in ("val", "test")})
+        self.results: dict[str, dict] = {}
+        self._updated = {"val": False, "test": False}
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def features(self, wave: torch.Tensor) -> torch.Tensor:
+        """Backbone output (unnormalised) for a batch of waveforms."""
+        return self.backbone(self.frontend(wave))
+
+    def embed(self, wave: torch.Tensor) -> torch.Tensor:
+        """Unit-norm embeddings, the space the clusters live in."""
+        return F.normalize(self.features(wave).float(), dim=1)
+
+    def _evaluate(self, batch: dict, stage: str) -> dict:
+        z = self.features(batch["wave"])
+        scores = self.scores_from_features(z)
+        if scores is not None:
+            self.reports[stage].update(scores.argmax(1), batch["label"])
+            self._updated[stage] = True
+        return {"embeddings": F.normalize(z.float(), dim=1).detach(), "labels": batch["label"]}
+
+    def scores_from_features(self, z: torch.Tensor) -> torch.Tensor | None:
+        """Class scores [B, num_classes] from backbone output, or ``None`` while the module cannot classify yet."""
+        raise NotImplementedError
+
+    def validation_step(self, batch: dict, batch_idx: int) -> dict:
+        return self._evaluate(batch, "val")
+
+    def test_step(self, batch: dict, batch_idx: int) -> dict:
+        return self._evaluate(batch, "test")
+
+    def _log_report(self, stage: str) -> None:
+        if not self._updated[stage]:
+            return
+        report = self.reports[stage]
+        values = report.compute()
+        confusion = report.confusion_matrix()
+        report.reset()
+        self._updated[stage] = False
+        self.log_dict({f"{stage}/{k}": v for k, v in values.items()})
+        self.results[stage] = {"metrics": {k: float(v) for k, v in values.items()}, "confusion": confusion.cpu().tolist()}
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_report("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_report("test")
+
+    def predict_step(self, batch: dict, batch_idx: int) -> dict:
+        scores = self.scores_from_features(self.features(batch["wave"]))
+        return {"index": batch["index"], "pred": scores.argmax(1), "scores": scores}
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)

@@ -1,0 +1,42 @@
+"""A backbone with a linear head trained with a classification loss: the baseline(s)."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from clusterlight.features import LogMel
+from clusterlight.losses import ClassificationLoss, WeightedCrossEntropy
+from clusterlight.modules.base import AudioModule
+
+
+class Classifier(AudioModule):
+    """Backbone + linear head; ``loss`` defaults to class-weighted cross-entropy (the paper's baseline)."""
+
+    def __init__(
+        self,
+        frontend: LogMel,
+        backbone: nn.Module,
+        class_names: list[str],
+        loss: ClassificationLoss | None = None,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+    ) -> None:
+        super().__init__(frontend, backbone, class_names, lr, weight_decay)
+        self.loss = loss if loss is not None else WeightedCrossEntropy()
+        self.head = nn.Linear(backbone.embed_dim, self.num_classes)
+
+    def setup(self, stage: str) -> None:
+        dm = getattr(self.trainer, "datamodule", None)
+        if dm is not None and "train" in getattr(dm, "counts", {}):
+            self.loss.set_class_counts(torch.tensor([dm.counts["train"][c] for c in self.class_names]))
+
+    def scores_from_features(self, z: torch.Tensor) -> torch.Tensor:
+        return self.head(z)
+
+    def classification_loss(self, batch: dict, z: torch.Tensor) -> torch.Tensor:
+        loss = self.loss(self.head(z), batch["label"])
+        self.log("train/cls_loss", loss, prog_bar=True)
+        return loss
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        return self.classification_loss(batch, self.features(batch["wave"]))

@@ -1,0 +1,79 @@
+"""Stage 2: a classifier head on the pretrained embedding net, both trained jointly."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from clusterlight.features import LogMel
+from clusterlight.losses import ClassificationLoss
+from clusterlight.modules.classifier import Classifier
+from clusterlight.modules.cluster_access import default_centroid_callbacks, find_centroids
+
+
+class JointFinetune(Classifier):
+    """Loads front end + backbone from an :class:`EmbeddingPretrain` checkpoint and trains them with a new head.
+
+    The backbone's learning rate is ``lr * backbone_lr_mult``. With ``cluster_loss_weight > 0``
+    the cluster loss (``cluster_loss``) is kept as an auxiliary term, which needs the
+    ClusterCentroids callback (added by default) and re-clustering as in pretraining.
+    """
+
+    def __init__(
+        self,
+        frontend: LogMel,
+        backbone: nn.Module,
+        class_names: list[str],
+        pretrained_checkpoint: str | None = None,
+        loss: ClassificationLoss | None = None,
+        backbone_lr_mult: float = 0.5,
+        cluster_loss_weight: float = 0.0,
+        cluster_loss: nn.Module | None = None,
+        centroid_momentum: float = 0.9,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+    ) -> None:
+        super().__init__(frontend, backbone, class_names, loss, lr, weight_decay)
+        self.backbone_lr_mult, self.cluster_loss_weight = backbone_lr_mult, cluster_loss_weight
+        self.cluster_loss, self.centroid_momentum = cluster_loss, centroid_momentum
+        if cluster_loss_weight > 0 and cluster_loss is None:
+            raise ValueError("cluster_loss_weight > 0 needs a cluster_loss (e.g. ClusterMarginLoss)")
+        if pretrained_checkpoint:
+            self.load_pretrained(pretrained_checkpoint)
+
+    def load_pretrained(self, path: str) -> None:
+        """Copy ``frontend.*`` and ``backbone.*`` weights from a pretraining checkpoint."""
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"pretrained_checkpoint {path} does not exist")
+        state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+        keep = {k: v for k, v in state.items() if k.startswith(("frontend.", "backbone."))}
+        if not any(k.startswith("backbone.") for k in keep):
+            raise ValueError(f"pretrained_checkpoint {path} holds no backbone.* weights")
+        missing, unexpected = self.load_state_dict(keep, strict=False)
+        wanted = [k for k in missing if k.startswith("backbone.")]
+        if wanted or unexpected:
+            raise ValueError(f"pretrained_checkpoint {path} does not fit this backbone: missing {wanted[:5]}, unexpected {unexpected[:5]}")
+
+    def configure_callbacks(self) -> list:
+        return default_centroid_callbacks(self, self.centroid_momentum) if self.cluster_loss_weight > 0 else []
+
+    def training_step(self, batch: dict, batch_idx: int):
+        z = self.features(batch["wave"])
+        loss = self.classification_loss(batch, z)
+        if self.cluster_loss_weight <= 0:
+            return loss
+        tracker = find_centroids(self)
+        zn = nn.functional.normalize(z.float(), dim=1)
+        aux = self.cluster_loss(zn, batch["cluster"], tracker.centroids, tracker.cluster_classes)
+        self.log("train/cluster_loss", aux)
+        return {"loss": loss + self.cluster_loss_weight * aux, "embeddings": zn.detach()}
+
+    def configure_optimizers(self):
+        backbone = list(self.backbone.parameters()) + list(self.frontend.parameters())
+        ids = {id(p) for p in backbone}
+        rest = [p for p in self.parameters() if id(p) not in ids]
+        return torch.optim.AdamW(
+            [{"params": backbone, "lr": self.lr * self.backbone_lr_mult}, {"params": rest, "lr": self.lr}],
+            weight_decay=self.weight_decay,
+        )
