@@ -11,6 +11,11 @@ from clusterlight.data.datamodule import AudioDataModule
 from clusterlight.modules.base import AudioModule
 
 
+def class_names_of(datamodule: AudioDataModule) -> list[str]:
+    """A named function, not a lambda: ``ddp_spawn`` pickles the parser with the trainer."""
+    return datamodule.class_names
+
+
 class ClusterlightCLI(LightningCLI):
     """LightningCLI in subclass mode for model and data; the model's ``class_names`` come from the data."""
 
@@ -22,7 +27,7 @@ class ClusterlightCLI(LightningCLI):
         super().__init__(AudioModule, AudioDataModule, *args, **kwargs)
 
     def add_arguments_to_parser(self, parser) -> None:
-        parser.link_arguments("data", "model.init_args.class_names", compute_fn=lambda dm: dm.class_names, apply_on="instantiate")
+        parser.link_arguments("data", "model.init_args.class_names", compute_fn=class_names_of, apply_on="instantiate")
 
 
 def synth_main(argv: list[str]) -> None:
@@ -33,7 +38,7 @@ def synth_main(argv: list[str]) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sample-rate", type=int, default=16000)
     p.add_argument("--duration", type=float, default=2.0, help="clip length in seconds")
-    p.add_argument("--snr-db", type=float, nargs=2, default=(-6.0, 6.0), metavar=("LOW", "HIGH"))
+    p.add_argument("--snr-db", type=float, nargs=2, default=(-16.0, -4.0), metavar=("LOW", "HIGH"))
     p.add_argument("--scale", type=float, default=1.0, help="multiply the default clip counts")
     p.add_argument("--counts", type=json.loads, default=None, help='JSON {"train": {"dog_bark": 240, ...}, "val": ..., "test": ...}')
     a = p.parse_args(argv)

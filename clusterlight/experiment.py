@@ -12,8 +12,10 @@ import argparse
 import json
 import math
 import statistics
+import sys
 import time
 from pathlib import Path
+from unittest import mock
 
 from omegaconf import OmegaConf
 
@@ -48,7 +50,8 @@ def run_stage(config: dict, test: bool) -> tuple[str, dict | None]:
     """Fit one stage; returns (selected checkpoint, test results or None)."""
     from clusterlight.cli import ClusterlightCLI
 
-    cli = ClusterlightCLI(args=config, run=False)
+    with mock.patch.object(sys, "argv", sys.argv[:1]):  # the config is passed whole, not on the command line
+        cli = ClusterlightCLI(args=config, run=False)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     ckpt = cli.trainer.checkpoint_callback.best_model_path or cli.trainer.checkpoint_callback.last_model_path
     if not test:

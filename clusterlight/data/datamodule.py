@@ -135,7 +135,7 @@ class AudioDataModule(LightningDataModule):
         parts = self._split(clips)
         if self.class_ratio:
             train = parts["train"]
-            keep = subsample_to_ratio([clips[i].label for i in train], self.class_ratio, self.seed)
+            keep = subsample_to_ratio([clips[i].label for i in train], self.class_ratio, self.seed, self.class_names)
             parts["train"] = [train[i] for i in keep]
         index = {name: i for i, name in enumerate(self.class_names)}
         n_samples = int(round(self.sample_rate * self.duration))

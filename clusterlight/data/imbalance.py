@@ -34,10 +34,13 @@ def ratio_counts(available: dict[str, int], ratio: dict[str, float]) -> dict[str
     return counts
 
 
-def subsample_to_ratio(labels: list[str], ratio: dict[str, float], seed: int) -> np.ndarray:
-    """Indices (sorted) of a seeded random subset of ``labels`` following ``ratio``."""
+def subsample_to_ratio(labels: list[str], ratio: dict[str, float], seed: int, classes: list[str] | None = None) -> np.ndarray:
+    """Indices (sorted) of a seeded random subset of ``labels`` following ``ratio``.
+
+    ``classes`` (default: the labels present) is the full class list the ratio must name.
+    """
     labels_arr = np.asarray(labels)
-    available = {c: int((labels_arr == c).sum()) for c in sorted(set(labels) | set(ratio))}
+    available = {c: int((labels_arr == c).sum()) for c in (classes or sorted(set(labels)))}
     counts = ratio_counts(available, ratio)
     rng = np.random.default_rng(seed)
     keep = [rng.choice(np.flatnonzero(labels_arr == c), size=n, replace=False) for c, n in sorted(counts.items())]

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import tempfile
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +23,10 @@ from clusterlight.data.sources import ClipSource, ManifestSource
 
 CLASSES = ("dog_bark", "baby_cry", "gunshot", "background")
 BACKGROUND_TYPES = ("hum", "traffic", "rain", "babble", "music")
+DEFAULT_SNR_DB = (-16.0, -4.0)
 DEFAULT_COUNTS = {
-    "train": {"dog_bark": 240, "baby_cry": 240, "gunshot": 240, "background": 640},
-    "val": {"dog_bark": 40, "baby_cry": 40, "gunshot": 40, "background": 160},
+    "train": {"dog_bark": 180, "baby_cry": 90, "gunshot": 90, "background": 480},
+    "val": {"dog_bark": 30, "baby_cry": 30, "gunshot": 30, "background": 120},
     "test": {"dog_bark": 80, "baby_cry": 80, "gunshot": 80, "background": 320},
 }
 
@@ -60,10 +62,10 @@ def background(rng: np.random.Generator, kind: str, n: int, sr: int) -> np.ndarr
         x = x + 4 * np.convolve(drops * rng.standard_normal(n), np.exp(-np.arange(64) / 8.0), mode="same")
     elif kind == "babble":
         x = np.zeros(n)
-        for _ in range(rng.integers(3, 7)):
+        for _ in range(rng.integers(2, 5)):
             f0 = rng.uniform(90, 240) * (1 + 0.1 * np.sin(2 * np.pi * rng.uniform(0.5, 2) * t))
             syllables = np.clip(np.sin(2 * np.pi * rng.uniform(3, 6) * t + rng.uniform(0, 6.3)), 0, None) ** 2
-            x += syllables * _harmonics(2 * np.pi * np.cumsum(f0) / sr, rng.uniform(0.1, 1.0, 8))
+            x += syllables * _harmonics(2 * np.pi * np.cumsum(f0) / sr, rng.uniform(0.1, 1.0, 5))
     elif kind == "music":
         x = np.zeros(n)
         note = int(sr * rng.uniform(0.15, 0.5))
@@ -126,13 +128,19 @@ def _clip_rng(seed: int, split: str, label: str, i: int) -> np.random.Generator:
     return np.random.default_rng([seed, key])
 
 
+def _write_clip(job: tuple) -> None:
+    path, seed, split, label, i, sample_rate, duration, snr_db = job
+    sf.write(path, synth_clip(_clip_rng(seed, split, label, i), label, sample_rate, duration, snr_db), sample_rate, subtype="PCM_16")
+
+
 def generate(
     out_dir: str | Path,
     counts: dict[str, dict[str, int]] | None = None,
     seed: int = 0,
     sample_rate: int = 16000,
     duration: float = 2.0,
-    snr_db: tuple[float, float] = (-6.0, 6.0),
+    snr_db: tuple[float, float] = DEFAULT_SNR_DB,
+    workers: int | None = None,
 ) -> Path:
     """Write the dataset as WAV files plus ``manifest.csv`` (``path,label,split,group``) into ``out_dir``.
 
@@ -144,7 +152,7 @@ def generate(
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".synth-", dir=out_dir.parent))
     try:
-        rows = []
+        rows, jobs = [], []
         for split, per_class in counts.items():
             for label, n in per_class.items():
                 if label not in CLASSES:
@@ -152,8 +160,15 @@ def generate(
                 (tmp / split / label).mkdir(parents=True, exist_ok=True)
                 for i in range(n):
                     rel = f"{split}/{label}/{label}_{i:05d}.wav"
-                    sf.write(tmp / rel, synth_clip(_clip_rng(seed, split, label, i), label, sample_rate, duration, snr_db), sample_rate, subtype="PCM_16")
+                    jobs.append((tmp / rel, seed, split, label, i, sample_rate, duration, tuple(snr_db)))
                     rows.append({"path": rel, "label": label, "split": split, "group": f"{split}-{label}-{i}"})
+        workers = workers or min(os.cpu_count() or 1, 8)
+        if workers > 1 and len(jobs) > 200:
+            with ProcessPoolExecutor(workers) as pool:
+                list(pool.map(_write_clip, jobs, chunksize=32))
+        else:
+            for job in jobs:
+                _write_clip(job)
         with (tmp / "manifest.csv").open("w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=["path", "label", "split", "group"])
             writer.writeheader()
@@ -185,7 +200,7 @@ class SyntheticSource(ClipSource):
         seed: int = 0,
         sample_rate: int = 16000,
         duration: float = 2.0,
-        snr_db: tuple[float, float] = (-6.0, 6.0),
+        snr_db: tuple[float, float] = DEFAULT_SNR_DB,
     ) -> None:
         self.settings = dict(counts=counts or DEFAULT_COUNTS, seed=seed, sample_rate=sample_rate, duration=duration, snr_db=list(snr_db))
         digest = hashlib.sha1(json.dumps(self.settings, sort_keys=True).encode()).hexdigest()[:10]

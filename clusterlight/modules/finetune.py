@@ -50,7 +50,10 @@ class JointFinetune(Classifier):
         keep = {k: v for k, v in state.items() if k.startswith(("frontend.", "backbone."))}
         if not any(k.startswith("backbone.") for k in keep):
             raise ValueError(f"pretrained_checkpoint {path} holds no backbone.* weights")
-        missing, unexpected = self.load_state_dict(keep, strict=False)
+        try:
+            missing, unexpected = self.load_state_dict(keep, strict=False)
+        except RuntimeError as e:  # shape mismatches
+            raise ValueError(f"pretrained_checkpoint {path} does not fit this backbone: {e}") from e
         wanted = [k for k in missing if k.startswith("backbone.")]
         if wanted or unexpected:
             raise ValueError(f"pretrained_checkpoint {path} does not fit this backbone: missing {wanted[:5]}, unexpected {unexpected[:5]}")

@@ -15,7 +15,7 @@ def _block(c_in: int, c_out: int) -> nn.Sequential:
         nn.Conv2d(c_out, c_out, 3, padding=1, bias=False),
         nn.BatchNorm2d(c_out),
         nn.ReLU(inplace=True),
-        nn.MaxPool2d(2),
+        nn.MaxPool2d(2, ceil_mode=True),  # never shrinks a short input to nothing
     )
 
 

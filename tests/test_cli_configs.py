@@ -1,0 +1,138 @@
+"""Every YAML under configs/ instantiates; the CLI trains; the experiment writes its results."""
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from jsonargparse import ArgumentParser
+
+from clusterlight.cli import ClusterlightCLI, main
+from clusterlight.data import AudioDataModule
+
+from conftest import ROOT, TINY_COUNTS
+
+CONFIGS = ROOT / "configs"
+TINY_DATA = {
+    "data": {
+        "class_path": "clusterlight.data.AudioDataModule",
+        "init_args": {
+            "source": {
+                "class_path": "clusterlight.data.SyntheticSource",
+                "init_args": {"counts": TINY_COUNTS, "sample_rate": 8000, "duration": 1.0, "snr_db": [6.0, 12.0]},
+            },
+            "classes": ["dog_bark", "baby_cry", "gunshot", "background"],
+            "sample_rate": 8000,
+            "duration": 1.0,
+            "batch_size": 16,
+        },
+    }
+}
+
+
+def _tiny_data(tmp_path):
+    cfg = json.loads(json.dumps(TINY_DATA))
+    cfg["data"]["init_args"]["source"]["init_args"]["root"] = str(tmp_path / "synth")
+    cfg["data"]["init_args"]["cache_dir"] = str(tmp_path / "cache")
+    return cfg
+
+
+def _write(tmp_path, name, cfg) -> str:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(cfg))
+    return str(path)
+
+
+@pytest.mark.parametrize("path", sorted((CONFIGS / "data").glob("*.yaml")), ids=lambda p: p.name)
+def test_data_configs_instantiate(path, tmp_path):
+    parser = ArgumentParser()
+    parser.add_subclass_arguments(AudioDataModule, "data")
+    cfg = parser.parse_path(str(path))
+    dm = parser.instantiate_classes(cfg).data
+    assert isinstance(dm, AudioDataModule)
+
+
+@pytest.mark.parametrize("model", sorted((CONFIGS / "model").glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("trainer", ["cpu.yaml", "gpu.yaml", "ddp_cpu.yaml", "ddp_gpu.yaml"])
+def test_model_and_trainer_configs_instantiate(model, trainer, tmp_path):
+    args = ["--config", str(CONFIGS / "trainer" / trainer), "--config", str(model), "--config", _write(tmp_path, "d.yaml", _tiny_data(tmp_path))]
+    if "gpu" in trainer:
+        args += ["--trainer.accelerator", "cpu", "--trainer.precision", "32", "--trainer.devices", "1", "--trainer.strategy", "auto"]
+    if "ddp_cpu" in trainer:
+        args += ["--trainer.devices", "1", "--trainer.strategy", "auto"]
+    cli = ClusterlightCLI(args=args, run=False)
+    assert cli.model.class_names == ["dog_bark", "baby_cry", "gunshot", "background"]
+    assert cli.trainer.max_epochs == 20
+
+
+@pytest.mark.parametrize("logger", sorted((CONFIGS / "logger").glob("*.yaml")), ids=lambda p: p.name)
+def test_logger_configs_instantiate(logger, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    args = ["--config", str(CONFIGS / "trainer/cpu.yaml"), "--config", str(logger), "--config", str(CONFIGS / "model/baseline_lstm.yaml")]
+    args += ["--config", _write(tmp_path, "d.yaml", _tiny_data(tmp_path)), "--trainer.logger.init_args.save_dir", str(tmp_path)]
+    cli = ClusterlightCLI(args=args, run=False)
+    assert cli.trainer.logger is not None and logger.stem.lower() in type(cli.trainer.logger).__name__.lower().replace("board", "board")
+
+
+def test_experiment_configs_reference_existing_files():
+    for exp in sorted((CONFIGS / "experiment").glob("*.yaml")):
+        spec = yaml.safe_load(exp.read_text())
+        files = list(spec.get("common", [])) + [f for m in spec["methods"].values() for s in m["stages"] for f in s.get("configs", [])]
+        for f in files:
+            assert (exp.parent / f).is_file(), f"{exp.name} names missing {f}"
+
+
+def test_cli_fit_fast_dev_run(tmp_path):
+    data = _write(tmp_path, "d.yaml", _tiny_data(tmp_path))
+    main(["fit", "--config", str(CONFIGS / "trainer/cpu.yaml"), "--config", str(CONFIGS / "model/pretrain_lstm.yaml"), "--config", data,
+          "--trainer.fast_dev_run", "2", "--trainer.default_root_dir", str(tmp_path), "--model.init_args.frontend.init_args.sample_rate", "8000"])
+    main(["fit", "--config", str(CONFIGS / "trainer/cpu.yaml"), "--config", str(CONFIGS / "model/baseline_cnn.yaml"), "--config", data,
+          "--trainer.fast_dev_run", "1", "--trainer.default_root_dir", str(tmp_path), "--model.init_args.frontend.init_args.sample_rate", "8000"])
+    assert (tmp_path / "synth").exists() and any((tmp_path / "cache").glob("waves-*"))
+
+
+def test_cli_fit_then_test_from_checkpoint(tmp_path, capsys):
+    data = _write(tmp_path, "d.yaml", _tiny_data(tmp_path))
+    common = ["--config", str(CONFIGS / "trainer/cpu.yaml"), "--config", str(CONFIGS / "model/baseline_lstm.yaml"), "--config", data,
+              "--trainer.default_root_dir", str(tmp_path), "--model.init_args.frontend.init_args.sample_rate", "8000"]
+    main(["fit", *common, "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false"])
+    ckpt = next(Path(tmp_path).rglob("best-*.ckpt"))
+    main(["test", *common, "--ckpt_path", str(ckpt)])
+    assert "test/macro_err" in capsys.readouterr().out
+
+
+def test_data_synth_command(tmp_path, capsys):
+    main(["data", "synth", "--out", str(tmp_path / "s"), "--scale", "0.02", "--sample-rate", "8000", "--duration", "0.5"])
+    assert (tmp_path / "s" / "manifest.csv").is_file()
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_experiment_writes_complete_results(tmp_path):
+    model_over = {"model": {"init_args": {"frontend": {"init_args": {"sample_rate": 8000}}, "backbone": {"init_args": {"hidden": 32, "layers": 1}}}}}
+    exp = {
+        "name": "tiny",
+        "seeds": [0, 1],
+        "common": [str(CONFIGS / "trainer/cpu.yaml"), str(CONFIGS / "logger/csv.yaml"), _write(tmp_path, "d.yaml", _tiny_data(tmp_path))],
+        "overrides": {"trainer": {"enable_progress_bar": False, "enable_model_summary": False, "max_epochs": 1}, **model_over},
+        "methods": {
+            "baseline": {"stages": [{"name": "fit", "configs": [str(CONFIGS / "model/baseline_lstm.yaml")]}]},
+            "clustered": {
+                "stages": [
+                    {"name": "pretrain", "configs": [str(CONFIGS / "model/pretrain_lstm.yaml")]},
+                    {"name": "finetune", "configs": [str(CONFIGS / "model/finetune_lstm.yaml")], "init_from": "pretrain"},
+                ]
+            },
+        },
+    }
+    main(["experiment", "--config", _write(tmp_path, "exp.yaml", exp), "--output_dir", str(tmp_path / "out")])
+    result = json.loads((tmp_path / "out/results.json").read_text())
+    assert result["seeds"] == [0, 1] and result["classes"] == ["dog_bark", "baby_cry", "gunshot", "background"]
+    for method in ("baseline", "clustered"):
+        assert set(result["runs"][method]) == {"0", "1"}
+        assert len(result["summary"][method]["macro_err"]["values"]) == 2
+    red = result["reduction"]["clustered"]
+    base, clus = result["summary"]["baseline"]["macro_err"]["mean"], result["summary"]["clustered"]["macro_err"]["mean"]
+    assert red["macro_err"] == pytest.approx((base - clus) / base)
+    md = (tmp_path / "out/results.md").read_text()
+    assert "| **macro** |" in md and "clustered vs baseline" in md
+    assert (tmp_path / "out/seed1/clustered/finetune").is_dir()

@@ -1,0 +1,50 @@
+import torch
+
+from clusterlight.clustering import cluster_per_class, clusters_per_class, kmeans
+
+
+def _blobs(k=4, n=50, d=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    centers = torch.randn(k, d, generator=g) * 10
+    x = torch.cat([centers[i] + 0.3 * torch.randn(n, d, generator=g) for i in range(k)])
+    return x, torch.arange(k).repeat_interleave(n)
+
+
+def test_kmeans_recovers_separable_blobs():
+    x, truth = _blobs()
+    _, labels = kmeans(x, 4, iters=30, generator=torch.Generator().manual_seed(1))
+    # each true blob maps to exactly one cluster and vice versa
+    pairs = {(int(t), int(l)) for t, l in zip(truth, labels)}
+    assert len(pairs) == 4 and len({l for _, l in pairs}) == 4
+
+
+def test_kmeans_is_seeded():
+    x, _ = _blobs(seed=2)
+    a = kmeans(x, 6, generator=torch.Generator().manual_seed(5))[1]
+    b = kmeans(x, 6, generator=torch.Generator().manual_seed(5))[1]
+    assert torch.equal(a, b)
+
+
+def test_empty_clusters_are_reseeded_not_nan():
+    x, _ = _blobs(k=2, n=20)
+    init = torch.cat([x[:2], torch.full((3, 3), 1e6)])  # three centroids far from every point
+    centroids, labels = kmeans(x, 5, iters=5, init=init)
+    assert torch.isfinite(centroids).all()
+    assert torch.bincount(labels, minlength=5).min() > 0
+
+
+def test_clusters_per_class_follows_target():
+    assert clusters_per_class([240, 40, 80, 640]) == [6, 1, 2, 16]
+    assert clusters_per_class([240, 40, 80, 640], cluster_size=80) == [3, 1, 1, 8]
+    assert clusters_per_class([100, 36, 35, 702]) == [3, 1, 1, 20]
+
+
+def test_cluster_per_class_layout_and_warm_start():
+    x, _ = _blobs(k=4, n=30)
+    labels = torch.tensor([0] * 60 + [1] * 60)  # class 0 = blobs 0,1; class 1 = blobs 2,3
+    cents, assign, classes = cluster_per_class(x, labels, [2, 1], generator=torch.Generator().manual_seed(0))
+    assert classes.tolist() == [0, 0, 1]
+    assert set(assign[:60].tolist()) <= {0, 1} and set(assign[60:].tolist()) == {2}
+    assert torch.allclose(cents.norm(dim=1), torch.ones(3))
+    again, assign2, _ = cluster_per_class(x, labels, [2, 1], init=cents)
+    assert torch.equal(assign, assign2)  # a warm start from converged centroids keeps the partition

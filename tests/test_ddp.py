@@ -1,0 +1,68 @@
+"""DDP code paths on 2 CPU processes (gloo): identical centroids and assignments on every rank."""
+import json
+
+import torch
+from lightning.pytorch import Callback
+
+from clusterlight import ClusterCentroids, EmbeddingPretrain
+from clusterlight.cli import main
+
+from conftest import tiny_datamodule, tiny_parts, tiny_trainer
+from test_cli_configs import CONFIGS, _tiny_data, _write
+
+
+class RankAgreement(Callback):
+    """Gathers centroids and assignments from all ranks right after each rebuild and at each epoch end."""
+
+    def __init__(self, out: str) -> None:
+        self.out, self.records = out, []
+
+    def _check(self, trainer, pl_module, when: str) -> None:
+        tracker = next(c for c in trainer.callbacks if isinstance(c, ClusterCentroids))
+        cents = pl_module.all_gather(tracker.centroids)
+        assign = pl_module.all_gather(trainer.datamodule.assignments)
+        self.records.append(
+            {
+                "when": when,
+                "world": int(cents.shape[0]),
+                "centroid_diff": float((cents - cents[0]).abs().max()),
+                "assign_equal": bool((assign == assign[0]).all()),
+                "n_clusters": int(cents.shape[1]),
+            }
+        )
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if batch_idx == 0:
+            self._check(trainer, pl_module, f"rebuild{trainer.current_epoch}")
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self._check(trainer, pl_module, f"end{trainer.current_epoch}")
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if trainer.global_rank == 0:
+            with open(self.out, "w") as f:
+                json.dump(self.records, f)
+
+
+def test_ddp_two_cpu_processes_keep_identical_cluster_state(synth_root, tmp_path):
+    dm = tiny_datamodule(synth_root, tmp_path / "cache")
+    dm.prepare_data()
+    model = EmbeddingPretrain(*tiny_parts(), dm.class_names, plot_embeddings=False)
+    out = tmp_path / "agreement.json"
+    trainer = tiny_trainer(tmp_path, max_epochs=2, devices=2, strategy="ddp_spawn", callbacks=[ClusterCentroids(0.9), RankAgreement(str(out))])
+    trainer.fit(model, dm)
+    records = json.loads(out.read_text())
+    assert [r["when"] for r in records] == ["rebuild0", "end0", "rebuild1", "end1"]
+    for r in records:
+        assert r["world"] == 2 and r["n_clusters"] == 5 and r["assign_equal"], r
+        assert r["centroid_diff"] == 0.0, r
+
+
+def test_ddp_baseline_fit_through_cli(tmp_path):
+    data = _write(tmp_path, "d.yaml", _tiny_data(tmp_path))
+    main(["fit", "--config", str(CONFIGS / "trainer/ddp_cpu.yaml"), "--config", str(CONFIGS / "model/baseline_lstm.yaml"), "--config", data,
+          "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(tmp_path),
+          "--model.init_args.frontend.init_args.sample_rate", "8000"])
+    ckpt = next(tmp_path.rglob("best-*.ckpt"))
+    state = torch.load(ckpt, weights_only=False)
+    assert "val/macro_err" in str(state["callbacks"])

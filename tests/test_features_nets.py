@@ -1,0 +1,37 @@
+import pytest
+import torch
+
+from clusterlight.features import LogMel
+from clusterlight.nets import BACKBONES, CNNEmbedder, LSTMEmbedder, create_backbone
+
+
+def test_logmel_shapes_and_pooling():
+    wave = torch.randn(3, 16000)
+    assert LogMel(n_mels=64).eval()(wave).shape == (3, 64, 101)
+    assert LogMel(n_mels=40, time_pool=4).eval()(wave).shape == (3, 40, 26)
+
+
+def test_specaugment_only_in_training():
+    fe = LogMel(n_mels=32, freq_masks=2, freq_mask_width=8, time_masks=2, time_mask_width=10)
+    wave = torch.randn(2, 16000)
+    torch.manual_seed(0)
+    train = fe.train()(wave)
+    clean = fe.eval()(wave)
+    assert not torch.equal(train, clean)
+    assert torch.equal(clean, fe.eval()(wave))
+
+
+@pytest.mark.parametrize("name, kwargs", [("lstm", {"hidden": 32, "embed_dim": 16}), ("cnn", {"channels": [8, 16], "embed_dim": 16})])
+def test_backbones_forward_backward(name, kwargs):
+    net = create_backbone(name, n_mels=32, **kwargs)
+    x = torch.randn(4, 32, 50, requires_grad=True)
+    z = net(x)
+    assert z.shape == (4, 16) and net.embed_dim == 16
+    z.sum().backward()
+    assert all(p.grad is not None for p in net.parameters() if p.requires_grad)
+
+
+def test_registry():
+    assert BACKBONES == {"lstm": LSTMEmbedder, "cnn": CNNEmbedder}
+    with pytest.raises(KeyError, match="unknown backbone 'gru'"):
+        create_backbone("gru")

@@ -1,0 +1,45 @@
+from collections import Counter
+
+import pytest
+
+from clusterlight.data.records import Clip, DataError
+from clusterlight.data.splits import group_split
+
+
+def _clips():
+    clips = []
+    for label, n_groups in (("dog", 20), ("bg", 60)):
+        for g in range(n_groups):
+            for k in range(1 + g % 4):
+                clips.append(Clip(f"{label}{g}_{k}.wav", label, group=f"{label}-{g}"))
+    return clips
+
+
+def test_groups_never_span_two_parts():
+    clips = _clips()
+    parts = group_split(clips, [0.7, 0.15, 0.15], seed=1)
+    assert sorted(i for p in parts for i in p) == list(range(len(clips)))
+    owner = {}
+    for k, part in enumerate(parts):
+        for i in part:
+            assert owner.setdefault(clips[i].group, k) == k
+
+
+def test_fractions_and_class_balance_roughly_kept():
+    clips = _clips()
+    train, val, test = group_split(clips, [0.7, 0.15, 0.15], seed=2)
+    assert abs(len(train) / len(clips) - 0.7) < 0.05
+    for part in (val, test):
+        labels = Counter(clips[i].label for i in part)
+        assert labels["dog"] > 0 and labels["bg"] > labels["dog"]
+
+
+def test_split_is_seeded():
+    clips = _clips()
+    assert group_split(clips, [0.8, 0.2], seed=3) == group_split(clips, [0.8, 0.2], seed=3)
+    assert group_split(clips, [0.8, 0.2], seed=3) != group_split(clips, [0.8, 0.2], seed=4)
+
+
+def test_bad_fractions():
+    with pytest.raises(DataError, match="sum to 1"):
+        group_split(_clips(), [0.5, 0.2], seed=0)
