@@ -96,9 +96,11 @@ def markdown_table(result: dict, class_names: list[str], reference: str) -> str:
     return "\n".join(lines)
 
 
-def run_experiment(exp_file: str | Path, output_dir: str | None = None, seeds: list[int] | None = None) -> dict:
+def run_experiment(exp_file: str | Path, output_dir: str | None = None, seeds: list[int] | None = None, exp=None) -> dict:
+    """Run the experiment in ``exp_file`` (or the already loaded/edited ``exp``, whose relative
+    paths are still resolved against ``exp_file``'s folder); write and return the results."""
     exp_file = Path(exp_file)
-    exp = OmegaConf.load(exp_file)
+    exp = exp if exp is not None else OmegaConf.load(exp_file)
     seeds = seeds if seeds is not None else list(exp.seeds)
     out = Path(output_dir or exp.get("output_dir", f"runs/{exp.name}"))
     out.mkdir(parents=True, exist_ok=True)

@@ -30,6 +30,10 @@ class Classifier(AudioModule):
         if dm is not None and "train" in getattr(dm, "counts", {}):
             self.loss.set_class_counts(torch.tensor([dm.counts["train"][c] for c in self.class_names]))
 
+    def on_train_epoch_start(self) -> None:
+        if hasattr(self.loss, "set_epoch"):  # schedules such as LDAM's deferred re-weighting
+            self.loss.set_epoch(self.current_epoch)
+
     def scores_from_features(self, z: torch.Tensor) -> torch.Tensor:
         return self.head(z)
 

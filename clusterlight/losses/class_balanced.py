@@ -1,0 +1,29 @@
+"""Class-balanced loss with effective numbers (Cui et al., CVPR 2019)."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from clusterlight.losses.classification import ClassificationLoss
+
+
+def effective_number_weights(counts: torch.Tensor, beta: float) -> torch.Tensor:
+    """``w_c = (1 - beta) / (1 - beta^n_c)``, normalised to sum to the number of classes."""
+    w = (1 - beta) / (1 - torch.pow(torch.tensor(beta, dtype=torch.float64), counts.double()))
+    return (w * len(w) / w.sum()).float()
+
+
+class ClassBalancedLoss(ClassificationLoss):
+    """Cross-entropy (``gamma = 0``) or focal loss weighted by inverse effective numbers of samples."""
+
+    def __init__(self, beta: float = 0.999, gamma: float = 0.0) -> None:
+        super().__init__()
+        if not 0 <= beta < 1:
+            raise ValueError(f"beta must be in [0, 1), got {beta}")
+        self.beta, self.gamma = beta, gamma
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        w = effective_number_weights(self._require_counts(), self.beta).to(logits.device)[target]
+        logp_t = F.log_softmax(logits.float(), dim=1).gather(1, target[:, None]).squeeze(1)
+        per_clip = -((1 - logp_t.exp()) ** self.gamma) * logp_t
+        return (w * per_clip).sum() / w.sum()

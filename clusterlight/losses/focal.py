@@ -1,0 +1,19 @@
+"""Focal loss (Lin et al., ICCV 2017)."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from clusterlight.losses.classification import ClassificationLoss
+
+
+class FocalLoss(ClassificationLoss):
+    """``-(1 - p_t)^gamma * log p_t``, averaged over the batch (no class weighting)."""
+
+    def __init__(self, gamma: float = 2.0) -> None:
+        super().__init__()
+        self.gamma = gamma
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        logp_t = F.log_softmax(logits.float(), dim=1).gather(1, target[:, None]).squeeze(1)
+        return (-((1 - logp_t.exp()) ** self.gamma) * logp_t).mean()
