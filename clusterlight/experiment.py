@@ -22,16 +22,33 @@ from omegaconf import OmegaConf
 from clusterlight.metrics import relative_error_reduction
 
 
-def _load(path: Path, base: Path):
+def _load(path: Path, base: Path) -> dict:
     p = Path(path)
-    return OmegaConf.load(p if p.is_absolute() or p.exists() else base / p)
+    return OmegaConf.to_container(OmegaConf.load(p if p.is_absolute() or p.exists() else base / p), resolve=True)
+
+
+def merge_configs(base, override):
+    """Deep-merge ``override`` into ``base`` (plain containers). A node whose ``class_path``
+    changes is replaced whole, so the old class's ``init_args`` never leak into the new one."""
+    if not (isinstance(base, dict) and isinstance(override, dict)):
+        return override
+    if "class_path" in override and base.get("class_path", override["class_path"]) != override["class_path"]:
+        return override
+    out = dict(base)
+    for k, v in override.items():
+        out[k] = merge_configs(base[k], v) if k in base else v
+    return out
 
 
 def stage_config(exp, stage, seed: int, stage_dir: Path, exp_file: Path, checkpoints: dict[str, str]) -> dict:
     """The full LightningCLI config (a dict) of one stage of one method for one seed."""
     base = exp_file.parent
     parts = [_load(p, base) for p in [*exp.get("common", []), *stage.get("configs", [])]]
-    cfg = OmegaConf.merge(*parts, exp.get("overrides", {}), stage.get("overrides", {}))
+    parts += [OmegaConf.to_container(OmegaConf.create(node), resolve=True) for node in (exp.get("overrides", {}), stage.get("overrides", {}))]
+    merged: dict = {}
+    for part in parts:
+        merged = merge_configs(merged, part)
+    cfg = OmegaConf.create(merged)
     cfg.seed_everything = seed
     cfg.data.init_args.seed = seed
     cfg.trainer.default_root_dir = str(stage_dir)
@@ -47,7 +64,11 @@ def stage_config(exp, stage, seed: int, stage_dir: Path, exp_file: Path, checkpo
 
 
 def run_stage(config: dict, test: bool) -> tuple[str, dict | None]:
-    """Fit one stage; returns (selected checkpoint, test results or None)."""
+    """Fit one stage; returns (selected checkpoint, test results or None).
+
+    The test results carry the validation macro error of the selected checkpoint
+    (``selected_val_macro_err``), the figure to choose hyperparameters by.
+    """
     from clusterlight.cli import ClusterlightCLI
 
     with mock.patch.object(sys, "argv", sys.argv[:1]):  # the config is passed whole, not on the command line
@@ -56,8 +77,9 @@ def run_stage(config: dict, test: bool) -> tuple[str, dict | None]:
     ckpt = cli.trainer.checkpoint_callback.best_model_path or cli.trainer.checkpoint_callback.last_model_path
     if not test:
         return ckpt, None
+    best_val = cli.trainer.checkpoint_callback.best_model_score
     cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt or None, verbose=False)
-    return ckpt, cli.model.results["test"]
+    return ckpt, {**cli.model.results["test"], "selected_val_macro_err": None if best_val is None else float(best_val)}
 
 
 def summarize(runs: dict[str, dict[int, dict]], class_names: list[str], reference: str) -> dict:

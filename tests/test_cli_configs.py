@@ -136,3 +136,13 @@ def test_experiment_writes_complete_results(tmp_path):
     md = (tmp_path / "out/results.md").read_text()
     assert "| **macro** |" in md and "clustered vs baseline" in md
     assert (tmp_path / "out/seed1/clustered/finetune").is_dir()
+
+
+def test_merge_replaces_a_node_whose_class_changes():
+    from clusterlight.experiment import merge_configs
+
+    base = {"model": {"init_args": {"lr": 1e-3, "loss": {"class_path": "a.Margin", "init_args": {"margin_inter": 1.0}}}}}
+    same = merge_configs(base, {"model": {"init_args": {"loss": {"class_path": "a.Margin", "init_args": {"margin_intra": 0.1}}}}})
+    assert same["model"]["init_args"]["loss"]["init_args"] == {"margin_inter": 1.0, "margin_intra": 0.1}
+    other = merge_configs(base, {"model": {"init_args": {"loss": {"class_path": "a.Softmax", "init_args": {"temperature": 0.1}}}}})
+    assert other["model"]["init_args"] == {"lr": 1e-3, "loss": {"class_path": "a.Softmax", "init_args": {"temperature": 0.1}}}

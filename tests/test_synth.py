@@ -27,7 +27,15 @@ def test_manifest_lists_requested_counts(tmp_path):
     assert rows[0] == "path,label,split,group"
     labels = [r.split(",")[1] for r in rows[1:]]
     assert sorted(labels) == ["background", "background", "dog_bark", "dog_bark", "dog_bark", "gunshot"]
-    assert not list(tmp_path.glob(".synth-*")), "temporary folder left behind"
+    assert not list(tmp_path.glob(".tmp-*")), "temporary folder left behind"
+
+
+def test_failed_generation_leaves_nothing(tmp_path):
+    import pytest
+
+    with pytest.raises(ValueError, match="'cat'"):
+        generate(tmp_path / "bad", {"train": {"dog_bark": 1, "cat": 1}}, sample_rate=8000, duration=0.25)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_background_subtypes_are_spectrally_distinct():

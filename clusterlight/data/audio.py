@@ -11,8 +11,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +19,7 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
+from clusterlight.data.atomic import atomic_folder
 from clusterlight.data.records import Clip, DataError
 
 log = logging.getLogger(__name__)
@@ -145,17 +144,7 @@ def _build_cache(clips: list[Clip], sample_rate: int, folder: Path, on_bad_file:
     if not waves:
         raise DataError("no audio file could be decoded: every clip was skipped")
     offsets = np.concatenate([[0], np.cumsum([len(w) for w in waves])]).astype(np.int64)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder.parent))
-    try:
+    with atomic_folder(folder, "meta.json") as tmp:
         np.save(tmp / "waves.npy", np.concatenate(waves))
         np.save(tmp / "offsets.npy", offsets)
         (tmp / "meta.json").write_text(json.dumps({"sample_rate": sample_rate, "n": len(waves), "skipped": skipped}))
-        try:
-            os.replace(tmp, folder)
-        except OSError:
-            if not (folder / "meta.json").is_file():
-                raise  # not a concurrent writer that finished first
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)

@@ -10,14 +10,13 @@ import csv
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
+from clusterlight.data.atomic import atomic_folder
 from clusterlight.data.records import Clip
 from clusterlight.data.sources import ClipSource, ManifestSource
 
@@ -149,9 +148,7 @@ def generate(
     """
     counts = counts or DEFAULT_COUNTS
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".synth-", dir=out_dir.parent))
-    try:
+    with atomic_folder(out_dir, "manifest.csv") as tmp:
         rows, jobs = [], []
         for split, per_class in counts.items():
             for label, n in per_class.items():
@@ -173,16 +170,6 @@ def generate(
             writer = csv.DictWriter(f, fieldnames=["path", "label", "split", "group"])
             writer.writeheader()
             writer.writerows(rows)
-        if out_dir.exists() and not (out_dir / "manifest.csv").is_file():
-            shutil.rmtree(out_dir)  # a stale, incomplete folder from an older version
-        try:
-            os.replace(tmp, out_dir)
-        except OSError:
-            if not (out_dir / "manifest.csv").is_file():
-                raise  # not a concurrent writer that finished first
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return out_dir / "manifest.csv"
 
 
