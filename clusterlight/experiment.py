@@ -118,6 +118,22 @@ def markdown_table(result: dict, class_names: list[str], reference: str) -> str:
     return "\n".join(lines)
 
 
+def write_results(out: Path, exp, seeds: list[int], runs: dict, class_names: list[str], reference: str, wall_s: float) -> dict:
+    """Write ``results.json`` and ``results.md`` for the seeds completed so far (called after every seed)."""
+    done = {m: {s: per[s] for s in seeds} for m, per in runs.items()}
+    result = {"name": exp.name, "seeds": seeds, "reference": reference, "classes": class_names, "wall_s": wall_s}
+    result.update(summarize(done, class_names, reference))
+    result["runs"] = {m: {str(s): r for s, r in per.items()} for m, per in done.items()}
+    result["experiment"] = OmegaConf.to_container(exp, resolve=True)
+    table = markdown_table(result, class_names, reference)
+    (out / "results.json").write_text(json.dumps(result, indent=2))
+    (out / "results.md").write_text(
+        f"# {exp.name}\n\nTest-split error per class (1 - recall), mean ± std over seeds {seeds}; "
+        f"relative error reduction = (err_{reference} - err_method) / err_{reference}.\n\n{table}\n\nWall time: {wall_s:.0f} s\n"
+    )
+    return result
+
+
 def run_experiment(exp_file: str | Path, output_dir: str | None = None, seeds: list[int] | None = None, exp=None) -> dict:
     """Run the experiment in ``exp_file`` (or the already loaded/edited ``exp``, whose relative
     paths are still resolved against ``exp_file``'s folder); write and return the results."""
@@ -133,28 +149,19 @@ def run_experiment(exp_file: str | Path, output_dir: str | None = None, seeds: l
     for si, seed in enumerate(seeds):
         for method, spec in exp.methods.items():
             checkpoints: dict[str, str] = {}
+            ts = time.time()
             for sti, stage in enumerate(spec.stages):
                 last = sti == len(spec.stages) - 1
                 print(f"[experiment {exp.name}] seed {seed} ({si + 1}/{len(seeds)}) | {method} | stage {stage.name} ({sti + 1}/{len(spec.stages)}) | {time.time() - t0:.0f}s elapsed", flush=True)
                 cfg = stage_config(exp, stage, seed, out / f"seed{seed}" / method / stage.name, exp_file, checkpoints)
-                ts = time.time()
                 checkpoints[stage.name], test = run_stage(cfg, test=last)
                 if last:
-                    test["wall_s"] = time.time() - ts
+                    test["wall_s"] = time.time() - ts  # all stages of the method
                     runs[method][seed] = test
                     class_names = [k[4:] for k in test["metrics"] if k.startswith("err_")]
                     print(f"[experiment {exp.name}] seed {seed} | {method}: test macro error {test['metrics']['macro_err']:.3f}", flush=True)
-    result = {"name": exp.name, "seeds": seeds, "reference": reference, "classes": class_names, "wall_s": time.time() - t0}
-    result.update(summarize(runs, class_names, reference))
-    result["runs"] = {m: {str(s): r for s, r in per.items()} for m, per in runs.items()}
-    result["experiment"] = OmegaConf.to_container(exp, resolve=True)
-    table = markdown_table(result, class_names, reference)
-    (out / "results.json").write_text(json.dumps(result, indent=2))
-    (out / "results.md").write_text(
-        f"# {exp.name}\n\nTest-split error per class (1 - recall), mean ± std over seeds {seeds}; "
-        f"relative error reduction = (err_{reference} - err_method) / err_{reference}.\n\n{table}\n\nWall time: {result['wall_s']:.0f} s\n"
-    )
-    print(f"\n{table}\n\nseeds {seeds}, wall time {result['wall_s']:.0f} s; wrote {out / 'results.json'} and {out / 'results.md'}", flush=True)
+        result = write_results(out, exp, [s for s in seeds if all(s in r for r in runs.values())], runs, class_names, reference, time.time() - t0)
+    print(f"\n{markdown_table(result, class_names, reference)}\n\nseeds {seeds}, wall time {result['wall_s']:.0f} s; wrote {out / 'results.json'} and {out / 'results.md'}", flush=True)
     return result
 
 

@@ -66,3 +66,24 @@ def test_ddp_baseline_fit_through_cli(tmp_path):
     ckpt = next(tmp_path.rglob("best-*.ckpt"))
     state = torch.load(ckpt, weights_only=False)
     assert "val/macro_err" in str(state["callbacks"])
+
+
+def test_ddp_two_processes_match_one_process(synth_root, tmp_path):
+    """Two ranks x 10 clips per step = one process x 20 clips per step (no batch norm, plain CE)."""
+    from clusterlight.losses import CrossEntropy
+    from clusterlight.modules import Classifier
+    from test_fast_paths import MeanPoolEmbedder
+
+    weights = []
+    for devices, batch in ((1, 20), (2, 10)):
+        torch.manual_seed(0)
+        dm = tiny_datamodule(synth_root, tmp_path / "cache", batch_size=batch)
+        dm.prepare_data()
+        model = Classifier(tiny_parts()[0], MeanPoolEmbedder(), dm.class_names, loss=CrossEntropy(), lr=1e-2, weight_decay=0.0)
+        initial = model.backbone.proj.weight.detach().clone()
+        strategy = "ddp_spawn" if devices > 1 else "auto"
+        tiny_trainer(tmp_path / str(devices), max_epochs=2, devices=devices, strategy=strategy, limit_val_batches=0).fit(model, dm)
+        weights.append({k: v.clone() for k, v in model.state_dict().items()})
+        assert not torch.allclose(initial, model.backbone.proj.weight), "training did not move the weights"
+    for name in weights[0]:
+        assert torch.allclose(weights[0][name], weights[1][name], atol=1e-5), name

@@ -24,15 +24,24 @@ class ClusterCentroids(Callback):
     the mean of the batch's detached embeddings of that cluster; under DDP the per-cluster
     sums and counts are all-reduced first, so every rank holds identical centroids. No host
     sync happens per step. Centroids and the epoch of the last rebuild go into checkpoints.
+
+    ``embedding_source="bank"`` makes re-clustering nearly free: each clip's embedding from
+    its training step since the last rebuild is kept in a device-side memory bank (summed
+    over ranks at rebuild time) and clustered instead of running an extra embedding pass;
+    the exact pass is still used when the bank is incomplete (first epoch, partial epochs).
     """
 
-    def __init__(self, momentum: float = 0.9) -> None:
+    def __init__(self, momentum: float = 0.9, embedding_source: str = "exact") -> None:
         if not 0 <= momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {momentum}")
-        self.momentum = momentum
+        if embedding_source not in ("exact", "bank"):
+            raise ValueError(f"embedding_source must be 'exact' or 'bank', got {embedding_source!r}")
+        self.momentum, self.embedding_source = momentum, embedding_source
         self.centroids: torch.Tensor | None = None
         self.cluster_classes: torch.Tensor | None = None
         self.last_rebuild_epoch = -1
+        self.bank: torch.Tensor | None = None
+        self.bank_count: torch.Tensor | None = None
 
     @property
     def ready(self) -> bool:
@@ -52,8 +61,13 @@ class ClusterCentroids(Callback):
         epoch = trainer.current_epoch
         if self.ready and not dm.clusters_due(epoch, self.last_rebuild_epoch):
             return
-        embeddings = embed_training_set(trainer, pl_module)
+        embeddings = self._bank_embeddings()
+        if embeddings is None:
+            embeddings = embed_training_set(trainer, pl_module)
         centroids, stats = dm.rebuild_clusters(embeddings, self.centroids, epoch)
+        if self.embedding_source == "bank":
+            self.bank = torch.zeros_like(embeddings)
+            self.bank_count = torch.zeros(len(embeddings), device=embeddings.device)
         self.centroids, self.cluster_classes = centroids, dm.cluster_classes.to(centroids.device)
         self.last_rebuild_epoch = epoch
         pl_module.log_dict({f"cluster/{k}": v for k, v in stats.items()}, on_step=False, on_epoch=True, rank_zero_only=True)
@@ -69,6 +83,19 @@ class ClusterCentroids(Callback):
         distributed.all_reduce_sum_(sums)
         distributed.all_reduce_sum_(counts)
         ema_update_(self.centroids, sums, counts, self.momentum)
+        if self.bank is not None:
+            self.bank.index_add_(0, batch["index"], z)
+            self.bank_count.index_add_(0, batch["index"], torch.ones_like(batch["index"], dtype=z.dtype))
+
+    def _bank_embeddings(self) -> torch.Tensor | None:
+        """The memory bank's per-clip mean embedding, or None when it does not cover every clip."""
+        if self.bank is None:
+            return None
+        distributed.all_reduce_sum_(self.bank)
+        distributed.all_reduce_sum_(self.bank_count)
+        if bool((self.bank_count == 0).any()):
+            return None
+        return self.bank / self.bank_count[:, None]
 
     def state_dict(self) -> dict:
         if self.centroids is None:

@@ -1,6 +1,6 @@
 """Decoding, resampling and fixing clips to a length; the decoded-waveform cache.
 
-Audio is decoded once into a ragged float16 array on disk (``waves.npy`` plus
+Audio is decoded once into a ragged float32 array on disk (``waves.npy`` plus
 ``offsets.npy``), memory-mapped by every later run. The cache key covers the file list
 (paths, sizes, modification times) and the sample rate, and the folder is written under
 a temporary name and renamed into place, so a crash never leaves a half-written cache.
@@ -24,7 +24,7 @@ from clusterlight.data.records import Clip, DataError
 
 log = logging.getLogger(__name__)
 PADDING_MODES = ("loop", "noise", "zero")
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 def decode(path: str, sample_rate: int) -> np.ndarray:
@@ -135,7 +135,7 @@ def _build_cache(clips: list[Clip], sample_rate: int, folder: Path, on_bad_file:
     waves, skipped = [], []
     for c in clips:
         try:
-            waves.append(decode(c.path, sample_rate).astype(np.float16))
+            waves.append(decode(c.path, sample_rate))
         except DataError as e:
             if on_bad_file == "error":
                 raise

@@ -13,7 +13,7 @@ def find_centroids(module: LightningModule) -> ClusterCentroids:
     return found[0]
 
 
-def default_centroid_callbacks(module: LightningModule, momentum: float) -> list:
-    """``configure_callbacks`` helper: a ClusterCentroids with ``momentum`` unless the trainer already has one."""
+def default_centroid_callbacks(module: LightningModule, momentum: float, embedding_source: str) -> list:
+    """``configure_callbacks`` helper: a ClusterCentroids unless the trainer already has one."""
     has = any(isinstance(c, ClusterCentroids) for c in module.trainer.callbacks)
-    return [] if has else [ClusterCentroids(momentum)]
+    return [] if has else [ClusterCentroids(momentum, embedding_source)]

@@ -31,12 +31,13 @@ class JointFinetune(Classifier):
         cluster_loss_weight: float = 0.0,
         cluster_loss: nn.Module | None = None,
         centroid_momentum: float = 0.9,
+        embedding_source: str = "exact",
         lr: float = 1e-3,
         weight_decay: float = 1e-4,
     ) -> None:
         super().__init__(frontend, backbone, class_names, loss, lr, weight_decay)
         self.backbone_lr_mult, self.cluster_loss_weight = backbone_lr_mult, cluster_loss_weight
-        self.cluster_loss, self.centroid_momentum = cluster_loss, centroid_momentum
+        self.cluster_loss, self.centroid_momentum, self.embedding_source = cluster_loss, centroid_momentum, embedding_source
         if cluster_loss_weight > 0 and cluster_loss is None:
             raise ValueError("cluster_loss_weight > 0 needs a cluster_loss (e.g. ClusterMarginLoss)")
         if pretrained_checkpoint:
@@ -59,7 +60,7 @@ class JointFinetune(Classifier):
             raise ValueError(f"pretrained_checkpoint {path} does not fit this backbone: missing {wanted[:5]}, unexpected {unexpected[:5]}")
 
     def configure_callbacks(self) -> list:
-        return default_centroid_callbacks(self, self.centroid_momentum) if self.cluster_loss_weight > 0 else []
+        return default_centroid_callbacks(self, self.centroid_momentum, self.embedding_source) if self.cluster_loss_weight > 0 else []
 
     def training_step(self, batch: dict, batch_idx: int):
         z = self.features(batch["wave"])

@@ -15,7 +15,8 @@ from clusterlight.modules.cluster_access import default_centroid_callbacks, find
 class EmbeddingPretrain(AudioModule):
     """Backbone trained with a cluster loss (default :class:`ClusterMarginLoss`).
 
-    It adds a :class:`ClusterCentroids` callback (EMA ``centroid_momentum``) and, with
+    It adds a :class:`ClusterCentroids` callback (EMA ``centroid_momentum``, re-clustering
+    from ``embedding_source``: ``exact`` pass or memory ``bank``) and, with
     ``plot_embeddings``, an :class:`EmbeddingPlot`, unless the trainer already has them.
     Validation reads the embedding out by nearest centroid (the class of the closest
     cluster), so ``val/macro_err`` tracks how well the embedding separates the classes.
@@ -28,16 +29,17 @@ class EmbeddingPretrain(AudioModule):
         class_names: list[str],
         loss: nn.Module | None = None,
         centroid_momentum: float = 0.9,
+        embedding_source: str = "exact",
         plot_embeddings: bool = True,
         lr: float = 1e-3,
         weight_decay: float = 1e-4,
     ) -> None:
         super().__init__(frontend, backbone, class_names, lr, weight_decay)
         self.loss = loss if loss is not None else ClusterMarginLoss()
-        self.centroid_momentum, self.plot_embeddings = centroid_momentum, plot_embeddings
+        self.centroid_momentum, self.embedding_source, self.plot_embeddings = centroid_momentum, embedding_source, plot_embeddings
 
     def configure_callbacks(self) -> list:
-        extra = default_centroid_callbacks(self, self.centroid_momentum)
+        extra = default_centroid_callbacks(self, self.centroid_momentum, self.embedding_source)
         if self.plot_embeddings and not any(isinstance(c, EmbeddingPlot) for c in self.trainer.callbacks):
             extra.append(EmbeddingPlot())
         return extra
