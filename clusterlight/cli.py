@@ -48,15 +48,18 @@ def synth_main(argv: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["experiment"]:
+    args = sys.argv[1:] if argv is None else list(argv)
+    if args[:1] == ["experiment"]:
         from clusterlight.experiment import experiment_main
 
-        experiment_main(argv[1:])
-    elif argv[:2] == ["data", "synth"]:
-        synth_main(argv[2:])
+        experiment_main(args[1:])
+    elif args[:2] == ["data", "synth"]:
+        synth_main(args[2:])
     else:
-        ClusterlightCLI(args=argv)
+        if args[:1] in (["-h"], ["--help"]):
+            print("clusterlight experiment --config FILE   every method, every seed, one comparison table")
+            print("clusterlight data synth --out DIR       write the built-in synthetic dataset\n")
+        ClusterlightCLI(args=argv)  # None: LightningCLI reads sys.argv itself
 
 
 if __name__ == "__main__":

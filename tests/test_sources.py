@@ -83,3 +83,21 @@ def test_label_not_in_class_list_names_file(tmp_path):
     dm = AudioDataModule(source=ManifestSource(str(tmp_path)), classes=["dog"])
     with pytest.raises(DataError, match=r"label 'cat' of .*b\.wav is not in data\.classes"):
         dm.labelled_clips()
+
+
+def test_class_without_training_clips_is_named(tmp_path):
+    rows = [[f"d{i}.wav", "dog", "train", ""] for i in range(3)] + [["c0.wav", "cat", "test", ""], ["d9.wav", "dog", "val", ""]]
+    for r in rows:
+        write_tone(tmp_path / r[0])
+    _write_csv(tmp_path / "manifest.csv", ["path", "label", "split", "group"], rows)
+    dm = AudioDataModule(source=ManifestSource(str(tmp_path)), classes=["dog", "cat"], sample_rate=8000, duration=0.5, cache_dir=str(tmp_path / "cache"))
+    with pytest.raises(DataError, match=r"class\(es\) \['cat'\] have no training clips"):
+        dm.setup("fit")
+
+
+def test_unknown_fold_names_the_folds_found(tmp_path):
+    _write_csv(tmp_path / "manifest.csv", ["path", "label", "fold"], [["a.wav", "dog", "fold1"]])
+    write_tone(tmp_path / "a.wav")
+    dm = AudioDataModule(source=ManifestSource(str(tmp_path)), train_folds=[1], sample_rate=8000, cache_dir=str(tmp_path / "cache"))
+    with pytest.raises(DataError, match=r"train_folds \['1'\] match no clip; the source's folds are \['fold1'\]"):
+        dm.setup("fit")
