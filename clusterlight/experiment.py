@@ -82,6 +82,10 @@ def run_stage(config: dict, test: bool) -> tuple[str, dict | None]:
     return ckpt, {**cli.model.results["test"], "selected_val_macro_err": None if best_val is None else float(best_val)}
 
 
+def _stats(vals: list[float]) -> dict:
+    return {"mean": statistics.fmean(vals), "std": statistics.stdev(vals) if len(vals) > 1 else 0.0, "values": vals}
+
+
 def summarize(runs: dict[str, dict[int, dict]], class_names: list[str], reference: str) -> dict:
     """Mean and std over seeds of each error, and relative reductions against ``reference``."""
     keys = [f"err_{c}" for c in class_names] + ["macro_err", "acc"]
@@ -90,7 +94,10 @@ def summarize(runs: dict[str, dict[int, dict]], class_names: list[str], referenc
         summary[method] = {}
         for k in keys:
             vals = [r["metrics"][k] for r in per_seed.values()]
-            summary[method][k] = {"mean": statistics.fmean(vals), "std": statistics.stdev(vals) if len(vals) > 1 else 0.0, "values": vals}
+            summary[method][k] = _stats(vals)
+        val = [r.get("selected_val_macro_err") for r in per_seed.values()]
+        if val and None not in val:
+            summary[method]["selected_val_macro_err"] = _stats(val)
     reductions = {}
     for method in runs:
         if method == reference:
@@ -106,15 +113,21 @@ def summarize(runs: dict[str, dict[int, dict]], class_names: list[str], referenc
 
 
 def markdown_table(result: dict, class_names: list[str], reference: str) -> str:
-    methods = list(result["summary"])
-    others = [m for m in methods if m != reference]
-    head = "| error (1 - recall) | " + " | ".join(methods) + "".join(f" | {m} vs {reference}" for m in others) + " |"
-    lines = [head, "|" + "---|" * (1 + len(methods) + len(others))]
-    for k, label in [*((f"err_{c}", c) for c in class_names), ("macro_err", "**macro**")]:
-        cells = [f"{result['summary'][m][k]['mean']:.3f} ± {result['summary'][m][k]['std']:.3f}" for m in methods]
-        red = [result["reduction"][m][k] for m in others]
-        cells += ["n/a" if math.isnan(r) else f"{100 * r:+.1f}%" for r in red]
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    """Two tables: error per class and macro (mean ± std over seeds) per method, then each
+    method's relative error reduction against ``reference`` (positive = fewer errors)."""
+    keys = [*(f"err_{c}" for c in class_names), "macro_err"]
+    head = "| {} | " + " | ".join([*class_names, "**macro**"]) + " |"
+    rule = "|---" * (len(keys) + 1) + "|"
+    lines = [head.format("test error (1 - recall)")[:-1] + "| val macro (selection) |", rule + "---|"]
+    def cell(stats: dict | None) -> str:
+        return "n/a" if stats is None else f"{stats['mean']:.3f} ± {stats['std']:.3f}"
+
+    for m, summary in result["summary"].items():
+        cells = [cell(summary[k]) for k in keys] + [cell(summary.get("selected_val_macro_err"))]
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    lines += ["", head.format(f"error reduction vs {reference}"), rule]
+    for m, red in result["reduction"].items():
+        lines.append(f"| {m} | " + " | ".join("n/a" if math.isnan(red[k]) else f"{100 * red[k]:+.1f}%" for k in keys) + " |")
     return "\n".join(lines)
 
 

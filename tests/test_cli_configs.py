@@ -134,7 +134,7 @@ def test_experiment_writes_complete_results(tmp_path):
     base, clus = result["summary"]["baseline"]["macro_err"]["mean"], result["summary"]["clustered"]["macro_err"]["mean"]
     assert red["macro_err"] == pytest.approx((base - clus) / base)
     md = (tmp_path / "out/results.md").read_text()
-    assert "| **macro** |" in md and "clustered vs baseline" in md
+    assert "| clustered |" in md and "error reduction vs baseline" in md and "**macro**" in md
     assert (tmp_path / "out/seed1/clustered/finetune").is_dir()
 
 
