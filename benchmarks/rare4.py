@@ -18,7 +18,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from clusterlight.experiment import markdown_table, run_experiment
+from clusterlight.experiment import markdown_table, run_experiment, summarize
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "us8k_dev"
@@ -34,7 +34,17 @@ def main() -> None:
     p.add_argument("--seeds", nargs="+", type=int, default=None, help="default: the experiment file's seeds")
     p.add_argument("--accelerator", default=None, help="e.g. gpu (default: the experiment's trainer config, cpu)")
     p.add_argument("--out", default=str(ROOT / "runs" / "rare4"))
+    p.add_argument("--render", action="store_true", help="only rebuild the combined table from the results.json files under --out")
     a = p.parse_args()
+    if a.render:
+        rows = []
+        for path in sorted(Path(a.out).glob("rare4_*/results.json")):
+            result = json.loads(path.read_text())
+            runs = {m: {int(s): r for s, r in per.items()} for m, per in result["runs"].items()}
+            result.update(summarize(runs, result["classes"], result["reference"]))
+            _, backbone, ratio = result["name"].split("_", 2)
+            rows.append((backbone, ratio.replace("-", ":"), result))
+        return write_table(rows, "(rendered from saved results) " + " ".join(sys.argv[1:]), sum(r["wall_s"] for *_, r in rows))
     if not (DATA / "labels.csv").is_file():
         sys.exit(f"rare4 benchmark: {DATA}/labels.csv not found. It needs the UrbanSound8K dev clips in ../shared/data/us8k_dev.")
     rows, t0 = [], time.time()
@@ -53,7 +63,11 @@ def main() -> None:
             exp.name = f"rare4_{backbone}_{ratio.replace(':', '-')}"
             result = run_experiment(exp_file, str(Path(a.out) / exp.name), a.seeds, exp=exp)
             rows.append((backbone, ratio, result))
-    lines = ["# rare4 benchmark", "", f"Command: `python benchmarks/rare4.py {' '.join(sys.argv[1:])}`; total wall time {time.time() - t0:.0f} s.", ""]
+    write_table(rows, " ".join(sys.argv[1:]), time.time() - t0)
+
+
+def write_table(rows: list, args: str, wall_s: float) -> None:
+    lines = ["# rare4 benchmark", "", f"Command: `python benchmarks/rare4.py {args}`; total wall time {wall_s:.0f} s (CPU unless noted).", ""]
     for backbone, ratio, result in rows:
         lines += [f"## {backbone.upper()}, train ratio {ratio}, seeds {result['seeds']}, {result['wall_s']:.0f} s", ""]
         lines += [markdown_table(result, result["classes"], result["reference"]), ""]
