@@ -1,17 +1,24 @@
-"""Speed figures, each measured side by side in one process (issue: speed and scale).
+"""Speed and scale figures, each measured side by side in one run (issue: speed and scale).
 
-Prints, on the device it runs on (GPU when present, else CPU):
-  1. training clips/s of cluster pretraining vs the class-weighted baseline (same backbone, batch, data)
+Prints, on the device it runs on (GPU when present, else CPU), numbered as in the issue:
+  1. training clips/s of cluster pretraining vs the class-weighted baseline (same backbone, batch, data),
+     with an exact re-clustering pass and with the memory bank
   2. end-to-end training clips/s from the waveform cache vs pure compute on in-memory tensors
-  3. re-clustering time (exact embedding pass + per-class k-means) as a share of epoch time
+  3. re-clustering time (embedding + k-means) as a share of epoch time at N = 100,000 (features)
   4. per-step cost of the centroid loss vs an exhaustive pairwise loss over N stored embeddings
-  5. cold-cache (decode) vs warm-cache (memory-mapped) data set-up
-Not part of the test suite. Usage: python benchmarks/throughput.py [--backbone lstm] [--steps 30]
+  5. epoch time and peak memory at N = 10k, 100k, 1M (features; benchmarks/feature_scale.py, one
+     process per N)
+  6. cold-cache (decode) vs warm-cache (memory-mapped) first epoch, and on CPU the README main
+     job's wall time (``--main_job``)
+Not part of the test suite. Usage: python benchmarks/throughput.py [--backbone lstm] [--steps 30] [--main_job]
 """
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,8 +29,6 @@ import torch.nn.functional as F
 from lightning.pytorch import Callback
 
 from clusterlight import AudioDataModule, Classifier, EmbeddingPretrain, LogMel, SyntheticSource, create_backbone
-from clusterlight.callbacks.centroids import embed_training_set
-from clusterlight.clustering import cluster_per_class, clusters_per_class
 from clusterlight.losses import ClusterMarginLoss
 
 CLASSES = ["dog_bark", "baby_cry", "gunshot", "background"]
@@ -56,9 +61,9 @@ class StepTimer(Callback):
         return self.clips / self.seconds
 
 
-def _trainer(steps: int, accelerator: str, callbacks) -> L.Trainer:
+def _trainer(steps: int, accelerator: str, callbacks, max_epochs: int | None = None) -> L.Trainer:
     return L.Trainer(
-        accelerator=accelerator, devices=1, max_steps=steps, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        accelerator=accelerator, devices=1, max_steps=steps, max_epochs=max_epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
         enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0, callbacks=callbacks,
         precision="bf16-mixed" if accelerator == "gpu" else "32-true",
     )
@@ -107,22 +112,6 @@ def pure_compute(dm, backbone, steps, accelerator):
     return steps * dm.batch_size / (time.perf_counter() - t)
 
 
-def recluster_share(dm, backbone, accelerator, train_clips_per_s):
-    model = EmbeddingPretrain(*_parts(backbone), dm.class_names, plot_embeddings=False)
-    trainer = _trainer(1, accelerator, [])
-    trainer.fit(model, dm)  # attaches the datamodule and device
-    n = len(dm.datasets["train"])
-    t = time.perf_counter()
-    emb = embed_training_set(trainer, model)
-    t_embed = time.perf_counter() - t
-    labels = dm.train_labels.to(emb.device)
-    t = time.perf_counter()
-    cluster_per_class(emb, labels, clusters_per_class(torch.bincount(labels).tolist()), 20)
-    t_kmeans = time.perf_counter() - t
-    epoch = n / train_clips_per_s
-    return n, t_embed, t_kmeans, epoch
-
-
 def loss_cost(n_bank: int, device: torch.device, batch: int = 256, dim: int = 64, clusters: int = 1000) -> tuple[float, float]:
     """Seconds per step: the centroid loss vs distances to all N stored embeddings (+ hardest negative)."""
     z = F.normalize(torch.randn(batch, dim, device=device), dim=1).requires_grad_()
@@ -156,16 +145,40 @@ def loss_cost(n_bank: int, device: torch.device, batch: int = 256, dim: int = 64
     return out[0], out[1]
 
 
-def cache_setup(source, cache_parent: Path) -> tuple[float, float]:
+def first_epoch(source, cache_parent: Path, backbone: str, accelerator: str) -> tuple[float, float]:
+    """Seconds for data set-up + one baseline training epoch, first with an empty waveform cache
+    (every file decoded), then again with the cache just written (memory-mapped)."""
     cache = Path(tempfile.mkdtemp(dir=cache_parent))
     times = []
     for _ in range(2):
         dm = AudioDataModule(source=source, classes=CLASSES, class_ratio=RATIO, cache_dir=str(cache))
+        torch.manual_seed(0)
+        model = Classifier(*_parts(backbone), dm.class_names)
         t = time.perf_counter()
-        dm.setup("fit")
+        _trainer(-1, accelerator, [], max_epochs=1).fit(model, dm)
         times.append(time.perf_counter() - t)
     shutil.rmtree(cache)
     return times[0], times[1]
+
+
+def scale_run(n: int, backbone: str, steps: int | None) -> dict:
+    """benchmarks/feature_scale.py for one N, in its own process (so its peak memory is its own)."""
+    cmd = [sys.executable, str(Path(__file__).with_name("feature_scale.py")), "--n", str(n), "--backbone", backbone]
+    if steps is not None:
+        cmd += ["--steps", str(steps)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main_job_wall_time() -> float:
+    """The README's main job (``clusterlight experiment`` on quickstart.yaml) in an empty folder, so
+    the synthetic data, the cache and every run are made from nothing, as on a fresh clone."""
+    exp = Path(__file__).resolve().parents[1] / "configs" / "experiment" / "quickstart.yaml"
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "clusterlight", "experiment", "--config", str(exp), "--output_dir", "runs"]
+        t = time.perf_counter()
+        subprocess.run(cmd, check=True, cwd=tmp, capture_output=True)
+        return time.perf_counter() - t
 
 
 def main() -> None:
@@ -174,10 +187,13 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--cache_dir", default=".cache")
     p.add_argument("--bank_sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    p.add_argument("--scale_sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    p.add_argument("--scale_steps", type=int, default=None, help="timed steps per N (default: whole epochs on GPU, 30 on CPU)")
+    p.add_argument("--main_job", action="store_true", help="also time the README main job from scratch (about 3 min on a 2-core CPU)")
     a = p.parse_args()
     accelerator = "gpu" if torch.cuda.is_available() else "cpu"
     device = torch.device("cuda" if accelerator == "gpu" else "cpu")
-    print(f"device: {torch.cuda.get_device_name() if accelerator == 'gpu' else 'cpu'} ({torch.get_num_threads()} threads), backbone {a.backbone}")
+    print(f"device: {torch.cuda.get_device_name() if accelerator == 'gpu' else 'cpu'} ({torch.get_num_threads()} threads), backbone {a.backbone}", flush=True)
     source = SyntheticSource(root=f"{a.cache_dir}/synth")
     dm = AudioDataModule(source=source, classes=CLASSES, class_ratio=RATIO, cache_dir=a.cache_dir, num_workers=2 if accelerator == "gpu" else 0)
     dm.prepare_data()
@@ -185,17 +201,33 @@ def main() -> None:
     tp = train_throughput(dm, a.backbone, a.steps, accelerator)
     print(f"1. training clips/s over {a.steps} steps, re-clustering every epoch included: baseline {tp['baseline']:.0f}, cluster pretraining "
           f"{tp['exact']:.0f} with an exact embedding pass (ratio {tp['exact'] / tp['baseline']:.2f}), {tp['bank']:.0f} with the memory bank "
-          f"(ratio {tp['bank'] / tp['baseline']:.2f}; target >= 0.9 on GPU)")
+          f"(ratio {tp['bank'] / tp['baseline']:.2f}; target >= 0.9 on GPU)", flush=True)
     pure = pure_compute(dm, a.backbone, a.steps, accelerator)
-    print(f"2. end-to-end {tp['baseline']:.0f} clips/s vs pure compute {pure:.0f} clips/s on in-memory tensors: ratio {tp['baseline'] / pure:.2f} (target >= 0.8 for the LSTM on GPU)")
-    n, t_embed, t_km, epoch = recluster_share(dm, a.backbone, accelerator, tp["baseline"])
-    print(f"3. re-clustering at N={n} ({epoch:.1f} s of training per epoch): exact pass {t_embed:.2f} s + k-means {t_km:.3f} s = "
-          f"{100 * (t_embed + t_km) / (epoch + t_embed + t_km):.1f}% of an epoch; memory bank (k-means only) {100 * t_km / (epoch + t_km):.2f}% (target <= 5%)")
+    print(f"2. end-to-end {tp['baseline']:.0f} clips/s vs pure compute {pure:.0f} clips/s on in-memory tensors: ratio {tp['baseline'] / pure:.2f} "
+          "(target >= 0.8 for the LSTM on GPU)", flush=True)
+    scale = {n: scale_run(n, a.backbone, a.scale_steps) for n in sorted(set(a.scale_sizes) | {100_000})}
+    r = scale[100_000]
+    how = f"epoch time from {r['timed_steps']} timed steps x {r['epoch_steps']}" if r["estimated"] else "a whole epoch timed"
+    print(f"3. re-clustering at N=100,000 ({r['clusters']} clusters; epoch {r['epoch_s']:.1f} s, {how}): memory bank (k-means only) "
+          f"{r['kmeans_s']:.2f} s = {100 * r['kmeans_s'] / (r['epoch_s'] + r['kmeans_s']):.2f}% of an epoch (target <= 5%); exact pass "
+          f"{r['exact_pass_s']:.1f} s + k-means = {100 * (r['exact_pass_s'] + r['kmeans_s']) / (r['epoch_s'] + r['exact_pass_s'] + r['kmeans_s']):.1f}%", flush=True)
     for nb in a.bank_sizes:
         c, pw = loss_cost(nb, device)
-        print(f"4. per-step loss cost, batch 256, 1000 centroids vs N={nb:,} stored embeddings: centroid {1e3 * c:.2f} ms, pairwise {1e3 * pw:.1f} ms, ratio {pw / c:.0f}x")
-    cold, warm = cache_setup(source, Path(a.cache_dir))
-    print(f"5. data set-up (first epoch's data cost): cold cache (decode {len(dm.store.clips)} files) {cold:.1f} s, warm cache (memory-map) {warm:.2f} s, ratio {cold / warm:.0f}x")
+        print(f"4. per-step loss cost, batch 256, 1000 centroids vs N={nb:,} stored embeddings: centroid {1e3 * c:.2f} ms, pairwise {1e3 * pw:.1f} ms, "
+              f"ratio {pw / c:.0f}x", flush=True)
+    smallest = scale[min(a.scale_sizes)]
+    for n in sorted(a.scale_sizes):
+        r = scale[n]
+        grow = n / smallest["n"]
+        print(f"5. N={n:>9,}: epoch {r['epoch_s']:8.1f} s ({r['epoch_s'] / smallest['epoch_s']:6.1f}x for {grow:.0f}x the clips; "
+              f"{'estimated from ' + str(r['timed_steps']) + ' timed steps' if r['estimated'] else 'whole epoch'}), step {r['step_ms']:.0f} ms, "
+              f"k-means {r['kmeans_s']:.2f} s, peak memory {r['peak_mib']:.0f} MiB ({r['peak_kind']}); feature file {r['feature_file_gib']:.1f} GiB", flush=True)
+    cold, warm = first_epoch(source, Path(a.cache_dir), a.backbone, accelerator)
+    print(f"6. first epoch (data set-up + one baseline epoch, {len(dm.store.clips)} files): cold cache (decode) {cold:.1f} s, "
+          f"warm cache (memory-map) {warm:.1f} s, ratio {cold / warm:.1f}x", flush=True)
+    if a.main_job:
+        print(f"6. README main job (clusterlight experiment, quickstart.yaml, from an empty folder): {main_job_wall_time() / 60:.1f} min "
+              "(target < 5 min on this CPU)", flush=True)
 
 
 if __name__ == "__main__":

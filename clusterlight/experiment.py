@@ -5,10 +5,16 @@ per method a list of stages, each with its own config files and overrides. A sta
 ``init_from: <stage>`` starts from that stage's selected checkpoint (it sets
 ``model.init_args.pretrained_checkpoint``). The last stage of each method is tested on the
 test split with its checkpoint selected by validation macro error.
+
+Each finished (method, seed) leaves ``seed<s>/<method>/result.json`` with a hash of its
+resolved stage configs; a rerun into the same folder reuses every result whose configs are
+unchanged, so an interrupted experiment continues where it stopped and extra seeds or
+methods can be added later (``--methods``), the table covering every finished run.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import statistics
@@ -19,6 +25,7 @@ from unittest import mock
 
 from omegaconf import OmegaConf
 
+from clusterlight.data.atomic import atomic_file
 from clusterlight.metrics import relative_error_reduction
 
 
@@ -118,12 +125,12 @@ def markdown_table(result: dict, class_names: list[str], reference: str) -> str:
     keys = [*(f"err_{c}" for c in class_names), "macro_err"]
     head = "| {} | " + " | ".join([*class_names, "**macro**"]) + " |"
     rule = "|---" * (len(keys) + 1) + "|"
-    lines = [head.format("test error (1 - recall)")[:-1] + "| val macro (selection) |", rule + "---|"]
+    lines = [head.format("test error (1 - recall)")[:-1] + "| val macro (selection) | seeds |", rule + "---|---|"]
     def cell(stats: dict | None) -> str:
         return "n/a" if stats is None else f"{stats['mean']:.3f} ± {stats['std']:.3f}"
 
     for m, summary in result["summary"].items():
-        cells = [cell(summary[k]) for k in keys] + [cell(summary.get("selected_val_macro_err"))]
+        cells = [cell(summary[k]) for k in keys] + [cell(summary.get("selected_val_macro_err")), str(len(summary["macro_err"]["values"]))]
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
     lines += ["", head.format(f"error reduction vs {reference}"), rule]
     for m, red in result["reduction"].items():
@@ -131,50 +138,97 @@ def markdown_table(result: dict, class_names: list[str], reference: str) -> str:
     return "\n".join(lines)
 
 
-def write_results(out: Path, exp, seeds: list[int], runs: dict, class_names: list[str], reference: str, wall_s: float) -> dict:
-    """Write ``results.json`` and ``results.md`` for the seeds completed so far (called after every seed)."""
-    done = {m: {s: per[s] for s in seeds} for m, per in runs.items()}
+def write_results(out: Path, exp, runs: dict, class_names: list[str], reference: str) -> dict:
+    """Write ``results.json`` and ``results.md`` for the runs finished so far (called after every run);
+    ``wall_s`` is the sum of their wall times."""
+    done = {m: dict(sorted(per.items())) for m, per in runs.items() if per}
+    wall_s = sum(r["wall_s"] for per in done.values() for r in per.values())
+    seeds = sorted({s for per in done.values() for s in per})
     result = {"name": exp.name, "seeds": seeds, "reference": reference, "classes": class_names, "wall_s": wall_s}
-    result.update(summarize(done, class_names, reference))
+    result.update(summarize(done, class_names, reference) if reference in done else {"summary": {}, "reduction": {}})
     result["runs"] = {m: {str(s): r for s, r in per.items()} for m, per in done.items()}
     result["experiment"] = OmegaConf.to_container(exp, resolve=True)
     table = markdown_table(result, class_names, reference)
-    (out / "results.json").write_text(json.dumps(result, indent=2))
-    (out / "results.md").write_text(
-        f"# {exp.name}\n\nTest-split error per class (1 - recall), mean ± std over seeds {seeds}; "
-        f"relative error reduction = (err_{reference} - err_method) / err_{reference}.\n\n{table}\n\nWall time: {wall_s:.0f} s\n"
-    )
+    seeds_of = "; ".join(f"{m}: {list(per)}" for m, per in done.items())
+    with atomic_file(out / "results.json") as tmp:
+        tmp.write_text(json.dumps(result, indent=2))
+    with atomic_file(out / "results.md") as tmp:
+        tmp.write_text(
+            f"# {exp.name}\n\nTest-split error per class (1 - recall), mean ± std over seeds ({seeds_of}); "
+            f"relative error reduction = (err_{reference} - err_method) / err_{reference}.\n\n{table}\n\nWall time: {wall_s:.0f} s\n"
+        )
     return result
 
 
-def run_experiment(exp_file: str | Path, output_dir: str | None = None, seeds: list[int] | None = None, exp=None) -> dict:
+def run_hash(exp, spec, seed: int, exp_file: Path) -> str:
+    """Hash of a method's resolved stage configs for one seed, wherever its run folder is:
+    a saved result is reused only if it matches."""
+    placeholders = {stage.name: f"<{stage.name} checkpoint>" for stage in spec.stages}
+    configs = [stage_config(exp, stage, seed, Path("<run>") / stage.name, exp_file, placeholders) for stage in spec.stages]
+    return hashlib.sha1(json.dumps(configs, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _saved_result(path: Path, config_hash: str) -> dict | None:
+    if not path.is_file():
+        return None
+    saved = json.loads(path.read_text())
+    return saved["result"] if saved.get("config_hash") == config_hash else None
+
+
+def run_experiment(
+    exp_file: str | Path, output_dir: str | None = None, seeds: list[int] | None = None, exp=None, methods: list[str] | None = None
+) -> dict:
     """Run the experiment in ``exp_file`` (or the already loaded/edited ``exp``, whose relative
-    paths are still resolved against ``exp_file``'s folder); write and return the results."""
+    paths are still resolved against ``exp_file``'s folder); write and return the results.
+
+    ``methods`` restricts what runs; the results still cover every method of the experiment
+    with a finished run in ``output_dir`` (for any seed) whose configs are unchanged.
+    """
     exp_file = Path(exp_file)
     exp = exp if exp is not None else OmegaConf.load(exp_file)
     seeds = seeds if seeds is not None else list(exp.seeds)
+    unknown = sorted(set(methods or []) - set(exp.methods))
+    if unknown:
+        raise ValueError(f"{exp_file}: no method(s) {unknown}; the experiment has {list(exp.methods)}")
     out = Path(output_dir or exp.get("output_dir", f"runs/{exp.name}"))
     out.mkdir(parents=True, exist_ok=True)
     reference = exp.get("reference", "baseline")
     runs: dict[str, dict[int, dict]] = {m: {} for m in exp.methods}
-    class_names: list[str] = []
+    for method, spec in exp.methods.items():  # finished runs from earlier calls, any seed
+        for seed_dir in sorted(out.glob("seed*/")):
+            seed = int(seed_dir.name[4:])
+            saved = _saved_result(seed_dir / method / "result.json", run_hash(exp, spec, seed, exp_file))
+            if saved is not None:
+                runs[method][seed] = saved
+    class_names: list[str] = next((list(r["classes"]) for per in runs.values() for r in per.values()), [])
     t0 = time.time()
+    result = write_results(out, exp, runs, class_names, reference)
     for si, seed in enumerate(seeds):
         for method, spec in exp.methods.items():
+            if methods and method not in methods:
+                continue
+            tag = f"[experiment {exp.name}] seed {seed} ({si + 1}/{len(seeds)}) | {method}"
+            if seed in runs[method]:
+                print(f"{tag}: reusing the finished run (test macro error {runs[method][seed]['metrics']['macro_err']:.3f})", flush=True)
+                continue
+            method_dir = out / f"seed{seed}" / method
+            config_hash = run_hash(exp, spec, seed, exp_file)
             checkpoints: dict[str, str] = {}
             ts = time.time()
             for sti, stage in enumerate(spec.stages):
                 last = sti == len(spec.stages) - 1
-                print(f"[experiment {exp.name}] seed {seed} ({si + 1}/{len(seeds)}) | {method} | stage {stage.name} ({sti + 1}/{len(spec.stages)}) | {time.time() - t0:.0f}s elapsed", flush=True)
-                cfg = stage_config(exp, stage, seed, out / f"seed{seed}" / method / stage.name, exp_file, checkpoints)
+                print(f"{tag} | stage {stage.name} ({sti + 1}/{len(spec.stages)}) | {time.time() - t0:.0f}s elapsed", flush=True)
+                cfg = stage_config(exp, stage, seed, method_dir / stage.name, exp_file, checkpoints)
                 checkpoints[stage.name], test = run_stage(cfg, test=last)
-                if last:
-                    test["wall_s"] = time.time() - ts  # all stages of the method
-                    runs[method][seed] = test
-                    class_names = [k[4:] for k in test["metrics"] if k.startswith("err_")]
-                    print(f"[experiment {exp.name}] seed {seed} | {method}: test macro error {test['metrics']['macro_err']:.3f}", flush=True)
-        result = write_results(out, exp, [s for s in seeds if all(s in r for r in runs.values())], runs, class_names, reference, time.time() - t0)
-    print(f"\n{markdown_table(result, class_names, reference)}\n\nseeds {seeds}, wall time {result['wall_s']:.0f} s; wrote {out / 'results.json'} and {out / 'results.md'}", flush=True)
+            test["wall_s"] = time.time() - ts  # all stages of the method
+            test["classes"] = [k[4:] for k in test["metrics"] if k.startswith("err_")]
+            runs[method][seed] = test
+            class_names = test["classes"]
+            with atomic_file(method_dir / "result.json") as tmp:
+                tmp.write_text(json.dumps({"config_hash": config_hash, "result": test}, indent=2))
+            print(f"{tag}: test macro error {test['metrics']['macro_err']:.3f}", flush=True)
+            result = write_results(out, exp, runs, class_names, reference)
+    print(f"\n{markdown_table(result, class_names, reference)}\n\nwall time {time.time() - t0:.0f} s; wrote {out / 'results.json'} and {out / 'results.md'}", flush=True)
     return result
 
 
@@ -183,5 +237,6 @@ def experiment_main(argv: list[str]) -> None:
     p.add_argument("--config", required=True, help="experiment YAML (see configs/experiment/)")
     p.add_argument("--output_dir", default=None, help="run folder (default: the file's output_dir)")
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="override the file's seeds")
+    p.add_argument("--methods", nargs="+", default=None, help="run only these methods (the table still covers every finished run)")
     a = p.parse_args(argv)
-    run_experiment(a.config, a.output_dir, a.seeds)
+    run_experiment(a.config, a.output_dir, a.seeds, methods=a.methods)

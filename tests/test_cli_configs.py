@@ -107,9 +107,9 @@ def test_data_synth_command(tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
 
 
-def test_experiment_writes_complete_results(tmp_path):
+def _tiny_experiment(tmp_path) -> dict:
     model_over = {"model": {"init_args": {"frontend": {"init_args": {"sample_rate": 8000}}, "backbone": {"init_args": {"hidden": 32, "layers": 1}}}}}
-    exp = {
+    return {
         "name": "tiny",
         "seeds": [0, 1],
         "common": [str(CONFIGS / "trainer/cpu.yaml"), str(CONFIGS / "logger/csv.yaml"), _write(tmp_path, "d.yaml", _tiny_data(tmp_path))],
@@ -124,8 +124,19 @@ def test_experiment_writes_complete_results(tmp_path):
             },
         },
     }
-    main(["experiment", "--config", _write(tmp_path, "exp.yaml", exp), "--output_dir", str(tmp_path / "out")])
+
+
+def test_experiment_writes_complete_results_and_reuses_finished_runs(tmp_path, capsys):
+    exp_file = _write(tmp_path, "exp.yaml", _tiny_experiment(tmp_path))
+    main(["experiment", "--config", exp_file, "--output_dir", str(tmp_path / "out"), "--methods", "baseline", "--seeds", "0"])
+    first = json.loads((tmp_path / "out/results.json").read_text())
+    assert list(first["runs"]) == ["baseline"] and first["summary"]["baseline"]["macro_err"]["values"]
+    capsys.readouterr()
+
+    main(["experiment", "--config", exp_file, "--output_dir", str(tmp_path / "out")])
+    assert "seed 0 (1/2) | baseline: reusing the finished run" in capsys.readouterr().out
     result = json.loads((tmp_path / "out/results.json").read_text())
+    assert result["runs"]["baseline"]["0"] == first["runs"]["baseline"]["0"]
     assert result["seeds"] == [0, 1] and result["classes"] == ["dog_bark", "baby_cry", "gunshot", "background"]
     for method in ("baseline", "clustered"):
         assert set(result["runs"][method]) == {"0", "1"}
@@ -133,9 +144,31 @@ def test_experiment_writes_complete_results(tmp_path):
     red = result["reduction"]["clustered"]
     base, clus = result["summary"]["baseline"]["macro_err"]["mean"], result["summary"]["clustered"]["macro_err"]["mean"]
     assert red["macro_err"] == pytest.approx((base - clus) / base)
+    assert result["wall_s"] == pytest.approx(sum(r["wall_s"] for per in result["runs"].values() for r in per.values()))
     md = (tmp_path / "out/results.md").read_text()
     assert "| clustered |" in md and "error reduction vs baseline" in md and "**macro**" in md
     assert (tmp_path / "out/seed1/clustered/finetune").is_dir()
+
+
+def test_run_hash_follows_the_configs_not_the_folder(tmp_path):
+    from omegaconf import OmegaConf
+
+    from clusterlight.experiment import run_hash
+
+    exp_file = Path(_write(tmp_path, "exp.yaml", _tiny_experiment(tmp_path)))
+    exp = OmegaConf.load(exp_file)
+    spec = exp.methods.clustered
+    same = run_hash(exp, spec, 0, exp_file)
+    assert same == run_hash(OmegaConf.load(exp_file), spec, 0, exp_file)
+    assert same != run_hash(exp, spec, 1, exp_file)
+    exp.overrides.trainer.max_epochs = 2
+    assert same != run_hash(exp, spec, 0, exp_file)
+
+
+def test_experiment_rejects_unknown_method(tmp_path):
+    exp_file = _write(tmp_path, "exp.yaml", _tiny_experiment(tmp_path))
+    with pytest.raises(ValueError, match=r"no method\(s\) \['bogus'\]"):
+        main(["experiment", "--config", exp_file, "--output_dir", str(tmp_path / "out"), "--methods", "bogus"])
 
 
 def test_merge_replaces_a_node_whose_class_changes():

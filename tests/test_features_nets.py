@@ -21,7 +21,14 @@ def test_specaugment_only_in_training():
     assert torch.equal(clean, fe.eval()(wave))
 
 
-@pytest.mark.parametrize("name, kwargs", [("lstm", {"hidden": 32, "embed_dim": 16}), ("cnn", {"channels": [8, 16], "embed_dim": 16})])
+@pytest.mark.parametrize(
+    "name, kwargs",
+    [
+        ("lstm", {"hidden": 32, "embed_dim": 16}),
+        ("cnn", {"channels": [8, 16], "embed_dim": 16}),
+        ("cnn", {"channels": [8, 16], "embed_dim": 16, "convs_per_block": 1, "channels_last": True}),
+    ],
+)
 def test_backbones_forward_backward(name, kwargs):
     net = create_backbone(name, n_mels=32, **kwargs)
     x = torch.randn(4, 32, 50, requires_grad=True)
@@ -29,6 +36,18 @@ def test_backbones_forward_backward(name, kwargs):
     assert z.shape == (4, 16) and net.embed_dim == 16
     z.sum().backward()
     assert all(p.grad is not None for p in net.parameters() if p.requires_grad)
+
+
+def test_cnn_layout_and_depth_options():
+    one = CNNEmbedder(n_mels=32, channels=[8, 16], embed_dim=16, convs_per_block=1)
+    two = CNNEmbedder(n_mels=32, channels=[8, 16], embed_dim=16, convs_per_block=2)
+    conv_count = lambda net: sum(isinstance(m, torch.nn.Conv2d) for m in net.modules())  # noqa: E731
+    assert (conv_count(one), conv_count(two)) == (2, 4)
+    last = CNNEmbedder(n_mels=32, channels=[8, 16], embed_dim=16, convs_per_block=1, channels_last=True)
+    last.load_state_dict(one.state_dict())  # same weights, only the memory layout differs
+    x = torch.randn(3, 32, 40)
+    torch.testing.assert_close(last.eval()(x), one.eval()(x), rtol=1e-4, atol=1e-5)
+    assert last.blocks[0][0].weight.is_contiguous(memory_format=torch.channels_last)
 
 
 def test_registry():

@@ -1,0 +1,155 @@
+"""Epoch time, re-clustering time and peak memory of cluster pretraining at a given N (issue: speed and scale).
+
+One run = one N, in its own process so that its peak memory is its own. Training reads
+log-mel features [N, n_mels, frames] (random, float16) from a memory-mapped file, the way a
+feature cache would serve them, and runs the method's step: backbone, ClusterMarginLoss
+against the centroids, AdamW, the EMA centroid update and the memory-bank write. At the end
+of the epoch the classes are re-clustered: from the bank (k-means only) and, for
+comparison, with an exact embedding pass.
+
+With ``--steps`` below an epoch's N / batch steps (the default on CPU, where an epoch at
+N = 1M takes hours), the epoch time is the mean timed step times N / batch, and the exact
+pass is its timed batches scaled the same way; k-means always runs on all N embeddings.
+Prints one JSON line. Used by ``throughput.py``; runnable alone:
+
+    python benchmarks/feature_scale.py --n 100000 --steps 30
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from clusterlight.callbacks.centroids import ema_update_
+from clusterlight.clustering import cluster_per_class, clusters_per_class
+from clusterlight.losses import ClusterMarginLoss
+from clusterlight.nets import create_backbone
+
+RATIO = [6, 1, 2, 16]  # dog_bark : baby_cry : gunshot : background
+
+
+def write_features(path: Path, n: int, n_mels: int, frames: int, chunk: int = 8192) -> np.memmap:
+    """A float16 feature file of ``n`` random clips, written in chunks (not sparse: reads cost what real reads cost)."""
+    feats = np.lib.format.open_memmap(path, mode="w+", dtype=np.float16, shape=(n, n_mels, frames))
+    g = torch.Generator().manual_seed(0)
+    for start in range(0, n, chunk):
+        stop = min(n, start + chunk)
+        feats[start:stop] = torch.randn(stop - start, n_mels, frames, generator=g).half().numpy()
+    feats.flush()
+    return np.load(path, mmap_mode="r")
+
+
+def ratio_labels(n: int) -> torch.Tensor:
+    counts = [math.floor(n * r / sum(RATIO)) for r in RATIO]
+    counts[-1] += n - sum(counts)
+    return torch.repeat_interleave(torch.arange(len(RATIO)), torch.tensor(counts))
+
+
+class Timer:
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+
+    def __enter__(self):
+        self._sync()
+        self.t = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._sync()
+        self.seconds = time.perf_counter() - self.t
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+
+
+def measure(n: int, backbone: str, batch: int, steps: int | None, folder: Path, device: torch.device) -> dict:
+    n_mels, frames = 64, 101  # 4 s at 16 kHz, hop 10 ms, averaged 4x in time: the LSTM configs' input
+    t_write = time.perf_counter()
+    feats = write_features(folder / f"features-{n}.npy", n, n_mels, frames)
+    t_write = time.perf_counter() - t_write
+    labels = ratio_labels(n).to(device)
+    ks = clusters_per_class(torch.bincount(labels).tolist())
+    torch.manual_seed(0)
+    net = create_backbone(backbone, n_mels=n_mels).to(device)
+    opt = torch.optim.AdamW(net.parameters(), 1e-3)
+    loss_fn = ClusterMarginLoss()
+    bank = F.normalize(torch.randn(n, net.embed_dim, device=device), dim=1)  # last epoch's embeddings
+    centroids, assignments, cluster_classes = cluster_per_class(bank, labels, ks, iters=5)
+    amp = torch.autocast("cuda", torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+
+    def load(idx: torch.Tensor) -> torch.Tensor:
+        rows = np.sort(idx.numpy())
+        x = torch.from_numpy(np.ascontiguousarray(feats[rows]))
+        x = x.pin_memory() if device.type == "cuda" else x
+        return x.to(device, non_blocking=True).float(), torch.from_numpy(rows).to(device)
+
+    order = torch.randperm(n).split(batch)
+    total_steps = len(order)
+    timed = min(steps or total_steps, total_steps - 3)
+    net.train()
+    for i, idx in enumerate(order[: timed + 3]):
+        if i == 3:
+            train = Timer(device).__enter__()
+        x, rows = load(idx)
+        with amp:
+            z = F.normalize(net(x).float(), dim=1)
+        clusters = assignments[rows]
+        loss = loss_fn(z, clusters, centroids, cluster_classes)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        zd = z.detach()
+        sums = torch.zeros_like(centroids).index_add_(0, clusters, zd)
+        ema_update_(centroids, sums, torch.bincount(clusters, minlength=len(centroids)), 0.9)
+        bank[rows] = zd
+    train.__exit__()
+    epoch_s = train.seconds / timed * total_steps
+
+    net.eval()
+    with torch.no_grad(), Timer(device) as embed:
+        for idx in order[:timed]:
+            x, _ = load(idx)
+            with amp:
+                net(x)
+    exact_pass_s = embed.seconds / timed * total_steps
+    with Timer(device) as km:
+        cluster_per_class(bank, labels, ks, iters=20, init=centroids)
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated() / 2**20
+        peak_kind = "GPU max_memory_allocated"
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        peak_kind = "process peak RSS (memory-mapped pages read included)"
+    return {
+        "n": n, "backbone": backbone, "batch": batch, "device": str(device), "clusters": len(centroids),
+        "timed_steps": timed, "epoch_steps": total_steps, "estimated": timed < total_steps,
+        "epoch_s": epoch_s, "step_ms": 1e3 * train.seconds / timed, "exact_pass_s": exact_pass_s, "kmeans_s": km.seconds,
+        "peak_mib": peak, "peak_kind": peak_kind, "feature_file_gib": feats.nbytes / 2**30, "write_s": t_write,
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--n", type=int, required=True)
+    p.add_argument("--backbone", default="lstm", choices=["lstm", "cnn"])
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--steps", type=int, default=None, help="timed steps (default: a whole epoch on GPU, 30 on CPU)")
+    p.add_argument("--dir", default=None, help="where the feature file goes (default: a temporary folder, removed after)")
+    a = p.parse_args()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    steps = a.steps if a.steps is not None else (None if device.type == "cuda" else 30)
+    with tempfile.TemporaryDirectory(dir=a.dir) as tmp:
+        print(json.dumps(measure(a.n, a.backbone, a.batch, steps, Path(tmp), device)))
+
+
+if __name__ == "__main__":
+    main()
