@@ -1,9 +1,11 @@
 """End-to-end training on tiny synthetic data: baseline, pretraining, fine-tuning, resume."""
+import pytest
 import torch
 
 from clusterlight import ClusterCentroids, EmbeddingPretrain, JointFinetune
 from clusterlight.losses import ClusterMarginLoss
 from clusterlight.modules import Classifier
+from clusterlight.nets import CNNEmbedder
 
 from conftest import tiny_datamodule, tiny_parts, tiny_trainer
 
@@ -119,3 +121,38 @@ def test_resume_restores_centroid_state_and_continues_identically(synth_root, tm
     assert torch.allclose(resumed.centroids, full.centroids, atol=1e-5)
     for (name, a), b in zip(full_model.state_dict().items(), resumed_model.state_dict().values()):
         assert torch.allclose(a.float(), b.float(), atol=1e-5), name
+
+
+def test_pretrain_predicts_from_a_checkpoint_and_explains_when_it_cannot(synth_root, tmp_path):
+    ckpt = tmp_path / "pretrained.ckpt"
+    _, dm, _ = _pretrain(synth_root, tmp_path / "cache", tmp_path / "a", 1, ckpt_out=ckpt)
+    fresh = EmbeddingPretrain(*tiny_parts(), dm.class_names, plot_embeddings=False)
+    with pytest.raises(RuntimeError, match="has no cluster centroids"):
+        tiny_trainer(tmp_path / "b").predict(fresh, dm)
+    preds = tiny_trainer(tmp_path / "c").predict(EmbeddingPretrain(*tiny_parts(), dm.class_names, plot_embeddings=False), dm, ckpt_path=str(ckpt))
+    scores = torch.cat([p["scores"] for p in preds])
+    assert scores.shape == (len(dm.datasets["test"]), 4) and torch.isfinite(scores.amax(1)).all()
+
+
+def test_bf16_mixed_precision_end_to_end(synth_root, tmp_path):
+    """The GPU configs train in bf16-mixed; the same path (autocast, float32 losses and centroids) runs on CPU.
+    CNN backbone: oneDNN has no bf16 LSTM kernel on CPUs without native bf16 (cuDNN has one on GPUs)."""
+    torch.manual_seed(0)
+    dm = tiny_datamodule(synth_root, tmp_path / "cache")
+
+    def cnn_parts():
+        return tiny_parts()[0], CNNEmbedder(n_mels=32, channels=[8, 16], embed_dim=16, convs_per_block=1, channels_last=True)
+
+    pre = EmbeddingPretrain(*cnn_parts(), dm.class_names, plot_embeddings=False)
+    trainer = tiny_trainer(tmp_path, max_epochs=2, precision="bf16-mixed")
+    trainer.fit(pre, dm)
+    tracker = next(c for c in trainer.callbacks if isinstance(c, ClusterCentroids))
+    assert tracker.centroids.dtype == torch.float32 and torch.isfinite(tracker.centroids).all()
+    ckpt = tmp_path / "pre.ckpt"
+    trainer.save_checkpoint(ckpt)
+    fine = JointFinetune(*cnn_parts(), dm.class_names, pretrained_checkpoint=str(ckpt), cluster_loss_weight=0.1, cluster_loss=ClusterMarginLoss())
+    trainer = tiny_trainer(tmp_path, max_epochs=1, precision="bf16-mixed")
+    trainer.fit(fine, dm)
+    assert torch.isfinite(trainer.callback_metrics["train/cls_loss"]) and torch.isfinite(trainer.callback_metrics["train/cluster_loss"])
+    trainer.test(fine, dm, verbose=False)
+    assert 0 <= fine.results["test"]["metrics"]["macro_err"] <= 1

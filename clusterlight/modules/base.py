@@ -76,6 +76,11 @@ class AudioModule(LightningModule):
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
         scores = self.scores_from_features(self.features(batch["wave"]))
+        if scores is None:
+            raise RuntimeError(
+                f"{type(self).__name__} cannot classify yet: it has no cluster centroids. Predict with a checkpoint "
+                "of a trained run (ckpt_path=...), whose ClusterCentroids state holds them."
+            )
         return {"index": batch["index"], "pred": scores.argmax(1), "scores": scores}
 
     def configure_optimizers(self):
