@@ -179,3 +179,17 @@ def test_merge_replaces_a_node_whose_class_changes():
     assert same["model"]["init_args"]["loss"]["init_args"] == {"margin_inter": 1.0, "margin_intra": 0.1}
     other = merge_configs(base, {"model": {"init_args": {"loss": {"class_path": "a.Softmax", "init_args": {"temperature": 0.1}}}}})
     assert other["model"]["init_args"] == {"lr": 1e-3, "loss": {"class_path": "a.Softmax", "init_args": {"temperature": 0.1}}}
+
+
+def test_summary_compares_methods_on_shared_seeds():
+    from clusterlight.experiment import summarize
+
+    def run(err: float) -> dict:
+        return {"metrics": {"err_a": err, "err_b": err, "macro_err": err, "acc": 1 - err}}
+
+    runs = {"base": {s: run(e) for s, e in enumerate([0.4, 0.4, 0.4, 0.8, 0.8])}, "new": {s: run(0.3) for s in range(3)}}
+    result = summarize(runs, ["a", "b"], "base")
+    assert result["summary"]["base"]["macro_err"]["mean"] == pytest.approx(0.56)
+    assert result["reduction"]["new"]["seeds"] == [0, 1, 2]
+    assert result["reduction"]["new"]["macro_err"] == pytest.approx(0.25)  # against 0.4, the base mean on seeds 0-2
+    assert result["reduction"]["new"]["macro_err_per_seed"] == pytest.approx([0.25, 0.25, 0.25])
