@@ -21,6 +21,7 @@ import json
 import math
 import resource
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -73,11 +74,52 @@ class Timer:
             torch.cuda.synchronize()
 
 
+class AnonPeak:
+    """Peak anonymous (heap) memory of this process, sampled from /proc every 20 ms while active.
+
+    The process's peak RSS also counts pages of the memory-mapped feature file that reads
+    touched (the kernel maps whole read-around windows), which are page cache, not memory the
+    run needs; anonymous memory is what grows with the bank, the k-means and the model.
+    """
+
+    def __init__(self) -> None:
+        self.peak_mib, self._stop = 0.0, threading.Event()
+
+    @staticmethod
+    def now_mib() -> float:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def _poll(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak_mib = max(self.peak_mib, self.now_mib())
+
+    def __enter__(self):
+        self.peak_mib = self.now_mib()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_mib = max(self.peak_mib, self.now_mib())
+
+
 def measure(n: int, backbone: str, batch: int, steps: int | None, folder: Path, device: torch.device) -> dict:
     n_mels, frames = 64, 101  # 4 s at 16 kHz, hop 10 ms, averaged 4x in time: the LSTM configs' input
     t_write = time.perf_counter()
     feats = write_features(folder / f"features-{n}.f16", n, n_mels, frames)
     t_write = time.perf_counter() - t_write
+    with AnonPeak() as anon:
+        result = _train_and_recluster(feats, n, backbone, batch, steps, device, n_mels, frames)
+    result.update(anon_peak_mib=anon.peak_mib, feature_file_gib=feats.nbytes / 2**30, write_s=t_write)
+    return result
+
+
+def _train_and_recluster(feats: np.memmap, n: int, backbone: str, batch: int, steps: int | None, device: torch.device, n_mels: int, frames: int) -> dict:
     labels = ratio_labels(n).to(device)
     ks = clusters_per_class(torch.bincount(labels).tolist())
     torch.manual_seed(0)
@@ -130,12 +172,12 @@ def measure(n: int, backbone: str, batch: int, steps: int | None, folder: Path, 
         peak_kind = "GPU max_memory_allocated"
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        peak_kind = "process peak RSS (memory-mapped pages read included)"
+        peak_kind = "process peak RSS, feature-file pages mapped by reads included"
     return {
         "n": n, "backbone": backbone, "batch": batch, "device": str(device), "clusters": len(centroids),
         "timed_steps": timed, "epoch_steps": total_steps, "estimated": timed < total_steps,
         "epoch_s": epoch_s, "step_ms": 1e3 * train.seconds / timed, "exact_pass_s": exact_pass_s, "kmeans_s": km.seconds,
-        "peak_mib": peak, "peak_kind": peak_kind, "feature_file_gib": feats.nbytes / 2**30, "write_s": t_write,
+        "peak_mib": peak, "peak_kind": peak_kind,
     }
 
 

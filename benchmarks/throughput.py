@@ -221,7 +221,8 @@ def main() -> None:
         grow = n / smallest["n"]
         print(f"5. N={n:>9,}: epoch {r['epoch_s']:8.1f} s ({r['epoch_s'] / smallest['epoch_s']:6.1f}x for {grow:.0f}x the clips; "
               f"{'estimated from ' + str(r['timed_steps']) + ' timed steps' if r['estimated'] else 'whole epoch'}), step {r['step_ms']:.0f} ms, "
-              f"k-means {r['kmeans_s']:.2f} s, peak memory {r['peak_mib']:.0f} MiB ({r['peak_kind']}); feature file {r['feature_file_gib']:.1f} GiB", flush=True)
+              f"k-means {r['kmeans_s']:.2f} s, peak anonymous memory {r['anon_peak_mib']:.0f} MiB ({r['anon_peak_mib'] / smallest['anon_peak_mib']:.1f}x), "
+              f"peak {r['peak_mib']:.0f} MiB ({r['peak_kind']}); feature file {r['feature_file_gib']:.1f} GiB", flush=True)
     cold, warm = first_epoch(source, Path(a.cache_dir), a.backbone, accelerator)
     print(f"6. first epoch (data set-up + one baseline epoch, {len(dm.store.clips)} files): cold cache (decode) {cold:.1f} s, "
           f"warm cache (memory-map) {warm:.1f} s, ratio {cold / warm:.1f}x", flush=True)
