@@ -130,19 +130,13 @@ def _train_and_recluster(feats: np.memmap, n: int, backbone: str, batch: int, st
     centroids, assignments, cluster_classes = cluster_per_class(bank, labels, ks, iters=5)
     amp = torch.autocast("cuda", torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
 
-    def load(idx: torch.Tensor) -> torch.Tensor:
+    def load(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         rows = np.sort(idx.numpy())
         x = torch.from_numpy(np.ascontiguousarray(feats[rows]))
         x = x.pin_memory() if device.type == "cuda" else x
         return x.to(device, non_blocking=True).float(), torch.from_numpy(rows).to(device)
 
-    order = torch.randperm(n).split(batch)
-    total_steps = len(order)
-    timed = min(steps or total_steps, total_steps - 3)
-    net.train()
-    for i, idx in enumerate(order[: timed + 3]):
-        if i == 3:
-            train = Timer(device).__enter__()
+    def train_step(idx: torch.Tensor) -> None:
         x, rows = load(idx)
         with amp:
             z = F.normalize(net(x).float(), dim=1)
@@ -155,7 +149,16 @@ def _train_and_recluster(feats: np.memmap, n: int, backbone: str, batch: int, st
         sums = torch.zeros_like(centroids).index_add_(0, clusters, zd)
         ema_update_(centroids, sums, torch.bincount(clusters, minlength=len(centroids)), 0.9)
         bank[rows] = zd
-    train.__exit__()
+
+    order = torch.randperm(n).split(batch)
+    total_steps = len(order)
+    timed = min(steps or total_steps, total_steps - 3)
+    net.train()
+    for idx in order[:3]:  # warm-up, not timed
+        train_step(idx)
+    with Timer(device) as train:
+        for idx in order[3 : 3 + timed]:
+            train_step(idx)
     epoch_s = train.seconds / timed * total_steps
 
     net.eval()

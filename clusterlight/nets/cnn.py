@@ -18,9 +18,9 @@ class CNNEmbedder(nn.Module):
     """log-mel [B, n_mels, T] -> embedding [B, embed_dim]: VGG blocks (``convs_per_block`` 3x3 convs + 2x2
     pool), mean over frequency, mean+max over time, linear.
 
-    ``channels_last`` stores the activations as NHWC, which the convolution kernels of both
-    CUDA (cuDNN, under mixed precision) and CPU (oneDNN) run faster;
-    ``benchmarks/throughput.py --backbone cnn`` measures it on the machine at hand.
+    ``channels_last`` stores the activations as NHWC, which cuDNN (under mixed precision) and
+    oneDNN often run faster; on the project's 2-core CPU it gave 1.5x for a one-conv-per-block
+    CNN and little for two convs per block (``benchmarks/README.md``).
     """
 
     def __init__(
