@@ -4,7 +4,9 @@ An experiment file names LightningCLI config files shared by all stages (``commo
 per method a list of stages, each with its own config files and overrides. A stage with
 ``init_from: <stage>`` starts from that stage's selected checkpoint (it sets
 ``model.init_args.pretrained_checkpoint``). The last stage of each method is tested on the
-test split with its checkpoint selected by validation macro error.
+test split with its checkpoint selected by validation macro error. With
+``cross_validate: true`` seed ``s`` also selects the validation part ``s`` of the training
+folds (``data.val_part``), so seeds ``0 .. n-1`` cross-validate every method.
 
 Each finished (method, seed) leaves ``seed<s>/<method>/result.json`` with a hash of its
 resolved stage configs; a rerun into the same folder reuses every result whose configs are
@@ -58,6 +60,8 @@ def stage_config(exp, stage, seed: int, stage_dir: Path, exp_file: Path, checkpo
     cfg = OmegaConf.create(merged)
     cfg.seed_everything = seed
     cfg.data.init_args.seed = seed
+    if exp.get("cross_validate"):  # seed s validates on part s of fold-wise cross-validation
+        cfg.data.init_args.val_part = seed
     cfg.trainer.default_root_dir = str(stage_dir)
     logger = cfg.trainer.get("logger")
     if OmegaConf.is_dict(logger) and "init_args" in logger:
@@ -74,7 +78,8 @@ def run_stage(config: dict, test: bool) -> tuple[str, dict | None]:
     """Fit one stage; returns (selected checkpoint, test results or None).
 
     The test results carry the validation macro error of the selected checkpoint
-    (``selected_val_macro_err``), the figure to choose hyperparameters by.
+    (``selected_val_macro_err``), the figure to choose hyperparameters by, and that
+    checkpoint's validation metrics and confusion matrix (``val``).
     """
     from clusterlight.cli import ClusterlightCLI
 
@@ -86,11 +91,21 @@ def run_stage(config: dict, test: bool) -> tuple[str, dict | None]:
         return ckpt, None
     best_val = cli.trainer.checkpoint_callback.best_model_score
     cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt or None, verbose=False)
-    return ckpt, {**cli.model.results["test"], "selected_val_macro_err": None if best_val is None else float(best_val)}
+    test_results = cli.model.results["test"]
+    cli.trainer.validate(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt or None, verbose=False)
+    return ckpt, {**test_results, "selected_val_macro_err": None if best_val is None else float(best_val), "val": cli.model.results["val"]}
 
 
 def _stats(vals: list[float]) -> dict:
     return {"mean": statistics.fmean(vals), "std": statistics.stdev(vals) if len(vals) > 1 else 0.0, "values": vals}
+
+
+def pooled_errors(confusions: list[list[list[int]]], class_names: list[str]) -> dict:
+    """Per-class and macro error of the summed confusion matrices (rows: true class): over
+    cross-validation folds, the error on every validation clip at once."""
+    total = [[sum(m[i][j] for m in confusions) for j in range(len(class_names))] for i in range(len(class_names))]
+    errs = {f"err_{c}": 1 - total[i][i] / sum(total[i]) if sum(total[i]) else float("nan") for i, c in enumerate(class_names)}
+    return {**errs, "macro_err": statistics.fmean(errs.values())}
 
 
 def summarize(runs: dict[str, dict[int, dict]], class_names: list[str], reference: str) -> dict:
@@ -107,6 +122,9 @@ def summarize(runs: dict[str, dict[int, dict]], class_names: list[str], referenc
         val = [r.get("selected_val_macro_err") for r in per_seed.values()]
         if val and None not in val:
             summary[method]["selected_val_macro_err"] = _stats(val)
+        confusions = [r["val"]["confusion"] for r in per_seed.values() if "val" in r]
+        if confusions and len(confusions) == len(per_seed):
+            summary[method]["val_pooled"] = pooled_errors(confusions, class_names)
     reductions = {}
     for method in runs:
         if method == reference:
@@ -142,6 +160,10 @@ def markdown_table(result: dict, class_names: list[str], reference: str) -> str:
     lines += ["", head.format(f"error reduction vs {reference}"), rule]
     for m, red in result["reduction"].items():
         lines.append(f"| {m} | " + " | ".join("n/a" if math.isnan(red[k]) else f"{100 * red[k]:+.1f}%" for k in keys) + " |")
+    pooled = {m: s["val_pooled"] for m, s in result["summary"].items() if "val_pooled" in s}
+    if pooled:
+        lines += ["", head.format("validation error, pooled over seeds (selected checkpoints)"), rule]
+        lines += [f"| {m} | " + " | ".join(f"{p[k]:.3f}" for k in keys) + " |" for m, p in pooled.items()]
     return "\n".join(lines)
 
 

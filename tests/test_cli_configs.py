@@ -145,8 +145,12 @@ def test_experiment_writes_complete_results_and_reuses_finished_runs(tmp_path, c
     base, clus = result["summary"]["baseline"]["macro_err"]["mean"], result["summary"]["clustered"]["macro_err"]["mean"]
     assert red["macro_err"] == pytest.approx((base - clus) / base)
     assert result["wall_s"] == pytest.approx(sum(r["wall_s"] for per in result["runs"].values() for r in per.values()))
+    val = result["runs"]["baseline"]["0"]["val"]  # the selected checkpoint's validation metrics
+    assert val["metrics"]["macro_err"] == pytest.approx(result["runs"]["baseline"]["0"]["selected_val_macro_err"])
+    assert sum(map(sum, val["confusion"])) == sum(TINY_COUNTS["val"].values())
     md = (tmp_path / "out/results.md").read_text()
     assert "| clustered |" in md and "error reduction vs baseline" in md and "**macro**" in md
+    assert "validation error, pooled over seeds" in md
     assert (tmp_path / "out/seed1/clustered/finetune").is_dir()
 
 
@@ -193,3 +197,26 @@ def test_summary_compares_methods_on_shared_seeds():
     assert result["reduction"]["new"]["seeds"] == [0, 1, 2]
     assert result["reduction"]["new"]["macro_err"] == pytest.approx(0.25)  # against 0.4, the base mean on seeds 0-2
     assert result["reduction"]["new"]["macro_err_per_seed"] == pytest.approx([0.25, 0.25, 0.25])
+
+
+def test_pooled_errors_sum_confusions_before_dividing():
+    from clusterlight.experiment import pooled_errors
+
+    fold_a = [[3, 1], [0, 1]]  # class a: 3 of 4 right; class b: 1 of 1
+    fold_b = [[1, 0], [3, 1]]  # class a: 1 of 1; class b: 1 of 4
+    pooled = pooled_errors([fold_a, fold_b], ["a", "b"])
+    assert pooled["err_a"] == pytest.approx(1 / 5) and pooled["err_b"] == pytest.approx(3 / 5)
+    assert pooled["macro_err"] == pytest.approx(0.4)
+
+
+def test_cross_validate_makes_each_seed_validate_on_its_own_part(tmp_path):
+    from omegaconf import OmegaConf
+
+    from clusterlight.experiment import stage_config
+
+    exp_file = Path(_write(tmp_path, "exp.yaml", _tiny_experiment(tmp_path)))
+    exp = OmegaConf.load(exp_file)
+    stage = exp.methods.baseline.stages[0]
+    assert "val_part" not in stage_config(exp, stage, 3, tmp_path / "run", exp_file, {})["data"]["init_args"]
+    exp.cross_validate = True
+    assert stage_config(exp, stage, 3, tmp_path / "run", exp_file, {})["data"]["init_args"]["val_part"] == 3

@@ -4,6 +4,9 @@ import pytest
 
 from clusterlight.data.records import Clip, DataError
 from clusterlight.data.splits import group_split
+from conftest import TINY_COUNTS, tiny_datamodule
+
+TRAIN_COUNTS = TINY_COUNTS["train"]
 
 
 def _clips():
@@ -43,3 +46,25 @@ def test_split_is_seeded():
 def test_bad_fractions():
     with pytest.raises(DataError, match="sum to 1"):
         group_split(_clips(), [0.5, 0.2], seed=0)
+
+
+def test_val_part_cross_validates_the_training_folds(synth_root, tmp_path):
+    vals, trains = [], []
+    for k in range(4):
+        dm = tiny_datamodule(synth_root, tmp_path / "cache", val_folds=None, val_fraction=0.25, val_part=k, seed=k)
+        dm.setup()
+        rows = {name: set(dm.datasets[name].rows.tolist()) for name in ("train", "val")}
+        assert not rows["train"] & rows["val"]
+        vals.append(rows["val"])
+        trains.append(rows["train"])
+    every = set().union(*vals)
+    assert sum(len(v) for v in vals) == len(every) == sum(TRAIN_COUNTS.values())  # each training-fold clip validates once
+    assert all(trains[k] == every - vals[k] for k in range(4))
+
+
+def test_val_part_errors_name_the_field(synth_root, tmp_path):
+    with pytest.raises(DataError, match=r"data.val_part must be in \[0, 4\)"):
+        tiny_datamodule(synth_root, tmp_path / "cache", val_folds=None, val_fraction=0.25, val_part=4)
+    dm = tiny_datamodule(synth_root, tmp_path / "cache", val_part=0)  # the source's own val fold is set
+    with pytest.raises(DataError, match="val_part needs val_folds: null"):
+        dm.setup()

@@ -36,6 +36,10 @@ class AudioDataModule(LightningDataModule):
             every label not named otherwise.
         train_folds, val_folds, test_folds: fold (or split) column values of each split.
             ``val_folds: null`` carves ``val_fraction`` of the training folds, group-aware.
+        val_part: with ``val_folds: null``, take part ``val_part`` of a fixed (seed-independent)
+            group-aware partition of the training folds into ``round(1 / val_fraction)`` parts as
+            validation instead of a seeded carve: runs with ``val_part = 0 .. n-1`` are an n-fold
+            cross-validation that puts every training-fold clip in validation exactly once.
             A source without folds is split at random (group-aware) by the fractions.
         class_ratio: subsample the training split to this ratio (largest feasible counts).
         seed: seeds the ratio subsample, the random splits, shuffling and k-means.
@@ -57,6 +61,7 @@ class AudioDataModule(LightningDataModule):
         val_folds: Sequence[str | int] | None = ("val",),
         test_folds: Sequence[str | int] | None = ("test",),
         val_fraction: float = 0.15,
+        val_part: int | None = None,
         test_fraction: float = 0.15,
         class_ratio: dict[str, float] | None = None,
         seed: int = 0,
@@ -84,7 +89,9 @@ class AudioDataModule(LightningDataModule):
         self.folds = {
             name: None if f is None else [str(x) for x in f] for name, f in zip(SPLITS, (train_folds, val_folds, test_folds))
         }
-        self.val_fraction, self.test_fraction = val_fraction, test_fraction
+        self.val_fraction, self.val_part, self.test_fraction = val_fraction, val_part, test_fraction
+        if val_part is not None and not 0 <= val_part < self.val_parts:
+            raise DataError(f"data.val_part must be in [0, {self.val_parts}) for val_fraction {val_fraction}, got {val_part}")
         self.class_ratio, self.seed = class_ratio, seed
         self.sample_rate, self.duration, self.padding = sample_rate, duration, padding
         self.batch_size, self.num_workers, self.sampler = batch_size, num_workers, sampler
@@ -120,6 +127,11 @@ class AudioDataModule(LightningDataModule):
         return self.classes or sorted({c.label for c in self.labelled_clips()})
 
     @property
+    def val_parts(self) -> int:
+        """How many cross-validation parts ``val_fraction`` makes (see ``val_part``)."""
+        return max(2, round(1 / self.val_fraction)) if self.val_fraction > 0 else 1
+
+    @property
     def num_classes(self) -> int:
         return len(self.class_names)
 
@@ -150,6 +162,8 @@ class AudioDataModule(LightningDataModule):
             rank_zero_info(f"[clusterlight] {name:5s} clips per class: {self.counts[name]} (total {sum(self.counts[name].values())})")
 
     def _split(self, clips: list[Clip]) -> dict[str, list[int]]:
+        if self.val_part is not None and (self.folds["val"] is not None or all(c.fold is None for c in clips)):
+            raise DataError("data.val_part needs val_folds: null and a source with folds (it partitions the training folds)")
         if all(c.fold is None for c in clips):
             fr = [1 - self.val_fraction - self.test_fraction, self.val_fraction, self.test_fraction]
             return dict(zip(SPLITS, group_split(clips, fr, self.seed)))
@@ -162,7 +176,12 @@ class AudioDataModule(LightningDataModule):
             raise DataError(f"data.train_folds {self.folds['train']} match no clip; the source's folds are {found}")
         if self.folds["val"] is None:
             pool = [clips[i] for i in parts["train"]]
-            train, val = group_split(pool, [1 - self.val_fraction, self.val_fraction], self.seed)
+            if self.val_part is None:
+                train, val = group_split(pool, [1 - self.val_fraction, self.val_fraction], self.seed)
+            else:
+                folds = group_split(pool, [1 / self.val_parts] * self.val_parts, seed=0)
+                val = folds[self.val_part]
+                train = sorted(i for k, f in enumerate(folds) if k != self.val_part for i in f)
             parts["train"], parts["val"] = [parts["train"][i] for i in train], [parts["train"][i] for i in val]
         return parts
 

@@ -35,4 +35,4 @@ class ClipDataset(Dataset):
             rng = np.random.default_rng(i)
             offset = 0 if (m < n and self.padding == "loop") else abs(m - n) // 2
         clip = fit_length(wave, n, self.padding, offset, rng)
-        return {"wave": torch.from_numpy(np.ascontiguousarray(clip, dtype=np.float32)), "label": int(self.labels[i]), "index": i}
+        return {"wave": torch.from_numpy(np.array(clip, dtype=np.float32)), "label": int(self.labels[i]), "index": i}
