@@ -3,13 +3,15 @@
 Prints, on the device it runs on (GPU when present, else CPU), numbered as in the issue:
   1. training clips/s of cluster pretraining vs the class-weighted baseline (same backbone, batch, data),
      with an exact re-clustering pass and with the memory bank
-  2. end-to-end training clips/s from the waveform cache vs pure compute on in-memory tensors
+  2. end-to-end training clips/s from the waveform cache (memory-mapped, and resident on the device)
+     vs pure compute on in-memory tensors
   3. re-clustering time (embedding + k-means) as a share of epoch time at N = 100,000 (features)
   4. per-step cost of the centroid loss vs an exhaustive pairwise loss over N stored embeddings
   5. epoch time and peak memory at N = 10k, 100k, 1M (features; benchmarks/feature_scale.py, one
      process per N)
   6. cold-cache (decode) vs warm-cache (memory-mapped) first epoch, and on CPU the README main
      job's wall time (``--main_job``)
+  7. with ``--compile``: baseline clips/s with the backbone compiled (CompileModel) vs eager
 Not part of the test suite. Usage: python benchmarks/throughput.py [--backbone lstm] [--steps 30] [--main_job]
 """
 from __future__ import annotations
@@ -28,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch import Callback
 
-from clusterlight import AudioDataModule, Classifier, EmbeddingPretrain, LogMel, SyntheticSource, create_backbone
+from clusterlight import AudioDataModule, Classifier, CompileModel, EmbeddingPretrain, LogMel, SyntheticSource, create_backbone
 from clusterlight.losses import ClusterMarginLoss
 
 CLASSES = ["dog_bark", "baby_cry", "gunshot", "background"]
@@ -73,17 +75,17 @@ def _parts(backbone: str):
     return LogMel(time_pool=4), create_backbone(backbone)
 
 
-def train_throughput(dm, backbone, steps, accelerator):
+def train_throughput(dm, backbone, steps, accelerator, names=("baseline", "exact", "bank")):
     """Clips/s over ``steps`` steps (several epochs, re-clustering included) for the baseline and pretraining."""
     out = {}
-    for name in ("baseline", "exact", "bank"):
+    for name in names:
         torch.manual_seed(0)
-        if name == "baseline":
+        if name in ("baseline", "compiled"):
             model = Classifier(*_parts(backbone), dm.class_names)
         else:
             model = EmbeddingPretrain(*_parts(backbone), dm.class_names, embedding_source=name, plot_embeddings=False)
-        timer = StepTimer()
-        _trainer(steps, accelerator, [timer]).fit(model, dm)
+        timer = StepTimer(warmup=8 if name == "compiled" else 3)  # compiling (and a recompile for the last batch) before timing
+        _trainer(steps, accelerator, [timer, *([CompileModel()] if name == "compiled" else [])]).fit(model, dm)
         out[name] = timer.clips_per_s
     return out
 
@@ -189,6 +191,7 @@ def main() -> None:
     p.add_argument("--bank_sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     p.add_argument("--scale_sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     p.add_argument("--scale_steps", type=int, default=None, help="timed steps per N (default: whole epochs on GPU, 30 on CPU)")
+    p.add_argument("--compile", action="store_true", help="also time the baseline with torch.compile (CompileModel) against eager")
     p.add_argument("--main_job", action="store_true", help="also time the README main job from scratch (about 3 min on a 2-core CPU)")
     a = p.parse_args()
     accelerator = "gpu" if torch.cuda.is_available() else "cpu"
@@ -202,9 +205,12 @@ def main() -> None:
     print(f"1. training clips/s over {a.steps} steps, re-clustering every epoch included: baseline {tp['baseline']:.0f}, cluster pretraining "
           f"{tp['exact']:.0f} with an exact embedding pass (ratio {tp['exact'] / tp['baseline']:.2f}), {tp['bank']:.0f} with the memory bank "
           f"(ratio {tp['bank'] / tp['baseline']:.2f}; target >= 0.9 on GPU)", flush=True)
+    resident = AudioDataModule(source=source, classes=CLASSES, class_ratio=RATIO, cache_dir=a.cache_dir, waveforms_on_device=True)
+    tp["resident"] = train_throughput(resident, a.backbone, a.steps, accelerator, names=("baseline",))["baseline"]
     pure = pure_compute(dm, a.backbone, a.steps, accelerator)
-    print(f"2. end-to-end {tp['baseline']:.0f} clips/s vs pure compute {pure:.0f} clips/s on in-memory tensors: ratio {tp['baseline'] / pure:.2f} "
-          "(target >= 0.8 for the LSTM on GPU)", flush=True)
+    print(f"2. end-to-end baseline training vs pure compute {pure:.0f} clips/s on in-memory tensors: from the memory-mapped cache "
+          f"{tp['baseline']:.0f} clips/s (ratio {tp['baseline'] / pure:.2f}), waveforms resident on the device {tp['resident']:.0f} clips/s "
+          f"(ratio {tp['resident'] / pure:.2f}; target >= 0.8 for the LSTM on GPU)", flush=True)
     scale = {n: scale_run(n, a.backbone, a.scale_steps) for n in sorted(set(a.scale_sizes) | {100_000})}
     r = scale[100_000]
     how = f"epoch time from {r['timed_steps']} timed steps x {r['epoch_steps']}" if r["estimated"] else "a whole epoch timed"
@@ -229,6 +235,11 @@ def main() -> None:
     if a.main_job:
         print(f"6. README main job (clusterlight experiment, quickstart.yaml, from an empty folder): {main_job_wall_time() / 60:.1f} min "
               "(target < 5 min on this CPU)", flush=True)
+
+    if a.compile:
+        compiled = train_throughput(dm, a.backbone, a.steps + 5, accelerator, names=("compiled",))["compiled"]
+        print(f"7. baseline with the backbone compiled (torch.compile, after 8 untimed steps) {compiled:.0f} clips/s vs eager "
+              f"{tp['baseline']:.0f} clips/s: ratio {compiled / tp['baseline']:.2f}", flush=True)
 
 
 if __name__ == "__main__":

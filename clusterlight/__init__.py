@@ -1,5 +1,5 @@
 """clusterlight: cluster-based deep embeddings for rare sound events on imbalanced data."""
-from clusterlight.callbacks import ClusterCentroids, EmbeddingPlot
+from clusterlight.callbacks import ClusterCentroids, CompileModel, EmbeddingPlot
 from clusterlight.data import AudioDataModule, ManifestSource, SyntheticSource
 from clusterlight.features import LogMel
 from clusterlight.modules import Classifier, EmbeddingPretrain, JointFinetune
@@ -10,6 +10,7 @@ __all__ = [
     "AudioDataModule",
     "Classifier",
     "ClusterCentroids",
+    "CompileModel",
     "EmbeddingPlot",
     "EmbeddingPretrain",
     "JointFinetune",

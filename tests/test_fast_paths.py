@@ -1,10 +1,13 @@
 """The fast paths give the same answers as the straightforward ones."""
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
 from clusterlight import ClusterCentroids, EmbeddingPretrain
 from clusterlight.data.audio import decode, fit_length
+from clusterlight.data.records import DataError
+from clusterlight.modules.cluster_access import find_centroids
 
 from conftest import tiny_datamodule, tiny_parts, tiny_trainer
 
@@ -56,3 +59,63 @@ def test_cached_and_uncached_inputs_give_identical_batches(synth_root, tmp_path)
         clip = dm.store.clips[int(ds.rows[i])]
         direct = fit_length(decode(clip.path, dm.sample_rate), ds.n_samples, dm.padding, 0)
         assert np.array_equal(ds[i]["wave"].numpy(), direct), clip.path
+
+
+def _ragged_datamodule(root, cache, **kwargs):
+    """Clips of 0.3-1.7 s of noise (shorter and longer than the 1 s clip length), two classes."""
+    import soundfile as sf
+
+    from clusterlight.data import AudioDataModule, FolderSource
+
+    rng = np.random.default_rng(0)
+    for k in range(24):
+        path = root / ("a" if k % 3 else "b") / f"{k}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, rng.uniform(-0.5, 0.5, int(8000 * (0.3 + 0.06 * k))).astype(np.float32), 8000, subtype="FLOAT")
+    return AudioDataModule(source=FolderSource(str(root)), sample_rate=8000, duration=1.0, batch_size=6, cache_dir=str(cache), **kwargs)
+
+
+@pytest.mark.parametrize("padding", ["loop", "zero"])
+def test_resident_waveforms_give_identical_batches(tmp_path, padding):
+    host = _ragged_datamodule(tmp_path / "audio", tmp_path / "cache", padding=padding)
+    resident = _ragged_datamodule(tmp_path / "audio", tmp_path / "cache", padding=padding, waveforms_on_device=True)
+    for dm in (host, resident):
+        dm.setup("fit")
+    assert "wave" not in resident.datasets["train"][0] and "row" in resident.datasets["train"][0]
+    for split in ("train", "val"):
+        ds_host, ds_res = host.datasets[split], resident.datasets[split]
+        for i in range(len(ds_host)):
+            torch.manual_seed(i)  # the same random crop on both paths
+            expected = ds_host[i]["wave"]
+            torch.manual_seed(i)
+            item = ds_res[i]
+            got = resident.load_waves({k: torch.tensor([v]) for k, v in item.items()}, torch.device("cpu"))[0]
+            assert torch.equal(got, expected), (split, i, padding)
+
+
+def test_resident_waveforms_train_end_to_end(tmp_path):
+    dm = _ragged_datamodule(tmp_path / "audio", tmp_path / "cache", waveforms_on_device=True)
+    frontend, _ = tiny_parts()
+    model = EmbeddingPretrain(frontend, MeanPoolEmbedder(), ["a", "b"], plot_embeddings=False)
+    tiny_trainer(tmp_path, max_epochs=2).fit(model, dm)
+    assert dm.resident is not None and dm.resident.nbytes == 4 * int(dm.store.offsets[-1])
+    assert find_centroids(model).centroids.shape[0] == int(dm.assignments.max()) + 1
+
+
+def test_resident_waveforms_reject_noise_padding(tmp_path):
+    with pytest.raises(DataError, match="waveforms_on_device supports padding"):
+        _ragged_datamodule(tmp_path / "audio", tmp_path / "cache", padding="noise", waveforms_on_device=True)
+
+
+def test_compiled_backbone_gives_the_eager_outputs_and_keeps_checkpoint_names(tmp_path):
+    from clusterlight import Classifier, CompileModel
+
+    torch.manual_seed(0)
+    frontend, _ = tiny_parts()
+    model = Classifier(frontend, MeanPoolEmbedder(), ["a", "b"]).eval()
+    wave = torch.randn(4, 8000)
+    eager, names = model.features(wave), list(model.state_dict())
+    CompileModel().setup(None, model, "fit")
+    assert model.backbone._compiled_call_impl is not None and model.frontend._compiled_call_impl is None
+    assert torch.allclose(model.features(wave), eager, atol=1e-5)
+    assert list(model.state_dict()) == names

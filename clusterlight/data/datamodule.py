@@ -17,6 +17,7 @@ from clusterlight.data.audio import PADDING_MODES, WaveformStore, load_waveforms
 from clusterlight.data.dataset import ClipDataset
 from clusterlight.data.imbalance import subsample_to_ratio
 from clusterlight.data.records import Clip, DataError
+from clusterlight.data.resident import RESIDENT_PADDING, ResidentWaveforms
 from clusterlight.data.sampling import OversamplingSampler, shuffle_sampler
 from clusterlight.data.sources import ClipSource
 from clusterlight.data.splits import group_split
@@ -50,6 +51,8 @@ class AudioDataModule(LightningDataModule):
         cluster_size: target clips per cluster (default: the smallest training class's count).
         cluster_every_n_epochs: rebuild the clusters every N training epochs.
         kmeans_iters: Lloyd iterations per rebuild.
+        waveforms_on_device: copy the decoded waveforms to the training device once and crop/pad
+            batches there (``loop`` or ``zero`` padding); the loaders then carry only indices.
     """
 
     def __init__(
@@ -76,10 +79,13 @@ class AudioDataModule(LightningDataModule):
         cluster_size: int | None = None,
         cluster_every_n_epochs: int = 1,
         kmeans_iters: int = 20,
+        waveforms_on_device: bool = False,
     ) -> None:
         super().__init__()
         if padding not in PADDING_MODES:
             raise DataError(f"data.padding must be one of {PADDING_MODES}, got {padding!r}")
+        if waveforms_on_device and padding not in RESIDENT_PADDING:
+            raise DataError(f"data.waveforms_on_device supports padding {RESIDENT_PADDING}, got data.padding {padding!r}")
         if sampler not in ("shuffle", "oversample"):
             raise DataError(f"data.sampler must be 'shuffle' or 'oversample', got {sampler!r}")
         if cluster_every_n_epochs < 1:
@@ -97,8 +103,10 @@ class AudioDataModule(LightningDataModule):
         self.batch_size, self.num_workers, self.sampler = batch_size, num_workers, sampler
         self.cache_dir, self.on_bad_file = cache_dir, on_bad_file
         self.cluster_size, self.cluster_every_n_epochs, self.kmeans_iters = cluster_size, cluster_every_n_epochs, kmeans_iters
+        self.waveforms_on_device = waveforms_on_device
         self._clips: list[Clip] | None = None
         self.store: WaveformStore | None = None
+        self.resident: ResidentWaveforms | None = None
         self.datasets: dict[str, ClipDataset] = {}
         self.counts: dict[str, dict[str, int]] = {}
         self.assignments: torch.Tensor | None = None
@@ -153,7 +161,8 @@ class AudioDataModule(LightningDataModule):
         n_samples = int(round(self.sample_rate * self.duration))
         for name, rows in parts.items():
             labels = np.array([index[clips[i].label] for i in rows], dtype=np.int64)
-            self.datasets[name] = ClipDataset(self.store, np.asarray(rows, dtype=np.int64), labels, n_samples, self.padding, train=name == "train")
+            rows = np.asarray(rows, dtype=np.int64)
+            self.datasets[name] = ClipDataset(self.store, rows, labels, n_samples, self.padding, name == "train", not self.waveforms_on_device)
             self.counts[name] = {c: int((labels == k).sum()) for c, k in index.items()}
         empty = [c for c, n in self.counts["train"].items() if n == 0]
         if empty:
@@ -217,8 +226,19 @@ class AudioDataModule(LightningDataModule):
         trainer = self.trainer
         return (trainer.global_rank, trainer.world_size) if trainer is not None else distributed.rank_and_world()
 
+    def load_waves(self, batch: dict, device: torch.device) -> torch.Tensor:
+        """The batch's waveforms on ``device``: moved there, or cropped from the resident copy."""
+        if "wave" in batch:
+            return batch["wave"].to(device, non_blocking=True)
+        if self.resident is None or self.resident.device != torch.device(device):
+            self.resident = ResidentWaveforms(self.store, device)
+            rank_zero_info(f"[clusterlight] decoded waveforms resident on {device}: {self.resident.nbytes / 2**20:.0f} MiB")
+        return self.resident.crop(batch["row"], batch["start"], self.datasets["train"].n_samples, self.padding)
+
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
-        """Attach each training clip's cluster id, looked up on the device (no host sync)."""
+        """Crop resident waveforms; attach each training clip's cluster id, looked up on the device (no host sync)."""
+        if "wave" not in batch:
+            batch["wave"] = self.load_waves(batch, batch["label"].device)
         if self.assignments is not None and self.trainer is not None and self.trainer.training:
             if self.assignments.device != batch["index"].device:
                 self.assignments = self.assignments.to(batch["index"].device)
@@ -236,7 +256,7 @@ class AudioDataModule(LightningDataModule):
     def embedding_dataloader(self) -> DataLoader:
         """This rank's shard (``rank::world``) of the training clips, deterministic crops, for re-clustering."""
         train = self.datasets["train"]
-        ds = ClipDataset(train.store, train.rows, train.labels, train.n_samples, train.padding, train=False)
+        ds = ClipDataset(train.store, train.rows, train.labels, train.n_samples, train.padding, False, train.with_wave)
         rank, world = self._rank_world()
         return self._loader(Subset(ds, range(rank, len(ds), world)))
 

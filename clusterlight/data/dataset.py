@@ -13,19 +13,23 @@ class ClipDataset(Dataset):
 
     ``index`` is the position within this split; the DataModule maps it to a cluster id on
     the device. Training draws a random crop/shift per item (from torch's RNG, so it follows
-    ``seed_everything`` and per-worker seeding); evaluation is deterministic.
+    ``seed_everything`` and per-worker seeding); evaluation is deterministic. With
+    ``with_wave=False`` an item carries the store ``row`` and crop ``start`` instead of the
+    wave, for waveforms resident on the device (:mod:`clusterlight.data.resident`).
     """
 
-    def __init__(self, store: WaveformStore, rows: np.ndarray, labels: np.ndarray, n_samples: int, padding: str, train: bool) -> None:
+    def __init__(
+        self, store: WaveformStore, rows: np.ndarray, labels: np.ndarray, n_samples: int, padding: str, train: bool, with_wave: bool = True
+    ) -> None:
         self.store, self.rows, self.labels = store, rows, labels
-        self.n_samples, self.padding, self.train = n_samples, padding, train
+        self.n_samples, self.padding, self.train, self.with_wave = n_samples, padding, train, with_wave
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def __getitem__(self, i: int) -> dict:
-        wave = self.store.wave(int(self.rows[i]))
-        n, m = self.n_samples, len(wave)
+        row = int(self.rows[i])
+        n, m = self.n_samples, int(self.store.offsets[row + 1] - self.store.offsets[row])
         if self.train:
             seed = int(torch.randint(0, 2**31 - 1, ()))
             rng = np.random.default_rng(seed)
@@ -34,5 +38,8 @@ class ClipDataset(Dataset):
         else:
             rng = np.random.default_rng(i)
             offset = 0 if (m < n and self.padding == "loop") else abs(m - n) // 2
-        clip = fit_length(wave, n, self.padding, offset, rng)
-        return {"wave": torch.from_numpy(np.array(clip, dtype=np.float32)), "label": int(self.labels[i]), "index": i}
+        item = {"label": int(self.labels[i]), "index": i}
+        if not self.with_wave:
+            return {**item, "row": row, "start": offset}
+        clip = fit_length(self.store.wave(row), n, self.padding, offset, rng)
+        return {"wave": torch.from_numpy(np.array(clip, dtype=np.float32)), **item}
