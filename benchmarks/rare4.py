@@ -6,8 +6,9 @@ Reads ../shared/data/us8k_dev (non-commercial licence: never copied into the pro
 exits with a clear message when it is absent. Not part of the test suite.
 
 By default it runs the plan that fits the CPU budget of the issue: at 2:2:1:26 every method
-with seeds 0-2 and the headline pair (class-weighted CE vs clustered) with seeds 0-4; at the
-natural and 6:1:2:16 ratios the headline pair with seeds 0-2. ``--full`` runs every method
+with seeds 0-2 and the headline methods (class-weighted CE, the paper's two-stage clustered
+recipe, and the one-stage clustered_joint variant picked by cross-validation) with seeds 0-4;
+at the natural and 6:1:2:16 ratios the headline methods with seeds 0-2. ``--full`` runs every method
 everywhere. Finished runs are reused (see clusterlight.experiment), so an interrupted
 benchmark continues where it stopped.
 
@@ -30,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "us8k_dev"
 CLASSES = ["dog_bark", "car_horn", "gun_shot", "background"]
 RATIOS = {"natural": None, "6:1:2:16": [6, 1, 2, 16], "2:2:1:26": [2, 2, 1, 26]}
-HEADLINE = ["weighted_ce", "clustered"]
+HEADLINE = ["weighted_ce", "clustered", "clustered_joint"]
 
 
 def default_plan(ratio: str, methods: list[str]) -> list[tuple[list[str], list[int]]]:
