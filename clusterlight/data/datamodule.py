@@ -37,11 +37,11 @@ class AudioDataModule(LightningDataModule):
             every label not named otherwise.
         train_folds, val_folds, test_folds: fold (or split) column values of each split.
             ``val_folds: null`` carves ``val_fraction`` of the training folds, group-aware.
+            A source without folds is split at random (group-aware) by the fractions.
         val_part: with ``val_folds: null``, take part ``val_part`` of a fixed (seed-independent)
             group-aware partition of the training folds into ``round(1 / val_fraction)`` parts as
             validation instead of a seeded carve: runs with ``val_part = 0 .. n-1`` are an n-fold
             cross-validation that puts every training-fold clip in validation exactly once.
-            A source without folds is split at random (group-aware) by the fractions.
         class_ratio: subsample the training split to this ratio (largest feasible counts).
         seed: seeds the ratio subsample, the random splits, shuffling and k-means.
         sample_rate, duration, padding: every clip is resampled and cropped/padded to
