@@ -12,7 +12,7 @@ Prints, on the device it runs on (GPU when present, else CPU), numbered as in th
   6. cold-cache (decode) vs warm-cache (memory-mapped) first epoch, and on CPU the README main
      job's wall time (``--main_job``)
   7. with ``--compile``: baseline clips/s with the backbone compiled (CompileModel) vs eager
-Not part of the test suite. Usage: python benchmarks/throughput.py [--backbone lstm] [--steps 30] [--main_job]
+Not part of the test suite. Usage: python benchmarks/throughput.py [--backbone lstm] [--steps 30] [--main_job] [--compile]
 """
 from __future__ import annotations
 

@@ -103,7 +103,7 @@ def _stats(vals: list[float]) -> dict:
 def pooled_errors(confusions: list[list[list[int]]], class_names: list[str]) -> dict:
     """Per-class and macro error of the summed confusion matrices (rows: true class): over
     cross-validation folds, the error on every validation clip at once."""
-    total = [[sum(m[i][j] for m in confusions) for j in range(len(class_names))] for i in range(len(class_names))]
+    total = [[sum(cells) for cells in zip(*rows)] for rows in zip(*confusions)]  # element-wise sum of the matrices
     errs = {f"err_{c}": 1 - total[i][i] / sum(total[i]) if sum(total[i]) else float("nan") for i, c in enumerate(class_names)}
     return {**errs, "macro_err": statistics.fmean(errs.values())}
 

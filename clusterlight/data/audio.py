@@ -90,6 +90,9 @@ class WaveformStore:
     def wave(self, i: int) -> np.ndarray:
         return np.asarray(self.waves[self.offsets[i] : self.offsets[i + 1]], dtype=np.float32)
 
+    def length(self, i: int) -> int:
+        return int(self.offsets[i + 1] - self.offsets[i])
+
     def lengths(self) -> np.ndarray:
         return np.diff(self.offsets)
 

@@ -29,7 +29,7 @@ class ClipDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         row = int(self.rows[i])
-        n, m = self.n_samples, int(self.store.offsets[row + 1] - self.store.offsets[row])
+        n, m = self.n_samples, self.store.length(row)
         if self.train:
             seed = int(torch.randint(0, 2**31 - 1, ()))
             rng = np.random.default_rng(seed)
