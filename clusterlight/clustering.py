@@ -23,13 +23,45 @@ def kmeans_plus_plus(x: torch.Tensor, k: int, generator: torch.Generator) -> tor
     return torch.stack(centers)
 
 
+def balanced_assign(dist: torch.Tensor) -> torch.Tensor:
+    """Cluster labels [n] for squared distances ``dist`` [n, k], no cluster holding more than ``ceil(n / k)``.
+
+    Greedy rounds, vectorised on the device: every unassigned point proposes to its nearest
+    centroid that still has room; each centroid accepts its closest proposals up to its
+    remaining capacity. A round either places every pending point or fills a centroid, so it
+    ends within ``k`` rounds.
+    """
+    n, k = dist.shape
+    room = torch.full((k,), -(-n // k), dtype=torch.long, device=dist.device)
+    labels = torch.full((n,), -1, dtype=torch.long, device=dist.device)
+    while bool((labels < 0).any()):
+        pending = (labels < 0).nonzero().squeeze(1)
+        d = dist[pending].masked_fill(room[None, :] == 0, float("inf"))
+        choice = d.argmin(1)
+        order = torch.argsort(d.gather(1, choice[:, None]).squeeze(1))
+        order = order[torch.argsort(choice[order], stable=True)]  # grouped by centroid, closest first
+        chosen = choice[order]
+        rank = torch.arange(len(order), device=dist.device) - torch.searchsorted(chosen, chosen)
+        accept = rank < room[chosen]
+        labels[pending[order[accept]]] = chosen[accept]
+        room -= torch.bincount(chosen[accept], minlength=k)
+    return labels
+
+
 def kmeans(
-    x: torch.Tensor, k: int, iters: int = 20, init: torch.Tensor | None = None, generator: torch.Generator | None = None
+    x: torch.Tensor,
+    k: int,
+    iters: int = 20,
+    init: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    balanced: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Lloyd's k-means of ``x`` [n, d] into ``k`` clusters; returns (centroids [k, d], labels [n]).
 
     Seeded by k-means++ unless ``init`` is given (warm start). A cluster that empties is
     re-seeded with the point farthest from its own centroid, so no centroid is ever NaN.
+    ``balanced`` caps every cluster at ``ceil(n / k)`` points (:func:`balanced_assign`)
+    instead of to the nearest centroid.
     """
     if not 1 <= k <= len(x):
         raise ValueError(f"k-means needs 1 <= k <= n points, got k={k}, n={len(x)}")
@@ -38,7 +70,7 @@ def kmeans(
     centroids = init.float().clone() if init is not None else kmeans_plus_plus(x, k, generator)
     for _ in range(iters + 1):
         dist = _sq_dist(x, centroids)
-        labels = dist.argmin(1)
+        labels = balanced_assign(dist) if balanced and k > 1 else dist.argmin(1)
         counts = torch.bincount(labels, minlength=k)
         empty = (counts == 0).nonzero().squeeze(1)
         if len(empty):
@@ -66,8 +98,9 @@ def cluster_per_class(
     iters: int = 20,
     init: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
+    balanced: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Split every class by k-means on L2-normalised embeddings.
+    """Split every class by k-means (``balanced``: equal-size k-means) on L2-normalised embeddings.
 
     Cluster ids are contiguous per class (class 0's clusters first). Returns unit-norm
     centroids [K, d], each clip's cluster id [n], and each cluster's class [K]. ``init``
@@ -81,7 +114,7 @@ def cluster_per_class(
             continue
         members = (labels == c).nonzero().squeeze(1)
         warm = init[start : start + k].to(z) if init is not None else None
-        cent, lab = kmeans(z[members], k, iters, warm, generator)
+        cent, lab = kmeans(z[members], k, iters, warm, generator, balanced)
         centroids.append(cent)
         assignments[members] = lab + start
         start += k

@@ -91,6 +91,18 @@ def test_cli_fit_fast_dev_run(tmp_path):
     assert (tmp_path / "synth").exists() and any((tmp_path / "cache").glob("waves-*"))
 
 
+@pytest.mark.parametrize("mixing", [{"class_path": "clusterlight.data.BackgroundMix", "init_args": {"p": 1.0, "snr_db": [0.0, 10.0]}},
+                                    {"class_path": "clusterlight.data.WithinClusterMix", "init_args": {"p": 1.0}}])
+def test_cli_fit_with_batch_mixing(tmp_path, mixing):
+    cfg = _tiny_data(tmp_path)
+    cfg["data"]["init_args"].update(mixing=mixing, balanced_clusters=True)
+    model = ["--model.init_args.frontend.init_args.sample_rate", "8000", "--model.init_args.cluster_loss_weight", "1.0"]
+    cli = ClusterlightCLI(args=["fit", "--config", str(CONFIGS / "trainer/cpu.yaml"), "--config", str(CONFIGS / "model/finetune_lstm.yaml"),
+                "--config", _write(tmp_path, "d.yaml", cfg), "--trainer.fast_dev_run", "2", "--trainer.default_root_dir", str(tmp_path), *model])
+    assert type(cli.datamodule.mixing).__name__ == mixing["class_path"].rsplit(".", 1)[1]
+    assert cli.datamodule.mixing.p == 1.0 and cli.datamodule.balanced_clusters
+
+
 def test_cli_fit_then_test_from_checkpoint(tmp_path, capsys):
     data = _write(tmp_path, "d.yaml", _tiny_data(tmp_path))
     common = ["--config", str(CONFIGS / "trainer/cpu.yaml"), "--config", str(CONFIGS / "model/baseline_lstm.yaml"), "--config", data,

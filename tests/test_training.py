@@ -156,3 +156,21 @@ def test_bf16_mixed_precision_end_to_end(synth_root, tmp_path):
     assert torch.isfinite(trainer.callback_metrics["train/cls_loss"]) and torch.isfinite(trainer.callback_metrics["train/cluster_loss"])
     trainer.test(fine, dm, verbose=False)
     assert 0 <= fine.results["test"]["metrics"]["macro_err"] <= 1
+
+
+def test_joint_from_scratch_ramps_the_cluster_loss_and_trains_on_balanced_clusters(synth_root, tmp_path):
+    dm = tiny_datamodule(synth_root, tmp_path / "cache", balanced_clusters=True, class_ratio={"dog_bark": 6, "baby_cry": 1, "gunshot": 2, "background": 8})
+    weights = []
+
+    class Probe(JointFinetune):
+        def training_step(self, batch, batch_idx):
+            weights.append((self.current_epoch, self.current_cluster_loss_weight))
+            return super().training_step(batch, batch_idx)
+
+    model = Probe(*tiny_parts(), dm.class_names, cluster_loss_weight=2.0, cluster_loss=ClusterMarginLoss(), cluster_loss_warmup_epochs=2)
+    tiny_trainer(tmp_path, max_epochs=3).fit(model, dm)
+    assert sorted(set(weights)) == [(0, 0.0), (1, 1.0), (2, 2.0)]
+    # 24:4:8:32 training clips, 6 + 1 + 2 + 8 clusters of exactly 4 clips each
+    assert torch.bincount(dm.assignments, minlength=17).tolist() == [4] * 17
+    with pytest.raises(ValueError, match="cluster_loss_warmup_epochs"):
+        JointFinetune(*tiny_parts(), dm.class_names, cluster_loss_warmup_epochs=-1)

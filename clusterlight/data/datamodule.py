@@ -16,6 +16,7 @@ from clusterlight.clustering import cluster_per_class, clusters_per_class
 from clusterlight.data.audio import PADDING_MODES, WaveformStore, load_waveforms
 from clusterlight.data.dataset import ClipDataset
 from clusterlight.data.imbalance import subsample_to_ratio
+from clusterlight.data.mixing import BatchMix
 from clusterlight.data.records import Clip, DataError
 from clusterlight.data.resident import RESIDENT_PADDING, ResidentWaveforms
 from clusterlight.data.sampling import OversamplingSampler, shuffle_sampler
@@ -51,8 +52,14 @@ class AudioDataModule(LightningDataModule):
         cluster_size: target clips per cluster (default: the smallest training class's count).
         cluster_every_n_epochs: rebuild the clusters every N training epochs.
         kmeans_iters: Lloyd iterations per rebuild.
+        balanced_clusters: split each class into clusters of equal size (k-means whose assignment
+            step caps every cluster at ``ceil(n_c / k_c)`` clips) instead of plain k-means, whose
+            clusters of a large class range from single clips to several times the target size.
         waveforms_on_device: copy the decoded waveforms to the training device once and crop/pad
             batches there (``loop`` or ``zero`` padding); the loaders then carry only indices.
+        mixing: an in-batch augmentation of training batches (:class:`BackgroundMix`,
+            :class:`WithinClusterMix`), applied on the device; never to validation, test or the
+            embedding pass that re-clusters.
     """
 
     def __init__(
@@ -79,7 +86,9 @@ class AudioDataModule(LightningDataModule):
         cluster_size: int | None = None,
         cluster_every_n_epochs: int = 1,
         kmeans_iters: int = 20,
+        balanced_clusters: bool = False,
         waveforms_on_device: bool = False,
+        mixing: BatchMix | None = None,
     ) -> None:
         super().__init__()
         if padding not in PADDING_MODES:
@@ -103,7 +112,8 @@ class AudioDataModule(LightningDataModule):
         self.batch_size, self.num_workers, self.sampler = batch_size, num_workers, sampler
         self.cache_dir, self.on_bad_file = cache_dir, on_bad_file
         self.cluster_size, self.cluster_every_n_epochs, self.kmeans_iters = cluster_size, cluster_every_n_epochs, kmeans_iters
-        self.waveforms_on_device = waveforms_on_device
+        self.balanced_clusters = balanced_clusters
+        self.waveforms_on_device, self.mixing = waveforms_on_device, mixing
         self._clips: list[Clip] | None = None
         self.store: WaveformStore | None = None
         self.resident: ResidentWaveforms | None = None
@@ -236,13 +246,17 @@ class AudioDataModule(LightningDataModule):
         return self.resident.crop(batch["row"], batch["start"], self.datasets["train"].n_samples, self.padding)
 
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
-        """Crop resident waveforms; attach each training clip's cluster id, looked up on the device (no host sync)."""
+        """Crop resident waveforms; attach each training clip's cluster id, looked up on the device (no host
+        sync); mix training batches."""
         if "wave" not in batch:
             batch["wave"] = self.load_waves(batch, batch["label"].device)
-        if self.assignments is not None and self.trainer is not None and self.trainer.training:
+        training = self.trainer is not None and self.trainer.training
+        if self.assignments is not None and training:
             if self.assignments.device != batch["index"].device:
                 self.assignments = self.assignments.to(batch["index"].device)
             batch["cluster"] = self.assignments[batch["index"]]
+        if self.mixing is not None and training:
+            batch["wave"] = self.mixing(batch, self.class_names)
         return batch
 
     # ---- clustering -----------------------------------------------------------------
@@ -270,7 +284,7 @@ class AudioDataModule(LightningDataModule):
         if init is not None and len(init) != sum(ks):
             init = None
         generator = torch.Generator().manual_seed(self.seed * 1000 + epoch)
-        centroids, assignments, classes = cluster_per_class(embeddings, labels, ks, self.kmeans_iters, init, generator)
+        centroids, assignments, classes = cluster_per_class(embeddings, labels, ks, self.kmeans_iters, init, generator, self.balanced_clusters)
         distributed.broadcast_(centroids)
         distributed.broadcast_(assignments)
         sizes = torch.bincount(assignments, minlength=len(centroids)).float()

@@ -17,7 +17,9 @@ class JointFinetune(Classifier):
 
     The backbone's learning rate is ``lr * backbone_lr_mult``. With ``cluster_loss_weight > 0``
     the cluster loss (``cluster_loss``) is kept as an auxiliary term, which needs the
-    ClusterCentroids callback (added by default) and re-clustering as in pretraining.
+    ClusterCentroids callback (added by default) and re-clustering as in pretraining;
+    ``cluster_loss_warmup_epochs`` ramps its weight linearly from 0 at epoch 0 to the full
+    weight at that epoch, so a run from scratch is not pulled towards clusters of a random network.
     """
 
     def __init__(
@@ -30,6 +32,7 @@ class JointFinetune(Classifier):
         backbone_lr_mult: float = 0.5,
         cluster_loss_weight: float = 0.0,
         cluster_loss: nn.Module | None = None,
+        cluster_loss_warmup_epochs: int = 0,
         centroid_momentum: float = 0.9,
         embedding_source: str = "exact",
         lr: float = 1e-3,
@@ -38,6 +41,9 @@ class JointFinetune(Classifier):
         super().__init__(frontend, backbone, class_names, loss, lr, weight_decay)
         self.backbone_lr_mult, self.cluster_loss_weight = backbone_lr_mult, cluster_loss_weight
         self.cluster_loss, self.centroid_momentum, self.embedding_source = cluster_loss, centroid_momentum, embedding_source
+        if cluster_loss_warmup_epochs < 0:
+            raise ValueError(f"cluster_loss_warmup_epochs must be >= 0, got {cluster_loss_warmup_epochs}")
+        self.cluster_loss_warmup_epochs = cluster_loss_warmup_epochs
         if cluster_loss_weight > 0 and cluster_loss is None:
             raise ValueError("cluster_loss_weight > 0 needs a cluster_loss (e.g. ClusterMarginLoss)")
         if pretrained_checkpoint:
@@ -71,7 +77,12 @@ class JointFinetune(Classifier):
         zn = nn.functional.normalize(z.float(), dim=1)
         aux = self.cluster_loss(zn, batch["cluster"], tracker.centroids, tracker.cluster_classes)
         self.log("train/cluster_loss", aux)
-        return {"loss": loss + self.cluster_loss_weight * aux, "embeddings": zn.detach()}
+        return {"loss": loss + self.current_cluster_loss_weight * aux, "embeddings": zn.detach()}
+
+    @property
+    def current_cluster_loss_weight(self) -> float:
+        ramp = min(1.0, self.current_epoch / self.cluster_loss_warmup_epochs) if self.cluster_loss_warmup_epochs else 1.0
+        return self.cluster_loss_weight * ramp
 
     def configure_optimizers(self):
         backbone = list(self.backbone.parameters()) + list(self.frontend.parameters())
