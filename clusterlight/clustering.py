@@ -60,8 +60,8 @@ def kmeans(
 
     Seeded by k-means++ unless ``init`` is given (warm start). A cluster that empties is
     re-seeded with the point farthest from its own centroid, so no centroid is ever NaN.
-    ``balanced`` caps every cluster at ``ceil(n / k)`` points (:func:`balanced_assign`)
-    instead of to the nearest centroid.
+    ``balanced`` assigns each point under a cap of ``ceil(n / k)`` points per cluster
+    (:func:`balanced_assign`) instead of simply to its nearest centroid.
     """
     if not 1 <= k <= len(x):
         raise ValueError(f"k-means needs 1 <= k <= n points, got k={k}, n={len(x)}")
