@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Sequence
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -140,8 +141,9 @@ class AudioDataModule(LightningDataModule):
             self._clips = mapped
         return self._clips
 
-    @property
+    @cached_property
     def class_names(self) -> list[str]:
+        """``classes``, or the sorted mapped labels (computed once: training batches read it)."""
         return self.classes or sorted({c.label for c in self.labelled_clips()})
 
     @property
