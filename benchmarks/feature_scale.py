@@ -14,6 +14,7 @@ Prints one JSON line. Used by ``throughput.py``; runnable alone:
 
     python benchmarks/feature_scale.py --n 100000 --steps 30
 """
+
 from __future__ import annotations
 
 import argparse
@@ -119,7 +120,16 @@ def measure(n: int, backbone: str, batch: int, steps: int | None, folder: Path, 
     return result
 
 
-def _train_and_recluster(feats: np.memmap, n: int, backbone: str, batch: int, steps: int | None, device: torch.device, n_mels: int, frames: int) -> dict:
+def _train_and_recluster(
+    feats: np.memmap,
+    n: int,
+    backbone: str,
+    batch: int,
+    steps: int | None,
+    device: torch.device,
+    n_mels: int,
+    frames: int,
+) -> dict:
     labels = ratio_labels(n).to(device)
     ks = clusters_per_class(torch.bincount(labels).tolist())
     torch.manual_seed(0)
@@ -128,7 +138,11 @@ def _train_and_recluster(feats: np.memmap, n: int, backbone: str, batch: int, st
     loss_fn = ClusterMarginLoss()
     bank = F.normalize(torch.randn(n, net.embed_dim, device=device), dim=1)  # last epoch's embeddings
     centroids, assignments, cluster_classes = cluster_per_class(bank, labels, ks, iters=5)
-    amp = torch.autocast("cuda", torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    amp = (
+        torch.autocast("cuda", torch.bfloat16)
+        if device.type == "cuda"
+        else torch.autocast("cpu", enabled=False)
+    )
 
     def load(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         rows = np.sort(idx.numpy())
@@ -177,10 +191,20 @@ def _train_and_recluster(feats: np.memmap, n: int, backbone: str, batch: int, st
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         peak_kind = "process peak RSS, feature-file pages mapped by reads included"
     return {
-        "n": n, "backbone": backbone, "batch": batch, "device": str(device), "clusters": len(centroids),
-        "timed_steps": timed, "epoch_steps": total_steps, "estimated": timed < total_steps,
-        "epoch_s": epoch_s, "step_ms": 1e3 * train.seconds / timed, "exact_pass_s": exact_pass_s, "kmeans_s": km.seconds,
-        "peak_mib": peak, "peak_kind": peak_kind,
+        "n": n,
+        "backbone": backbone,
+        "batch": batch,
+        "device": str(device),
+        "clusters": len(centroids),
+        "timed_steps": timed,
+        "epoch_steps": total_steps,
+        "estimated": timed < total_steps,
+        "epoch_s": epoch_s,
+        "step_ms": 1e3 * train.seconds / timed,
+        "exact_pass_s": exact_pass_s,
+        "kmeans_s": km.seconds,
+        "peak_mib": peak,
+        "peak_kind": peak_kind,
     }
 
 
@@ -189,8 +213,12 @@ def main() -> None:
     p.add_argument("--n", type=int, required=True)
     p.add_argument("--backbone", default="lstm", choices=["lstm", "cnn"])
     p.add_argument("--batch", type=int, default=256)
-    p.add_argument("--steps", type=int, default=None, help="timed steps (default: a whole epoch on GPU, 30 on CPU)")
-    p.add_argument("--dir", default=None, help="where the feature file goes (default: a temporary folder, removed after)")
+    p.add_argument(
+        "--steps", type=int, default=None, help="timed steps (default: a whole epoch on GPU, 30 on CPU)"
+    )
+    p.add_argument(
+        "--dir", default=None, help="where the feature file goes (default: a temporary folder, removed after)"
+    )
     a = p.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     steps = a.steps if a.steps is not None else (None if device.type == "cuda" else 30)

@@ -17,6 +17,7 @@ benchmark continues where it stopped.
     python benchmarks/rare4.py                                   # the table in the README
     python benchmarks/rare4.py --backbones lstm --ratios 2:2:1:26 --methods weighted_ce clustered --seeds 0
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,12 +49,22 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--backbones", nargs="+", default=["lstm", "cnn"], choices=["lstm", "cnn"])
     p.add_argument("--ratios", nargs="+", default=list(RATIOS), choices=list(RATIOS))
-    p.add_argument("--methods", nargs="+", default=None, help="subset of the experiment's methods (default: all)")
+    p.add_argument(
+        "--methods", nargs="+", default=None, help="subset of the experiment's methods (default: all)"
+    )
     p.add_argument("--seeds", nargs="+", type=int, default=None, help="default: the experiment file's seeds")
-    p.add_argument("--full", action="store_true", help="every method at every ratio (default: the budget plan above)")
-    p.add_argument("--accelerator", default=None, help="e.g. gpu (default: the experiment's trainer config, cpu)")
+    p.add_argument(
+        "--full", action="store_true", help="every method at every ratio (default: the budget plan above)"
+    )
+    p.add_argument(
+        "--accelerator", default=None, help="e.g. gpu (default: the experiment's trainer config, cpu)"
+    )
     p.add_argument("--out", default=str(ROOT / "runs" / "rare4"))
-    p.add_argument("--render", action="store_true", help="only rebuild the combined table from the results.json files under --out")
+    p.add_argument(
+        "--render",
+        action="store_true",
+        help="only rebuild the combined table from the results.json files under --out",
+    )
     a = p.parse_args()
     if a.render:
         rows = []
@@ -63,16 +74,24 @@ def main() -> None:
             result.update(summarize(runs, result["classes"], result["reference"]))
             _, backbone, ratio = result["name"].split("_", 2)
             rows.append((backbone, ratio.replace("-", ":"), result))
-        return write_table(rows, "(rendered from saved results) " + " ".join(sys.argv[1:]), sum(r["wall_s"] for *_, r in rows))
+        return write_table(
+            rows,
+            "(rendered from saved results) " + " ".join(sys.argv[1:]),
+            sum(r["wall_s"] for *_, r in rows),
+        )
     if not (DATA / "labels.csv").is_file():
-        sys.exit(f"rare4 benchmark: {DATA}/labels.csv not found. It needs the UrbanSound8K dev clips in ../shared/data/us8k_dev.")
+        sys.exit(
+            f"rare4 benchmark: {DATA}/labels.csv not found. It needs the UrbanSound8K dev clips in ../shared/data/us8k_dev."
+        )
     rows, t0 = [], time.time()
     for backbone in a.backbones:
         exp_file = ROOT / "configs" / "experiment" / f"rare4_{backbone}.yaml"
         for ratio in a.ratios:
             exp = OmegaConf.load(exp_file)
             exp.overrides.data.init_args.source = {"init_args": {"root": str(DATA)}}
-            exp.overrides.data.init_args.class_ratio = None if RATIOS[ratio] is None else dict(zip(CLASSES, RATIOS[ratio]))
+            exp.overrides.data.init_args.class_ratio = (
+                None if RATIOS[ratio] is None else dict(zip(CLASSES, RATIOS[ratio]))
+            )
             if a.accelerator:
                 exp.overrides.trainer.accelerator = a.accelerator
                 if a.accelerator == "gpu":
@@ -83,7 +102,9 @@ def main() -> None:
             else:
                 plan = default_plan(ratio, list(exp.methods))
             for methods, seeds in plan:
-                result = run_experiment(exp_file, str(Path(a.out) / exp.name), seeds, exp=exp, methods=methods)
+                result = run_experiment(
+                    exp_file, str(Path(a.out) / exp.name), seeds, exp=exp, methods=methods
+                )
             rows.append((backbone, ratio, result))
     write_table(rows, " ".join(sys.argv[1:]), time.time() - t0)
 
@@ -98,12 +119,17 @@ def write_table(rows: list, args: str, wall_s: float) -> None:
         "",
     ]
     for backbone, ratio, result in rows:
-        lines += [f"## {backbone.upper()}, train ratio {ratio}, seeds {result['seeds']}, {result['wall_s']:.0f} s", ""]
+        lines += [
+            f"## {backbone.upper()}, train ratio {ratio}, seeds {result['seeds']}, {result['wall_s']:.0f} s",
+            "",
+        ]
         lines += [markdown_table(result, result["classes"], result["reference"]), ""]
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "rare4.md").write_text("\n".join(lines))
-    (out / "rare4.json").write_text(json.dumps([{"backbone": b, "ratio": r, **res} for b, r, res in rows], indent=2))
+    (out / "rare4.json").write_text(
+        json.dumps([{"backbone": b, "ratio": r, **res} for b, r, res in rows], indent=2)
+    )
     print("\n".join(lines))
 
 

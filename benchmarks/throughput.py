@@ -14,6 +14,7 @@ Prints, on the device it runs on (GPU when present, else CPU), numbered as in th
   7. with ``--compile``: baseline clips/s with the backbone compiled (CompileModel) vs eager
 Not part of the test suite. Usage: python benchmarks/throughput.py [--backbone lstm] [--steps 30] [--main_job] [--compile]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,7 +31,15 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch import Callback
 
-from clusterlight import AudioDataModule, Classifier, CompileModel, EmbeddingPretrain, LogMel, SyntheticSource, create_backbone
+from clusterlight import (
+    AudioDataModule,
+    Classifier,
+    CompileModel,
+    EmbeddingPretrain,
+    LogMel,
+    SyntheticSource,
+    create_backbone,
+)
 from clusterlight.losses import ClusterMarginLoss
 
 CLASSES = ["dog_bark", "baby_cry", "gunshot", "background"]
@@ -65,8 +74,17 @@ class StepTimer(Callback):
 
 def _trainer(steps: int, accelerator: str, callbacks, max_epochs: int | None = None) -> L.Trainer:
     return L.Trainer(
-        accelerator=accelerator, devices=1, max_steps=steps, max_epochs=max_epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0, callbacks=callbacks,
+        accelerator=accelerator,
+        devices=1,
+        max_steps=steps,
+        max_epochs=max_epochs,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        callbacks=callbacks,
         precision="bf16-mixed" if accelerator == "gpu" else "32-true",
     )
 
@@ -83,9 +101,15 @@ def train_throughput(dm, backbone, steps, accelerator, names=("baseline", "exact
         if name in ("baseline", "compiled"):
             model = Classifier(*_parts(backbone), dm.class_names)
         else:
-            model = EmbeddingPretrain(*_parts(backbone), dm.class_names, embedding_source=name, plot_embeddings=False)
-        timer = StepTimer(warmup=8 if name == "compiled" else 3)  # compiling (and a recompile for the last batch) before timing
-        _trainer(steps, accelerator, [timer, *([CompileModel()] if name == "compiled" else [])]).fit(model, dm)
+            model = EmbeddingPretrain(
+                *_parts(backbone), dm.class_names, embedding_source=name, plot_embeddings=False
+            )
+        timer = StepTimer(
+            warmup=8 if name == "compiled" else 3
+        )  # compiling (and a recompile for the last batch) before timing
+        _trainer(steps, accelerator, [timer, *([CompileModel()] if name == "compiled" else [])]).fit(
+            model, dm
+        )
         out[name] = timer.clips_per_s
     return out
 
@@ -98,7 +122,11 @@ def pure_compute(dm, backbone, steps, accelerator):
     wave = torch.randn(dm.batch_size, int(dm.sample_rate * dm.duration), device=device)
     label = torch.randint(0, len(dm.class_names), (dm.batch_size,), device=device)
     weights = torch.ones(len(dm.class_names), device=device)
-    ctx = torch.autocast("cuda", torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    ctx = (
+        torch.autocast("cuda", torch.bfloat16)
+        if device.type == "cuda"
+        else torch.autocast("cpu", enabled=False)
+    )
     for i in range(steps + 3):
         if i == 3:
             if device.type == "cuda":
@@ -114,7 +142,9 @@ def pure_compute(dm, backbone, steps, accelerator):
     return steps * dm.batch_size / (time.perf_counter() - t)
 
 
-def loss_cost(n_bank: int, device: torch.device, batch: int = 256, dim: int = 64, clusters: int = 1000) -> tuple[float, float]:
+def loss_cost(
+    n_bank: int, device: torch.device, batch: int = 256, dim: int = 64, clusters: int = 1000
+) -> tuple[float, float]:
     """Seconds per step: the centroid loss vs distances to all N stored embeddings (+ hardest negative)."""
     z = F.normalize(torch.randn(batch, dim, device=device), dim=1).requires_grad_()
     cents = F.normalize(torch.randn(clusters, dim, device=device), dim=1)
@@ -165,7 +195,14 @@ def first_epoch(source, cache_parent: Path, backbone: str, accelerator: str) -> 
 
 def scale_run(n: int, backbone: str, steps: int | None) -> dict:
     """benchmarks/feature_scale.py for one N, in its own process (so its peak memory is its own)."""
-    cmd = [sys.executable, str(Path(__file__).with_name("feature_scale.py")), "--n", str(n), "--backbone", backbone]
+    cmd = [
+        sys.executable,
+        str(Path(__file__).with_name("feature_scale.py")),
+        "--n",
+        str(n),
+        "--backbone",
+        backbone,
+    ]
     if steps is not None:
         cmd += ["--steps", str(steps)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
@@ -177,7 +214,16 @@ def main_job_wall_time() -> float:
     the synthetic data, the cache and every run are made from nothing, as on a fresh clone."""
     exp = Path(__file__).resolve().parents[1] / "configs" / "experiment" / "quickstart.yaml"
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "clusterlight", "experiment", "--config", str(exp), "--output_dir", "runs"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "clusterlight",
+            "experiment",
+            "--config",
+            str(exp),
+            "--output_dir",
+            "runs",
+        ]
         t = time.perf_counter()
         subprocess.run(cmd, check=True, cwd=tmp, capture_output=True)
         return time.perf_counter() - t
@@ -190,56 +236,110 @@ def main() -> None:
     p.add_argument("--cache_dir", default=".cache")
     p.add_argument("--bank_sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     p.add_argument("--scale_sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
-    p.add_argument("--scale_steps", type=int, default=None, help="timed steps per N (default: whole epochs on GPU, 30 on CPU)")
-    p.add_argument("--compile", action="store_true", help="also time the baseline with torch.compile (CompileModel) against eager")
-    p.add_argument("--main_job", action="store_true", help="also time the README main job from scratch (about 3 min on a 2-core CPU)")
+    p.add_argument(
+        "--scale_steps",
+        type=int,
+        default=None,
+        help="timed steps per N (default: whole epochs on GPU, 30 on CPU)",
+    )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="also time the baseline with torch.compile (CompileModel) against eager",
+    )
+    p.add_argument(
+        "--main_job",
+        action="store_true",
+        help="also time the README main job from scratch (about 3 min on a 2-core CPU)",
+    )
     a = p.parse_args()
     accelerator = "gpu" if torch.cuda.is_available() else "cpu"
     device = torch.device("cuda" if accelerator == "gpu" else "cpu")
-    print(f"device: {torch.cuda.get_device_name() if accelerator == 'gpu' else 'cpu'} ({torch.get_num_threads()} threads), backbone {a.backbone}", flush=True)
+    print(
+        f"device: {torch.cuda.get_device_name() if accelerator == 'gpu' else 'cpu'} ({torch.get_num_threads()} threads), backbone {a.backbone}",
+        flush=True,
+    )
     source = SyntheticSource(root=f"{a.cache_dir}/synth")
-    dm = AudioDataModule(source=source, classes=CLASSES, class_ratio=RATIO, cache_dir=a.cache_dir, num_workers=2 if accelerator == "gpu" else 0)
+    dm = AudioDataModule(
+        source=source,
+        classes=CLASSES,
+        class_ratio=RATIO,
+        cache_dir=a.cache_dir,
+        num_workers=2 if accelerator == "gpu" else 0,
+    )
     dm.prepare_data()
 
     tp = train_throughput(dm, a.backbone, a.steps, accelerator)
-    print(f"1. training clips/s over {a.steps} steps, re-clustering every epoch included: baseline {tp['baseline']:.0f}, cluster pretraining "
-          f"{tp['exact']:.0f} with an exact embedding pass (ratio {tp['exact'] / tp['baseline']:.2f}), {tp['bank']:.0f} with the memory bank "
-          f"(ratio {tp['bank'] / tp['baseline']:.2f}; target >= 0.9 on GPU)", flush=True)
-    resident = AudioDataModule(source=source, classes=CLASSES, class_ratio=RATIO, cache_dir=a.cache_dir, waveforms_on_device=True)
-    tp["resident"] = train_throughput(resident, a.backbone, a.steps, accelerator, names=("baseline",))["baseline"]
+    print(
+        f"1. training clips/s over {a.steps} steps, re-clustering every epoch included: baseline {tp['baseline']:.0f}, cluster pretraining "
+        f"{tp['exact']:.0f} with an exact embedding pass (ratio {tp['exact'] / tp['baseline']:.2f}), {tp['bank']:.0f} with the memory bank "
+        f"(ratio {tp['bank'] / tp['baseline']:.2f}; target >= 0.9 on GPU)",
+        flush=True,
+    )
+    resident = AudioDataModule(
+        source=source, classes=CLASSES, class_ratio=RATIO, cache_dir=a.cache_dir, waveforms_on_device=True
+    )
+    tp["resident"] = train_throughput(resident, a.backbone, a.steps, accelerator, names=("baseline",))[
+        "baseline"
+    ]
     pure = pure_compute(dm, a.backbone, a.steps, accelerator)
-    print(f"2. end-to-end baseline training vs pure compute {pure:.0f} clips/s on in-memory tensors: from the memory-mapped cache "
-          f"{tp['baseline']:.0f} clips/s (ratio {tp['baseline'] / pure:.2f}), waveforms resident on the device {tp['resident']:.0f} clips/s "
-          f"(ratio {tp['resident'] / pure:.2f}; target >= 0.8 for the LSTM on GPU)", flush=True)
+    print(
+        f"2. end-to-end baseline training vs pure compute {pure:.0f} clips/s on in-memory tensors: from the memory-mapped cache "
+        f"{tp['baseline']:.0f} clips/s (ratio {tp['baseline'] / pure:.2f}), waveforms resident on the device {tp['resident']:.0f} clips/s "
+        f"(ratio {tp['resident'] / pure:.2f}; target >= 0.8 for the LSTM on GPU)",
+        flush=True,
+    )
     scale = {n: scale_run(n, a.backbone, a.scale_steps) for n in sorted(set(a.scale_sizes) | {100_000})}
     r = scale[100_000]
-    how = f"epoch time from {r['timed_steps']} timed steps x {r['epoch_steps']}" if r["estimated"] else "a whole epoch timed"
-    print(f"3. re-clustering at N=100,000 ({r['clusters']} clusters; epoch {r['epoch_s']:.1f} s, {how}): memory bank (k-means only) "
-          f"{r['kmeans_s']:.2f} s = {100 * r['kmeans_s'] / (r['epoch_s'] + r['kmeans_s']):.2f}% of an epoch (target <= 5%); exact pass "
-          f"{r['exact_pass_s']:.1f} s + k-means = {100 * (r['exact_pass_s'] + r['kmeans_s']) / (r['epoch_s'] + r['exact_pass_s'] + r['kmeans_s']):.1f}%", flush=True)
+    how = (
+        f"epoch time from {r['timed_steps']} timed steps x {r['epoch_steps']}"
+        if r["estimated"]
+        else "a whole epoch timed"
+    )
+    print(
+        f"3. re-clustering at N=100,000 ({r['clusters']} clusters; epoch {r['epoch_s']:.1f} s, {how}): memory bank (k-means only) "
+        f"{r['kmeans_s']:.2f} s = {100 * r['kmeans_s'] / (r['epoch_s'] + r['kmeans_s']):.2f}% of an epoch (target <= 5%); exact pass "
+        f"{r['exact_pass_s']:.1f} s + k-means = {100 * (r['exact_pass_s'] + r['kmeans_s']) / (r['epoch_s'] + r['exact_pass_s'] + r['kmeans_s']):.1f}%",
+        flush=True,
+    )
     for nb in a.bank_sizes:
         c, pw = loss_cost(nb, device)
-        print(f"4. per-step loss cost, batch 256, 1000 centroids vs N={nb:,} stored embeddings: centroid {1e3 * c:.2f} ms, pairwise {1e3 * pw:.1f} ms, "
-              f"ratio {pw / c:.0f}x", flush=True)
+        print(
+            f"4. per-step loss cost, batch 256, 1000 centroids vs N={nb:,} stored embeddings: centroid {1e3 * c:.2f} ms, pairwise {1e3 * pw:.1f} ms, "
+            f"ratio {pw / c:.0f}x",
+            flush=True,
+        )
     smallest = scale[min(a.scale_sizes)]
     for n in sorted(a.scale_sizes):
         r = scale[n]
         grow = n / smallest["n"]
-        print(f"5. N={n:>9,}: epoch {r['epoch_s']:8.1f} s ({r['epoch_s'] / smallest['epoch_s']:6.1f}x for {grow:.0f}x the clips; "
-              f"{'estimated from ' + str(r['timed_steps']) + ' timed steps' if r['estimated'] else 'whole epoch'}), step {r['step_ms']:.0f} ms, "
-              f"k-means {r['kmeans_s']:.2f} s, peak anonymous memory {r['anon_peak_mib']:.0f} MiB ({r['anon_peak_mib'] / smallest['anon_peak_mib']:.1f}x), "
-              f"peak {r['peak_mib']:.0f} MiB ({r['peak_kind']}); feature file {r['feature_file_gib']:.1f} GiB", flush=True)
+        print(
+            f"5. N={n:>9,}: epoch {r['epoch_s']:8.1f} s ({r['epoch_s'] / smallest['epoch_s']:6.1f}x for {grow:.0f}x the clips; "
+            f"{'estimated from ' + str(r['timed_steps']) + ' timed steps' if r['estimated'] else 'whole epoch'}), step {r['step_ms']:.0f} ms, "
+            f"k-means {r['kmeans_s']:.2f} s, peak anonymous memory {r['anon_peak_mib']:.0f} MiB ({r['anon_peak_mib'] / smallest['anon_peak_mib']:.1f}x), "
+            f"peak {r['peak_mib']:.0f} MiB ({r['peak_kind']}); feature file {r['feature_file_gib']:.1f} GiB",
+            flush=True,
+        )
     cold, warm = first_epoch(source, Path(a.cache_dir), a.backbone, accelerator)
-    print(f"6. first epoch (data set-up + one baseline epoch, {len(dm.store.clips)} files): cold cache (decode) {cold:.1f} s, "
-          f"warm cache (memory-map) {warm:.1f} s, ratio {cold / warm:.1f}x", flush=True)
+    print(
+        f"6. first epoch (data set-up + one baseline epoch, {len(dm.store.clips)} files): cold cache (decode) {cold:.1f} s, "
+        f"warm cache (memory-map) {warm:.1f} s, ratio {cold / warm:.1f}x",
+        flush=True,
+    )
     if a.main_job:
-        print(f"6. README main job (clusterlight experiment, quickstart.yaml, from an empty folder): {main_job_wall_time() / 60:.1f} min "
-              "(target < 5 min on this CPU)", flush=True)
+        print(
+            f"6. README main job (clusterlight experiment, quickstart.yaml, from an empty folder): {main_job_wall_time() / 60:.1f} min "
+            "(target < 5 min on this CPU)",
+            flush=True,
+        )
 
     if a.compile:
         compiled = train_throughput(dm, a.backbone, a.steps + 5, accelerator, names=("compiled",))["compiled"]
-        print(f"7. baseline with the backbone compiled (torch.compile, after 8 untimed steps) {compiled:.0f} clips/s vs eager "
-              f"{tp['baseline']:.0f} clips/s: ratio {compiled / tp['baseline']:.2f}", flush=True)
+        print(
+            f"7. baseline with the backbone compiled (torch.compile, after 8 untimed steps) {compiled:.0f} clips/s vs eager "
+            f"{tp['baseline']:.0f} clips/s: ratio {compiled / tp['baseline']:.2f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

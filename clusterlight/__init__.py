@@ -1,4 +1,5 @@
 """clusterlight: cluster-based deep embeddings for rare sound events on imbalanced data."""
+
 from clusterlight.callbacks import ClusterCentroids, CompileModel, EmbeddingPlot
 from clusterlight.data import AudioDataModule, ManifestSource, SyntheticSource
 from clusterlight.features import LogMel

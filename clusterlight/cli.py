@@ -1,4 +1,5 @@
 """Command line: ``clusterlight fit|validate|test|predict`` (LightningCLI), ``experiment``, ``data synth``."""
+
 from __future__ import annotations
 
 import argparse
@@ -27,22 +28,34 @@ class ClusterlightCLI(LightningCLI):
         super().__init__(AudioModule, AudioDataModule, *args, **kwargs)
 
     def add_arguments_to_parser(self, parser) -> None:
-        parser.link_arguments("data", "model.init_args.class_names", compute_fn=class_names_of, apply_on="instantiate")
+        parser.link_arguments(
+            "data", "model.init_args.class_names", compute_fn=class_names_of, apply_on="instantiate"
+        )
 
 
 def synth_main(argv: list[str]) -> None:
     from clusterlight.data.synth import DEFAULT_COUNTS, generate
 
-    p = argparse.ArgumentParser(prog="clusterlight data synth", description="Write the built-in synthetic dataset (WAV + manifest.csv).")
+    p = argparse.ArgumentParser(
+        prog="clusterlight data synth",
+        description="Write the built-in synthetic dataset (WAV + manifest.csv).",
+    )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sample-rate", type=int, default=16000)
     p.add_argument("--duration", type=float, default=2.0, help="clip length in seconds")
     p.add_argument("--snr-db", type=float, nargs=2, default=(-16.0, -4.0), metavar=("LOW", "HIGH"))
     p.add_argument("--scale", type=float, default=1.0, help="multiply the default clip counts")
-    p.add_argument("--counts", type=json.loads, default=None, help='JSON {"train": {"dog_bark": 240, ...}, "val": ..., "test": ...}')
+    p.add_argument(
+        "--counts",
+        type=json.loads,
+        default=None,
+        help='JSON {"train": {"dog_bark": 240, ...}, "val": ..., "test": ...}',
+    )
     a = p.parse_args(argv)
-    counts = a.counts or {s: {c: max(1, round(n * a.scale)) for c, n in per.items()} for s, per in DEFAULT_COUNTS.items()}
+    counts = a.counts or {
+        s: {c: max(1, round(n * a.scale)) for c, n in per.items()} for s, per in DEFAULT_COUNTS.items()
+    }
     manifest = generate(a.out, counts, a.seed, a.sample_rate, a.duration, tuple(a.snr_db))
     print(f"wrote {sum(sum(v.values()) for v in counts.values())} clips and {manifest}")
 

@@ -1,4 +1,5 @@
 """k-means in torch (runs on the embeddings' device) and the per-class cluster split of the method."""
+
 from __future__ import annotations
 
 import torch
@@ -118,5 +119,7 @@ def cluster_per_class(
         centroids.append(cent)
         assignments[members] = lab + start
         start += k
-    classes = torch.repeat_interleave(torch.arange(len(k_per_class), device=z.device), torch.tensor(k_per_class, device=z.device))
+    classes = torch.repeat_interleave(
+        torch.arange(len(k_per_class), device=z.device), torch.tensor(k_per_class, device=z.device)
+    )
     return F.normalize(torch.cat(centroids), dim=1), assignments, classes

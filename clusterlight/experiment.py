@@ -13,6 +13,7 @@ resolved stage configs; a rerun into the same folder reuses every result whose c
 unchanged, so an interrupted experiment continues where it stopped and extra seeds or
 methods can be added later (``--methods``), the table covering every finished run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,7 +34,9 @@ from clusterlight.metrics import relative_error_reduction
 
 def _load(path: Path, base: Path) -> dict:
     p = Path(path)
-    return OmegaConf.to_container(OmegaConf.load(p if p.is_absolute() or p.exists() else base / p), resolve=True)
+    return OmegaConf.to_container(
+        OmegaConf.load(p if p.is_absolute() or p.exists() else base / p), resolve=True
+    )
 
 
 def merge_configs(base, override):
@@ -53,7 +56,10 @@ def stage_config(exp, stage, seed: int, stage_dir: Path, exp_file: Path, checkpo
     """The full LightningCLI config (a dict) of one stage of one method for one seed."""
     base = exp_file.parent
     parts = [_load(p, base) for p in [*exp.get("common", []), *stage.get("configs", [])]]
-    parts += [OmegaConf.to_container(OmegaConf.create(node), resolve=True) for node in (exp.get("overrides", {}), stage.get("overrides", {}))]
+    parts += [
+        OmegaConf.to_container(OmegaConf.create(node), resolve=True)
+        for node in (exp.get("overrides", {}), stage.get("overrides", {}))
+    ]
     merged: dict = {}
     for part in parts:
         merged = merge_configs(merged, part)
@@ -93,18 +99,31 @@ def run_stage(config: dict, test: bool) -> tuple[str, dict | None]:
     cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt or None, verbose=False)
     test_results = cli.model.results["test"]
     cli.trainer.validate(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt or None, verbose=False)
-    return ckpt, {**test_results, "selected_val_macro_err": None if best_val is None else float(best_val), "val": cli.model.results["val"]}
+    return ckpt, {
+        **test_results,
+        "selected_val_macro_err": None if best_val is None else float(best_val),
+        "val": cli.model.results["val"],
+    }
 
 
 def _stats(vals: list[float]) -> dict:
-    return {"mean": statistics.fmean(vals), "std": statistics.stdev(vals) if len(vals) > 1 else 0.0, "values": vals}
+    return {
+        "mean": statistics.fmean(vals),
+        "std": statistics.stdev(vals) if len(vals) > 1 else 0.0,
+        "values": vals,
+    }
 
 
 def pooled_errors(confusions: list[list[list[int]]], class_names: list[str]) -> dict:
     """Per-class and macro error of the summed confusion matrices (rows: true class): over
     cross-validation folds, the error on every validation clip at once."""
-    total = [[sum(cells) for cells in zip(*rows)] for rows in zip(*confusions)]  # element-wise sum of the matrices
-    errs = {f"err_{c}": 1 - total[i][i] / sum(total[i]) if sum(total[i]) else float("nan") for i, c in enumerate(class_names)}
+    total = [
+        [sum(cells) for cells in zip(*rows)] for rows in zip(*confusions)
+    ]  # element-wise sum of the matrices
+    errs = {
+        f"err_{c}": 1 - total[i][i] / sum(total[i]) if sum(total[i]) else float("nan")
+        for i, c in enumerate(class_names)
+    }
     return {**errs, "macro_err": statistics.fmean(errs.values())}
 
 
@@ -136,10 +155,17 @@ def summarize(runs: dict[str, dict[int, dict]], class_names: list[str], referenc
         def mean_over(name: str, k: str) -> float:
             return statistics.fmean(runs[name][s]["metrics"][k] for s in seeds)
 
-        reductions[method] = {k: relative_error_reduction(mean_over(reference, k), mean_over(method, k)) for k in keys if k != "acc"}
+        reductions[method] = {
+            k: relative_error_reduction(mean_over(reference, k), mean_over(method, k))
+            for k in keys
+            if k != "acc"
+        }
         reductions[method]["seeds"] = seeds
         reductions[method]["macro_err_per_seed"] = [
-            relative_error_reduction(runs[reference][s]["metrics"]["macro_err"], runs[method][s]["metrics"]["macro_err"]) for s in seeds
+            relative_error_reduction(
+                runs[reference][s]["metrics"]["macro_err"], runs[method][s]["metrics"]["macro_err"]
+            )
+            for s in seeds
         ]
     return {"summary": summary, "reduction": reductions}
 
@@ -150,16 +176,27 @@ def markdown_table(result: dict, class_names: list[str], reference: str) -> str:
     keys = [*(f"err_{c}" for c in class_names), "macro_err"]
     head = "| {} | " + " | ".join([*class_names, "**macro**"]) + " |"
     rule = "|---" * (len(keys) + 1) + "|"
-    lines = [head.format("test error (1 - recall)")[:-1] + "| val macro (selection) | seeds |", rule + "---|---|"]
+    lines = [
+        head.format("test error (1 - recall)")[:-1] + "| val macro (selection) | seeds |",
+        rule + "---|---|",
+    ]
+
     def cell(stats: dict | None) -> str:
         return "n/a" if stats is None else f"{stats['mean']:.3f} ± {stats['std']:.3f}"
 
     for m, summary in result["summary"].items():
-        cells = [cell(summary[k]) for k in keys] + [cell(summary.get("selected_val_macro_err")), str(len(summary["macro_err"]["values"]))]
+        cells = [cell(summary[k]) for k in keys] + [
+            cell(summary.get("selected_val_macro_err")),
+            str(len(summary["macro_err"]["values"])),
+        ]
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
     lines += ["", head.format(f"error reduction vs {reference}"), rule]
     for m, red in result["reduction"].items():
-        lines.append(f"| {m} | " + " | ".join("n/a" if math.isnan(red[k]) else f"{100 * red[k]:+.1f}%" for k in keys) + " |")
+        lines.append(
+            f"| {m} | "
+            + " | ".join("n/a" if math.isnan(red[k]) else f"{100 * red[k]:+.1f}%" for k in keys)
+            + " |"
+        )
     pooled = {m: s["val_pooled"] for m, s in result["summary"].items() if "val_pooled" in s}
     if pooled:
         lines += ["", head.format("validation error, pooled over seeds (selected checkpoints)"), rule]
@@ -173,8 +210,16 @@ def write_results(out: Path, exp, runs: dict, class_names: list[str], reference:
     done = {m: dict(sorted(per.items())) for m, per in runs.items() if per}
     wall_s = sum(r["wall_s"] for per in done.values() for r in per.values())
     seeds = sorted({s for per in done.values() for s in per})
-    result = {"name": exp.name, "seeds": seeds, "reference": reference, "classes": class_names, "wall_s": wall_s}
-    result.update(summarize(done, class_names, reference) if reference in done else {"summary": {}, "reduction": {}})
+    result = {
+        "name": exp.name,
+        "seeds": seeds,
+        "reference": reference,
+        "classes": class_names,
+        "wall_s": wall_s,
+    }
+    result.update(
+        summarize(done, class_names, reference) if reference in done else {"summary": {}, "reduction": {}}
+    )
     result["runs"] = {m: {str(s): r for s, r in per.items()} for m, per in done.items()}
     result["experiment"] = OmegaConf.to_container(exp, resolve=True)
     table = markdown_table(result, class_names, reference)
@@ -193,7 +238,10 @@ def run_hash(exp, spec, seed: int, exp_file: Path) -> str:
     """Hash of a method's resolved stage configs for one seed, wherever its run folder is:
     a saved result is reused only if it matches."""
     placeholders = {stage.name: f"<{stage.name} checkpoint>" for stage in spec.stages}
-    configs = [stage_config(exp, stage, seed, Path("<run>") / stage.name, exp_file, placeholders) for stage in spec.stages]
+    configs = [
+        stage_config(exp, stage, seed, Path("<run>") / stage.name, exp_file, placeholders)
+        for stage in spec.stages
+    ]
     return hashlib.sha1(json.dumps(configs, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -205,7 +253,11 @@ def _saved_result(path: Path, config_hash: str) -> dict | None:
 
 
 def run_experiment(
-    exp_file: str | Path, output_dir: str | None = None, seeds: list[int] | None = None, exp=None, methods: list[str] | None = None
+    exp_file: str | Path,
+    output_dir: str | None = None,
+    seeds: list[int] | None = None,
+    exp=None,
+    methods: list[str] | None = None,
 ) -> dict:
     """Run the experiment in ``exp_file`` (or the already loaded/edited ``exp``, whose relative
     paths are still resolved against ``exp_file``'s folder); write and return the results.
@@ -238,7 +290,10 @@ def run_experiment(
                 continue
             tag = f"[experiment {exp.name}] seed {seed} ({si + 1}/{len(seeds)}) | {method}"
             if seed in runs[method]:
-                print(f"{tag}: reusing the finished run (test macro error {runs[method][seed]['metrics']['macro_err']:.3f})", flush=True)
+                print(
+                    f"{tag}: reusing the finished run (test macro error {runs[method][seed]['metrics']['macro_err']:.3f})",
+                    flush=True,
+                )
                 continue
             method_dir = out / f"seed{seed}" / method
             config_hash = run_hash(exp, spec, seed, exp_file)
@@ -246,7 +301,10 @@ def run_experiment(
             ts = time.time()
             for sti, stage in enumerate(spec.stages):
                 last = sti == len(spec.stages) - 1
-                print(f"{tag} | stage {stage.name} ({sti + 1}/{len(spec.stages)}) | {time.time() - t0:.0f}s elapsed", flush=True)
+                print(
+                    f"{tag} | stage {stage.name} ({sti + 1}/{len(spec.stages)}) | {time.time() - t0:.0f}s elapsed",
+                    flush=True,
+                )
                 cfg = stage_config(exp, stage, seed, method_dir / stage.name, exp_file, checkpoints)
                 checkpoints[stage.name], test = run_stage(cfg, test=last)
             test["wall_s"] = time.time() - ts  # all stages of the method
@@ -257,15 +315,25 @@ def run_experiment(
                 tmp.write_text(json.dumps({"config_hash": config_hash, "result": test}, indent=2))
             print(f"{tag}: test macro error {test['metrics']['macro_err']:.3f}", flush=True)
             result = write_results(out, exp, runs, class_names, reference)
-    print(f"\n{markdown_table(result, class_names, reference)}\n\nwall time {time.time() - t0:.0f} s; wrote {out / 'results.json'} and {out / 'results.md'}", flush=True)
+    print(
+        f"\n{markdown_table(result, class_names, reference)}\n\nwall time {time.time() - t0:.0f} s; wrote {out / 'results.json'} and {out / 'results.md'}",
+        flush=True,
+    )
     return result
 
 
 def experiment_main(argv: list[str]) -> None:
-    p = argparse.ArgumentParser(prog="clusterlight experiment", description="Run every method for every seed and compare them.")
+    p = argparse.ArgumentParser(
+        prog="clusterlight experiment", description="Run every method for every seed and compare them."
+    )
     p.add_argument("--config", required=True, help="experiment YAML (see configs/experiment/)")
     p.add_argument("--output_dir", default=None, help="run folder (default: the file's output_dir)")
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="override the file's seeds")
-    p.add_argument("--methods", nargs="+", default=None, help="run only these methods (the table still covers every finished run)")
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        default=None,
+        help="run only these methods (the table still covers every finished run)",
+    )
     a = p.parse_args(argv)
     run_experiment(a.config, a.output_dir, a.seeds, methods=a.methods)

@@ -1,4 +1,5 @@
 """Log-mel front end as an ``nn.Module``, so it runs on the model's device; optional SpecAugment."""
+
 from __future__ import annotations
 
 import torch
@@ -31,10 +32,16 @@ class LogMel(nn.Module):
     ) -> None:
         super().__init__()
         self.n_mels = n_mels
-        self.mel = T.MelSpectrogram(sample_rate, n_fft, win_length, hop_length, f_min, f_max, n_mels=n_mels, power=2.0)
+        self.mel = T.MelSpectrogram(
+            sample_rate, n_fft, win_length, hop_length, f_min, f_max, n_mels=n_mels, power=2.0
+        )
         self.time_pool = time_pool
-        self.freq_masks = nn.ModuleList(T.FrequencyMasking(freq_mask_width, iid_masks=True) for _ in range(freq_masks))
-        self.time_masks = nn.ModuleList(T.TimeMasking(time_mask_width, iid_masks=True) for _ in range(time_masks))
+        self.freq_masks = nn.ModuleList(
+            T.FrequencyMasking(freq_mask_width, iid_masks=True) for _ in range(freq_masks)
+        )
+        self.time_masks = nn.ModuleList(
+            T.TimeMasking(time_mask_width, iid_masks=True) for _ in range(time_masks)
+        )
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         with torch.autocast(wave.device.type, enabled=False):

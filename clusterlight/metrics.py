@@ -3,11 +3,17 @@
 A class's error is ``1 - recall``; the headline "macro error" is their mean over classes,
 and the comparison figure is the relative error reduction ``(err_base - err) / err_base``.
 """
+
 from __future__ import annotations
 
 import torch
 from torch import nn
-from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score, MulticlassRecall
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassConfusionMatrix,
+    MulticlassF1Score,
+    MulticlassRecall,
+)
 
 
 def per_class_error(preds: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:

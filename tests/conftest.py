@@ -1,4 +1,5 @@
 """Shared fixtures: tiny datasets written into temp dirs (tests never read ../shared)."""
+
 from __future__ import annotations
 
 import os
@@ -18,7 +19,9 @@ TINY_COUNTS = {
 CLASSES = ["dog_bark", "baby_cry", "gunshot", "background"]
 
 
-def write_tone(path: Path, sr: int = 8000, seconds: float = 0.5, freq: float = 440.0, channels: int = 1) -> Path:
+def write_tone(
+    path: Path, sr: int = 8000, seconds: float = 0.5, freq: float = 440.0, channels: int = 1
+) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     t = np.arange(int(sr * seconds)) / sr
     x = 0.3 * np.sin(2 * np.pi * freq * t)
@@ -36,7 +39,9 @@ def tiny_datamodule(root: Path, cache: Path, **overrides):
     from clusterlight.data import AudioDataModule, SyntheticSource
 
     kwargs = dict(
-        source=SyntheticSource(root=str(root), counts=TINY_COUNTS, sample_rate=8000, duration=1.0, snr_db=(6.0, 12.0)),
+        source=SyntheticSource(
+            root=str(root), counts=TINY_COUNTS, sample_rate=8000, duration=1.0, snr_db=(6.0, 12.0)
+        ),
         classes=CLASSES,
         sample_rate=8000,
         duration=1.0,

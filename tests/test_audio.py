@@ -3,12 +3,11 @@ import logging
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import write_tone
 
 from clusterlight.data import audio
 from clusterlight.data.audio import decode, fit_length, load_waveforms
 from clusterlight.data.records import Clip, DataError
-
-from conftest import write_tone
 
 
 def test_decode_resamples_and_mixes_to_mono(tmp_path):
@@ -64,7 +63,9 @@ def test_failed_build_leaves_no_cache(tmp_path):
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
 
 
-@pytest.mark.parametrize("kind, match", [("missing", "does not exist"), ("empty", "is empty"), ("corrupt", "could not be decoded")])
+@pytest.mark.parametrize(
+    "kind, match", [("missing", "does not exist"), ("empty", "is empty"), ("corrupt", "could not be decoded")]
+)
 def test_bad_files_are_named(tmp_path, kind, match):
     bad = tmp_path / "bad.wav"
     if kind == "empty":

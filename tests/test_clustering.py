@@ -56,7 +56,9 @@ def test_balanced_kmeans_evens_out_cluster_sizes():
     # clusters of a few points and the dense blob clusters many times larger
     x = torch.cat([0.05 * torch.randn(300, 8, generator=g), 3 + torch.randn(60, 8, generator=g)])
     plain = torch.bincount(kmeans(x, 12, generator=torch.Generator().manual_seed(1))[1], minlength=12)
-    even = torch.bincount(kmeans(x, 12, generator=torch.Generator().manual_seed(1), balanced=True)[1], minlength=12)
+    even = torch.bincount(
+        kmeans(x, 12, generator=torch.Generator().manual_seed(1), balanced=True)[1], minlength=12
+    )
     assert plain.max() - plain.min() > 30
     assert even.tolist() == [30] * 12
 
@@ -64,7 +66,9 @@ def test_balanced_kmeans_evens_out_cluster_sizes():
 def test_balanced_assign_keeps_nearest_centroids_within_capacity():
     dist = torch.tensor([[0.0, 4.0], [0.1, 3.0], [4.0, 0.0], [3.0, 0.2]])
     assert balanced_assign(dist).tolist() == [0, 0, 1, 1]
-    crowded = torch.tensor([[0.0, 4.0], [0.1, 3.0], [0.2, 1.0], [3.0, 0.2]])  # three points nearest centroid 0
+    crowded = torch.tensor(
+        [[0.0, 4.0], [0.1, 3.0], [0.2, 1.0], [3.0, 0.2]]
+    )  # three points nearest centroid 0
     assert balanced_assign(crowded).tolist() == [0, 0, 1, 1]  # the farthest of the three moves
     uneven = balanced_assign(torch.rand(10, 3, generator=torch.Generator().manual_seed(0)))
     assert torch.bincount(uneven, minlength=3).max() <= 4

@@ -1,14 +1,14 @@
 """DDP code paths on 2 CPU processes (gloo): identical centroids and assignments on every rank."""
+
 import json
 
 import torch
+from conftest import tiny_datamodule, tiny_parts, tiny_trainer
 from lightning.pytorch import Callback
+from test_cli_configs import CONFIGS, _tiny_data, _write
 
 from clusterlight import ClusterCentroids, EmbeddingPretrain
 from clusterlight.cli import main
-
-from conftest import tiny_datamodule, tiny_parts, tiny_trainer
-from test_cli_configs import CONFIGS, _tiny_data, _write
 
 
 class RankAgreement(Callback):
@@ -49,7 +49,13 @@ def test_ddp_two_cpu_processes_keep_identical_cluster_state(synth_root, tmp_path
     dm.prepare_data()
     model = EmbeddingPretrain(*tiny_parts(), dm.class_names, plot_embeddings=False)
     out = tmp_path / "agreement.json"
-    trainer = tiny_trainer(tmp_path, max_epochs=2, devices=2, strategy="ddp_spawn", callbacks=[ClusterCentroids(0.9), RankAgreement(str(out))])
+    trainer = tiny_trainer(
+        tmp_path,
+        max_epochs=2,
+        devices=2,
+        strategy="ddp_spawn",
+        callbacks=[ClusterCentroids(0.9), RankAgreement(str(out))],
+    )
     trainer.fit(model, dm)
     records = json.loads(out.read_text())
     assert [r["when"] for r in records] == ["rebuild0", "end0", "rebuild1", "end1"]
@@ -60,9 +66,25 @@ def test_ddp_two_cpu_processes_keep_identical_cluster_state(synth_root, tmp_path
 
 def test_ddp_baseline_fit_through_cli(tmp_path):
     data = _write(tmp_path, "d.yaml", _tiny_data(tmp_path))
-    main(["fit", "--config", str(CONFIGS / "trainer/ddp_cpu.yaml"), "--config", str(CONFIGS / "model/baseline_lstm.yaml"), "--config", data,
-          "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(tmp_path),
-          "--model.init_args.frontend.init_args.sample_rate", "8000"])
+    main(
+        [
+            "fit",
+            "--config",
+            str(CONFIGS / "trainer/ddp_cpu.yaml"),
+            "--config",
+            str(CONFIGS / "model/baseline_lstm.yaml"),
+            "--config",
+            data,
+            "--trainer.max_epochs",
+            "1",
+            "--trainer.enable_progress_bar",
+            "false",
+            "--trainer.default_root_dir",
+            str(tmp_path),
+            "--model.init_args.frontend.init_args.sample_rate",
+            "8000",
+        ]
+    )
     ckpt = next(tmp_path.rglob("best-*.ckpt"))
     state = torch.load(ckpt, weights_only=False)
     assert "val/macro_err" in str(state["callbacks"])
@@ -70,19 +92,29 @@ def test_ddp_baseline_fit_through_cli(tmp_path):
 
 def test_ddp_two_processes_match_one_process(synth_root, tmp_path):
     """Two ranks x 10 clips per step = one process x 20 clips per step (no batch norm, plain CE)."""
+    from test_fast_paths import MeanPoolEmbedder
+
     from clusterlight.losses import CrossEntropy
     from clusterlight.modules import Classifier
-    from test_fast_paths import MeanPoolEmbedder
 
     weights = []
     for devices, batch in ((1, 20), (2, 10)):
         torch.manual_seed(0)
         dm = tiny_datamodule(synth_root, tmp_path / "cache", batch_size=batch)
         dm.prepare_data()
-        model = Classifier(tiny_parts()[0], MeanPoolEmbedder(), dm.class_names, loss=CrossEntropy(), lr=1e-2, weight_decay=0.0)
+        model = Classifier(
+            tiny_parts()[0],
+            MeanPoolEmbedder(),
+            dm.class_names,
+            loss=CrossEntropy(),
+            lr=1e-2,
+            weight_decay=0.0,
+        )
         initial = model.backbone.proj.weight.detach().clone()
         strategy = "ddp_spawn" if devices > 1 else "auto"
-        tiny_trainer(tmp_path / str(devices), max_epochs=2, devices=devices, strategy=strategy, limit_val_batches=0).fit(model, dm)
+        tiny_trainer(
+            tmp_path / str(devices), max_epochs=2, devices=devices, strategy=strategy, limit_val_batches=0
+        ).fit(model, dm)
         weights.append({k: v.clone() for k, v in model.state_dict().items()})
         assert not torch.allclose(initial, model.backbone.proj.weight), "training did not move the weights"
     for name in weights[0]:

@@ -1,15 +1,15 @@
 """The fast paths give the same answers as the straightforward ones."""
+
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_datamodule, tiny_parts, tiny_trainer
 from torch import nn
 
 from clusterlight import ClusterCentroids, EmbeddingPretrain
 from clusterlight.data.audio import decode, fit_length
 from clusterlight.data.records import DataError
 from clusterlight.modules.cluster_access import find_centroids
-
-from conftest import tiny_datamodule, tiny_parts, tiny_trainer
 
 
 class MeanPoolEmbedder(nn.Module):
@@ -37,7 +37,9 @@ def _rebuild_inputs(synth_root, tmp_path, source):
 
     dm.rebuild_clusters = spy
     frontend, _ = tiny_parts()
-    model = EmbeddingPretrain(frontend, MeanPoolEmbedder(), dm.class_names, lr=0.0, weight_decay=0.0, plot_embeddings=False)
+    model = EmbeddingPretrain(
+        frontend, MeanPoolEmbedder(), dm.class_names, lr=0.0, weight_decay=0.0, plot_embeddings=False
+    )
     tiny_trainer(tmp_path, max_epochs=3, callbacks=[ClusterCentroids(embedding_source=source)]).fit(model, dm)
     return seen, dm
 
@@ -71,14 +73,28 @@ def _ragged_datamodule(root, cache, **kwargs):
     for k in range(24):
         path = root / ("a" if k % 3 else "b") / f"{k}.wav"
         path.parent.mkdir(parents=True, exist_ok=True)
-        sf.write(path, rng.uniform(-0.5, 0.5, int(8000 * (0.3 + 0.06 * k))).astype(np.float32), 8000, subtype="FLOAT")
-    return AudioDataModule(source=FolderSource(str(root)), sample_rate=8000, duration=1.0, batch_size=6, cache_dir=str(cache), **kwargs)
+        sf.write(
+            path,
+            rng.uniform(-0.5, 0.5, int(8000 * (0.3 + 0.06 * k))).astype(np.float32),
+            8000,
+            subtype="FLOAT",
+        )
+    return AudioDataModule(
+        source=FolderSource(str(root)),
+        sample_rate=8000,
+        duration=1.0,
+        batch_size=6,
+        cache_dir=str(cache),
+        **kwargs,
+    )
 
 
 @pytest.mark.parametrize("padding", ["loop", "zero"])
 def test_resident_waveforms_give_identical_batches(tmp_path, padding):
     host = _ragged_datamodule(tmp_path / "audio", tmp_path / "cache", padding=padding)
-    resident = _ragged_datamodule(tmp_path / "audio", tmp_path / "cache", padding=padding, waveforms_on_device=True)
+    resident = _ragged_datamodule(
+        tmp_path / "audio", tmp_path / "cache", padding=padding, waveforms_on_device=True
+    )
     for dm in (host, resident):
         dm.setup("fit")
     assert "wave" not in resident.datasets["train"][0] and "row" in resident.datasets["train"][0]

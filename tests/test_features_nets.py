@@ -51,6 +51,6 @@ def test_cnn_layout_and_depth_options():
 
 
 def test_registry():
-    assert BACKBONES == {"lstm": LSTMEmbedder, "cnn": CNNEmbedder}
+    assert {"lstm": LSTMEmbedder, "cnn": CNNEmbedder} == BACKBONES
     with pytest.raises(KeyError, match="unknown backbone 'gru'"):
         create_backbone("gru")

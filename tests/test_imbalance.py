@@ -14,7 +14,12 @@ def test_ratio_counts_are_the_largest_feasible():
 
 
 def test_ratio_counts_exact_when_divisible():
-    assert ratio_counts({"a": 240, "b": 240, "c": 240, "d": 640}, {"a": 6, "b": 1, "c": 2, "d": 16}) == {"a": 240, "b": 40, "c": 80, "d": 640}
+    assert ratio_counts({"a": 240, "b": 240, "c": 240, "d": 640}, {"a": 6, "b": 1, "c": 2, "d": 16}) == {
+        "a": 240,
+        "b": 40,
+        "c": 80,
+        "d": 640,
+    }
 
 
 def test_subsample_is_exact_seeded_and_deterministic():

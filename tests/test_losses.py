@@ -2,7 +2,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from clusterlight.losses import ClusterMarginLoss, ClusterSoftmaxLoss, CrossEntropy, WeightedCrossEntropy, inverse_frequency_weights
+from clusterlight.losses import (
+    ClusterMarginLoss,
+    ClusterSoftmaxLoss,
+    CrossEntropy,
+    WeightedCrossEntropy,
+    inverse_frequency_weights,
+)
 
 
 def _problem(seed=0, b=40, d=8):
@@ -51,7 +57,9 @@ def test_margin_loss_matches_loop_reference(seed):
 def test_softmax_loss_matches_loop_reference(exclude):
     z, clusters, centroids, classes = _problem(3)
     got = ClusterSoftmaxLoss(0.5, exclude)(z, clusters, centroids, classes)
-    assert float(got) == pytest.approx(softmax_reference(z, clusters, centroids, classes, 0.5, exclude), rel=1e-5)
+    assert float(got) == pytest.approx(
+        softmax_reference(z, clusters, centroids, classes, 0.5, exclude), rel=1e-5
+    )
 
 
 def test_every_cluster_weighs_the_same():
@@ -60,7 +68,9 @@ def test_every_cluster_weighs_the_same():
     loss = ClusterMarginLoss()
     mask = clusters == clusters[0]
     z2, c2 = torch.cat([z, z[mask], z[mask]]), torch.cat([clusters, clusters[mask], clusters[mask]])
-    assert float(loss(z, clusters, centroids, classes)) == pytest.approx(float(loss(z2, c2, centroids, classes)), rel=1e-6)
+    assert float(loss(z, clusters, centroids, classes)) == pytest.approx(
+        float(loss(z2, c2, centroids, classes)), rel=1e-6
+    )
 
 
 def test_margin_loss_is_zero_when_clips_sit_on_their_centroids_and_has_gradients():
@@ -91,5 +101,7 @@ def test_weighted_ce_matches_torch_and_needs_counts():
         loss(logits, target)
     loss.set_class_counts(torch.tensor([6, 1, 2]))
     w = torch.tensor([1 / 6, 1.0, 0.5])
-    assert float(loss(logits, target)) == pytest.approx(float(F.cross_entropy(logits, target, weight=w * 3 / w.sum())), rel=1e-6)
+    assert float(loss(logits, target)) == pytest.approx(
+        float(F.cross_entropy(logits, target, weight=w * 3 / w.sum())), rel=1e-6
+    )
     assert float(CrossEntropy()(logits, target)) == pytest.approx(float(F.cross_entropy(logits, target)))

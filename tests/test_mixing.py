@@ -1,13 +1,13 @@
 """In-batch mixing augmentations: what gets mixed with what, at which level, and only in training."""
+
 import math
 
 import pytest
 import torch
+from conftest import CLASSES, tiny_datamodule, tiny_parts, tiny_trainer
 
 from clusterlight.data import BackgroundMix, BatchMix, WithinClusterMix
 from clusterlight.modules import Classifier
-
-from conftest import CLASSES, tiny_datamodule, tiny_parts, tiny_trainer
 
 
 def _batch(labels, clusters=None, t=32):
@@ -28,7 +28,10 @@ def test_background_mix_adds_a_background_clip_at_the_drawn_level():
     for i in torch.nonzero(batch["label"] != 3).squeeze(1):
         added = out[i] - batch["wave"][i]
         # the added signal is a scaled copy of one of the batch's background clips ...
-        fits = [torch.allclose(added / (added.norm() / batch["wave"][j].norm()), batch["wave"][j], atol=1e-4) for j in bg]
+        fits = [
+            torch.allclose(added / (added.norm() / batch["wave"][j].norm()), batch["wave"][j], atol=1e-4)
+            for j in bg
+        ]
         assert any(fits)
         # ... at an event-to-background ratio inside snr_db
         snr = 20 * math.log10(batch["wave"][i].pow(2).mean().sqrt() / added.pow(2).mean().sqrt())

@@ -1,4 +1,5 @@
 """Peer imbalance losses against their published formulas, written out by hand."""
+
 import math
 
 import pytest
@@ -22,14 +23,20 @@ def _softmax_row(row):
 
 def test_focal_loss_formula():
     logits, target = _batch()
-    ref = sum(-((1 - _softmax_row(l.tolist())[t]) ** 2) * math.log(_softmax_row(l.tolist())[t]) for l, t in zip(logits, target.tolist())) / 12
+    ref = (
+        sum(
+            -((1 - _softmax_row(l.tolist())[t]) ** 2) * math.log(_softmax_row(l.tolist())[t])
+            for l, t in zip(logits, target.tolist())
+        )
+        / 12
+    )
     assert float(FocalLoss(2.0)(logits, target)) == pytest.approx(ref, rel=1e-5)
 
 
 def test_class_balanced_loss_formula():
     logits, target = _batch(1)
     beta = 0.99
-    w = [(1 - beta) / (1 - beta ** n) for n in COUNTS.tolist()]
+    w = [(1 - beta) / (1 - beta**n) for n in COUNTS.tolist()]
     w = [x * 4 / sum(w) for x in w]
     num = sum(w[t] * -math.log(_softmax_row(l.tolist())[t]) for l, t in zip(logits, target.tolist()))
     den = sum(w[t] for t in target.tolist())
@@ -42,7 +49,7 @@ def test_ldam_margins_and_drw():
     logits, target = _batch(2)
     loss = LDAMLoss(max_margin=0.5, scale=2.0, drw_epoch=3, drw_beta=0.999)
     loss.set_class_counts(COUNTS)
-    m = [n ** -0.25 for n in COUNTS.tolist()]
+    m = [n**-0.25 for n in COUNTS.tolist()]
     m = [x * 0.5 / max(m) for x in m]
     assert loss.margins().tolist() == pytest.approx(m)
     assert max(m) == pytest.approx(0.5) and m[1] == max(m)  # the rarest class gets the largest margin
@@ -57,7 +64,7 @@ def test_ldam_margins_and_drw():
 
     assert float(loss(logits, target)) == pytest.approx(reference([1.0] * 4), rel=1e-5)
     loss.set_epoch(3)
-    w = [(1 - 0.999) / (1 - 0.999 ** n) for n in COUNTS.tolist()]
+    w = [(1 - 0.999) / (1 - 0.999**n) for n in COUNTS.tolist()]
     assert float(loss(logits, target)) == pytest.approx(reference([x * 4 / sum(w) for x in w]), rel=1e-5)
 
 
@@ -65,7 +72,13 @@ def test_ldam_margins_and_drw():
 def test_logit_adjusted_loss_formula(tau):
     logits, target = _batch(3)
     prior = [n / float(COUNTS.sum()) for n in COUNTS.tolist()]
-    ref = sum(-math.log(_softmax_row([v + tau * math.log(p) for v, p in zip(l, prior)])[t]) for l, t in zip(logits.tolist(), target.tolist())) / 12
+    ref = (
+        sum(
+            -math.log(_softmax_row([v + tau * math.log(p) for v, p in zip(l, prior)])[t])
+            for l, t in zip(logits.tolist(), target.tolist())
+        )
+        / 12
+    )
     loss = LogitAdjustedLoss(tau)
     loss.set_class_counts(COUNTS)
     assert float(loss(logits, target)) == pytest.approx(ref, rel=1e-5)

@@ -1,10 +1,16 @@
 import csv
 
 import pytest
-
-from clusterlight.data import AudioDataModule, DataError, ESC50Source, FolderSource, ManifestSource, UrbanSound8KSource
-
 from conftest import write_tone
+
+from clusterlight.data import (
+    AudioDataModule,
+    DataError,
+    ESC50Source,
+    FolderSource,
+    ManifestSource,
+    UrbanSound8KSource,
+)
 
 
 def _write_csv(path, header, rows):
@@ -16,7 +22,11 @@ def _write_csv(path, header, rows):
 
 
 def test_manifest_with_fold_and_group(tmp_path):
-    _write_csv(tmp_path / "m.csv", ["path", "label", "fold", "source_id"], [["a/x.wav", "dog", "1", "s1"], ["b/y.wav", "cat", "2", "s2"]])
+    _write_csv(
+        tmp_path / "m.csv",
+        ["path", "label", "fold", "source_id"],
+        [["a/x.wav", "dog", "1", "s1"], ["b/y.wav", "cat", "2", "s2"]],
+    )
     clips = ManifestSource(str(tmp_path), "m.csv", group_column="source_id").clips()
     assert [c.label for c in clips] == ["dog", "cat"]
     assert clips[0].path == str(tmp_path / "a/x.wav") and clips[0].fold == "1" and clips[1].group == "s2"
@@ -41,7 +51,11 @@ def test_manifest_missing_file(tmp_path):
 
 def test_urbansound8k_layout(tmp_path):
     header = ["slice_file_name", "fsID", "start", "end", "salience", "fold", "classID", "class"]
-    _write_csv(tmp_path / "metadata/UrbanSound8K.csv", header, [["100-3-0-0.wav", "100", "0", "1", "1", "3", "3", "dog_bark"]])
+    _write_csv(
+        tmp_path / "metadata/UrbanSound8K.csv",
+        header,
+        [["100-3-0-0.wav", "100", "0", "1", "1", "3", "3", "dog_bark"]],
+    )
     (clip,) = UrbanSound8KSource(str(tmp_path)).clips()
     assert clip.path == str(tmp_path / "audio/fold3/100-3-0-0.wav")
     assert (clip.label, clip.fold, clip.group) == ("dog_bark", "3", "100")
@@ -61,7 +75,11 @@ def test_folder_layout(tmp_path):
     write_tone(tmp_path / "siren" / "c.wav")
     (tmp_path / "siren" / "notes.txt").write_text("not audio")
     clips = FolderSource(str(tmp_path)).clips()
-    assert sorted((c.label, c.path.split("/")[-1]) for c in clips) == [("dog", "a.wav"), ("dog", "b.wav"), ("siren", "c.wav")]
+    assert sorted((c.label, c.path.split("/")[-1]) for c in clips) == [
+        ("dog", "a.wav"),
+        ("dog", "b.wav"),
+        ("siren", "c.wav"),
+    ]
 
 
 def test_folder_without_audio_is_an_error(tmp_path):
@@ -73,7 +91,11 @@ def test_folder_without_audio_is_an_error(tmp_path):
 def test_class_map_pools_and_wildcard(tmp_path):
     rows = [[f"{l}{i}.wav", l, "1", f"{l}{i}"] for l in ("dog_bark", "siren", "drilling") for i in range(2)]
     _write_csv(tmp_path / "manifest.csv", ["path", "label", "fold", "group"], rows)
-    dm = AudioDataModule(source=ManifestSource(str(tmp_path)), class_map={"*": "background", "dog_bark": "dog_bark"}, classes=["dog_bark", "background"])
+    dm = AudioDataModule(
+        source=ManifestSource(str(tmp_path)),
+        class_map={"*": "background", "dog_bark": "dog_bark"},
+        classes=["dog_bark", "background"],
+    )
     assert [c.label for c in dm.labelled_clips()] == ["dog_bark"] * 2 + ["background"] * 4
     assert dm.class_names == ["dog_bark", "background"]
 
@@ -86,11 +108,20 @@ def test_label_not_in_class_list_names_file(tmp_path):
 
 
 def test_class_without_training_clips_is_named(tmp_path):
-    rows = [[f"d{i}.wav", "dog", "train", ""] for i in range(3)] + [["c0.wav", "cat", "test", ""], ["d9.wav", "dog", "val", ""]]
+    rows = [[f"d{i}.wav", "dog", "train", ""] for i in range(3)] + [
+        ["c0.wav", "cat", "test", ""],
+        ["d9.wav", "dog", "val", ""],
+    ]
     for r in rows:
         write_tone(tmp_path / r[0])
     _write_csv(tmp_path / "manifest.csv", ["path", "label", "split", "group"], rows)
-    dm = AudioDataModule(source=ManifestSource(str(tmp_path)), classes=["dog", "cat"], sample_rate=8000, duration=0.5, cache_dir=str(tmp_path / "cache"))
+    dm = AudioDataModule(
+        source=ManifestSource(str(tmp_path)),
+        classes=["dog", "cat"],
+        sample_rate=8000,
+        duration=0.5,
+        cache_dir=str(tmp_path / "cache"),
+    )
     with pytest.raises(DataError, match=r"class\(es\) \['cat'\] have no training clips"):
         dm.setup("fit")
 
@@ -98,6 +129,13 @@ def test_class_without_training_clips_is_named(tmp_path):
 def test_unknown_fold_names_the_folds_found(tmp_path):
     _write_csv(tmp_path / "manifest.csv", ["path", "label", "fold"], [["a.wav", "dog", "fold1"]])
     write_tone(tmp_path / "a.wav")
-    dm = AudioDataModule(source=ManifestSource(str(tmp_path)), train_folds=[1], sample_rate=8000, cache_dir=str(tmp_path / "cache"))
-    with pytest.raises(DataError, match=r"train_folds \['1'\] match no clip; the source's folds are \['fold1'\]"):
+    dm = AudioDataModule(
+        source=ManifestSource(str(tmp_path)),
+        train_folds=[1],
+        sample_rate=8000,
+        cache_dir=str(tmp_path / "cache"),
+    )
+    with pytest.raises(
+        DataError, match=r"train_folds \['1'\] match no clip; the source's folds are \['fold1'\]"
+    ):
         dm.setup("fit")

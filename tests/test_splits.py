@@ -1,10 +1,10 @@
 from collections import Counter
 
 import pytest
+from conftest import TINY_COUNTS, tiny_datamodule
 
 from clusterlight.data.records import Clip, DataError
 from clusterlight.data.splits import group_split
-from conftest import TINY_COUNTS, tiny_datamodule
 
 TRAIN_COUNTS = TINY_COUNTS["train"]
 
@@ -51,14 +51,18 @@ def test_bad_fractions():
 def test_val_part_cross_validates_the_training_folds(synth_root, tmp_path):
     vals, trains = [], []
     for k in range(4):
-        dm = tiny_datamodule(synth_root, tmp_path / "cache", val_folds=None, val_fraction=0.25, val_part=k, seed=k)
+        dm = tiny_datamodule(
+            synth_root, tmp_path / "cache", val_folds=None, val_fraction=0.25, val_part=k, seed=k
+        )
         dm.setup()
         rows = {name: set(dm.datasets[name].rows.tolist()) for name in ("train", "val")}
         assert not rows["train"] & rows["val"]
         vals.append(rows["val"])
         trains.append(rows["train"])
     every = set().union(*vals)
-    assert sum(len(v) for v in vals) == len(every) == sum(TRAIN_COUNTS.values())  # each training-fold clip validates once
+    assert (
+        sum(len(v) for v in vals) == len(every) == sum(TRAIN_COUNTS.values())
+    )  # each training-fold clip validates once
     assert all(trains[k] == every - vals[k] for k in range(4))
 
 

@@ -47,7 +47,11 @@ def test_background_subtypes_are_spectrally_distinct():
         return np.log(np.array([b.sum() for b in np.array_split(s, 24)]) + 1e-6)
 
     train = {k: np.mean([bands(k, s) for s in range(4)], axis=0) for k in BACKGROUND_TYPES}
-    hits = sum(min(train, key=lambda m: np.linalg.norm(bands(k, s) - train[m])) == k for k in BACKGROUND_TYPES for s in range(10, 14))
+    hits = sum(
+        min(train, key=lambda m: np.linalg.norm(bands(k, s) - train[m])) == k
+        for k in BACKGROUND_TYPES
+        for s in range(10, 14)
+    )
     assert len(BACKGROUND_TYPES) >= 4
     assert hits / (4 * len(BACKGROUND_TYPES)) >= 0.9
 
@@ -70,7 +74,17 @@ def test_classes_carry_their_structure():
 def test_a_nearest_mean_spectrum_classifier_beats_chance():
     """The classes are learnable: a trivial spectral nearest-mean rule beats 25% chance clearly."""
     sr = 8000
-    feats = {c: [np.log(_spectrum(synth_clip(np.random.default_rng(100 * i + j), c, sr, 1.0, (0.0, 6.0)))[::40] + 1e-3) for j in range(20)] for i, c in enumerate(CLASSES)}
+    feats = {
+        c: [
+            np.log(
+                _spectrum(synth_clip(np.random.default_rng(100 * i + j), c, sr, 1.0, (0.0, 6.0)))[::40] + 1e-3
+            )
+            for j in range(20)
+        ]
+        for i, c in enumerate(CLASSES)
+    }
     means = {c: np.mean(v[:10], axis=0) for c, v in feats.items()}
-    hits = sum(min(means, key=lambda m: np.linalg.norm(f - means[m])) == c for c, v in feats.items() for f in v[10:])
+    hits = sum(
+        min(means, key=lambda m: np.linalg.norm(f - means[m])) == c for c, v in feats.items() for f in v[10:]
+    )
     assert hits / 40 > 0.5

@@ -1,13 +1,13 @@
 """End-to-end training on tiny synthetic data: baseline, pretraining, fine-tuning, resume."""
+
 import pytest
 import torch
+from conftest import tiny_datamodule, tiny_parts, tiny_trainer
 
 from clusterlight import ClusterCentroids, EmbeddingPretrain, JointFinetune
 from clusterlight.losses import ClusterMarginLoss
 from clusterlight.modules import Classifier
 from clusterlight.nets import CNNEmbedder
-
-from conftest import tiny_datamodule, tiny_parts, tiny_trainer
 
 
 def test_baseline_beats_chance(synth_root, tmp_path):
@@ -23,7 +23,11 @@ def test_baseline_beats_chance(synth_root, tmp_path):
 
 
 def test_cluster_ids_travel_with_training_batches(synth_root, tmp_path):
-    dm = tiny_datamodule(synth_root, tmp_path / "cache", class_ratio={"dog_bark": 6, "baby_cry": 1, "gunshot": 2, "background": 8})
+    dm = tiny_datamodule(
+        synth_root,
+        tmp_path / "cache",
+        class_ratio={"dog_bark": 6, "baby_cry": 1, "gunshot": 2, "background": 8},
+    )
     seen = {}
 
     class Probe(EmbeddingPretrain):
@@ -51,7 +55,9 @@ def test_recluster_every_n_epochs(synth_root, tmp_path):
         return original(*args, **kwargs)
 
     dm.rebuild_clusters = counting
-    tiny_trainer(tmp_path, max_epochs=5).fit(EmbeddingPretrain(*tiny_parts(), dm.class_names, plot_embeddings=False), dm)
+    tiny_trainer(tmp_path, max_epochs=5).fit(
+        EmbeddingPretrain(*tiny_parts(), dm.class_names, plot_embeddings=False), dm
+    )
     assert rebuilds == [0, 2, 4]
 
 
@@ -67,7 +73,13 @@ def test_pretrain_then_finetune_with_plot(synth_root, tmp_path):
     ckpt = tmp_path / "pre.ckpt"
     trainer.save_checkpoint(ckpt)
 
-    fine = JointFinetune(*tiny_parts(), dm.class_names, pretrained_checkpoint=str(ckpt), cluster_loss_weight=0.1, cluster_loss=ClusterMarginLoss())
+    fine = JointFinetune(
+        *tiny_parts(),
+        dm.class_names,
+        pretrained_checkpoint=str(ckpt),
+        cluster_loss_weight=0.1,
+        cluster_loss=ClusterMarginLoss(),
+    )
     assert torch.equal(fine.backbone.lstm.weight_hh_l0, pre.backbone.lstm.weight_hh_l0)
     groups = fine.configure_optimizers().param_groups
     assert groups[0]["lr"] == fine.lr * fine.backbone_lr_mult and groups[1]["lr"] == fine.lr
@@ -88,7 +100,12 @@ def test_finetune_rejects_a_mismatched_checkpoint(tmp_path, synth_root):
     pre = EmbeddingPretrain(*tiny_parts(), dm.class_names)
     torch.save({"state_dict": pre.state_dict()}, tmp_path / "lstm.ckpt")
     with pytest.raises(ValueError, match="does not fit this backbone"):
-        JointFinetune(LogMel(n_mels=32), CNNEmbedder(n_mels=32, channels=[8], embed_dim=16), dm.class_names, pretrained_checkpoint=str(tmp_path / "lstm.ckpt"))
+        JointFinetune(
+            LogMel(n_mels=32),
+            CNNEmbedder(n_mels=32, channels=[8], embed_dim=16),
+            dm.class_names,
+            pretrained_checkpoint=str(tmp_path / "lstm.ckpt"),
+        )
     with pytest.raises(FileNotFoundError, match="nope.ckpt"):
         JointFinetune(*tiny_parts(), dm.class_names, pretrained_checkpoint=str(tmp_path / "nope.ckpt"))
 
@@ -113,9 +130,14 @@ def test_resume_restores_centroid_state_and_continues_identically(synth_root, tm
     state = torch.load(ckpt, weights_only=False)
     saved = next(v for k, v in state["callbacks"].items() if "ClusterCentroids" in k)
     assert torch.equal(saved["centroids"], first.centroids.cpu()) and saved["last_rebuild_epoch"] == 1
-    assert torch.equal(next(iter(v for k, v in state.items() if k.endswith("AudioDataModule")))["assignments"], dm1.assignments.cpu())
+    assert torch.equal(
+        next(iter(v for k, v in state.items() if k.endswith("AudioDataModule")))["assignments"],
+        dm1.assignments.cpu(),
+    )
 
-    resumed_model, resumed_dm, resumed = _pretrain(synth_root, tmp_path / "cache", tmp_path / "c", 3, ckpt_in=str(ckpt))
+    resumed_model, resumed_dm, resumed = _pretrain(
+        synth_root, tmp_path / "cache", tmp_path / "c", 3, ckpt_in=str(ckpt)
+    )
     assert resumed.last_rebuild_epoch == full.last_rebuild_epoch == 2
     assert torch.equal(resumed_dm.assignments, full_dm.assignments)
     assert torch.allclose(resumed.centroids, full.centroids, atol=1e-5)
@@ -129,7 +151,9 @@ def test_pretrain_predicts_from_a_checkpoint_and_explains_when_it_cannot(synth_r
     fresh = EmbeddingPretrain(*tiny_parts(), dm.class_names, plot_embeddings=False)
     with pytest.raises(RuntimeError, match="has no cluster centroids"):
         tiny_trainer(tmp_path / "b").predict(fresh, dm)
-    preds = tiny_trainer(tmp_path / "c").predict(EmbeddingPretrain(*tiny_parts(), dm.class_names, plot_embeddings=False), dm, ckpt_path=str(ckpt))
+    preds = tiny_trainer(tmp_path / "c").predict(
+        EmbeddingPretrain(*tiny_parts(), dm.class_names, plot_embeddings=False), dm, ckpt_path=str(ckpt)
+    )
     scores = torch.cat([p["scores"] for p in preds])
     assert scores.shape == (len(dm.datasets["test"]), 4) and torch.isfinite(scores.amax(1)).all()
 
@@ -141,7 +165,9 @@ def test_bf16_mixed_precision_end_to_end(synth_root, tmp_path):
     dm = tiny_datamodule(synth_root, tmp_path / "cache")
 
     def cnn_parts():
-        return tiny_parts()[0], CNNEmbedder(n_mels=32, channels=[8, 16], embed_dim=16, convs_per_block=1, channels_last=True)
+        return tiny_parts()[0], CNNEmbedder(
+            n_mels=32, channels=[8, 16], embed_dim=16, convs_per_block=1, channels_last=True
+        )
 
     pre = EmbeddingPretrain(*cnn_parts(), dm.class_names, plot_embeddings=False)
     trainer = tiny_trainer(tmp_path, max_epochs=2, precision="bf16-mixed")
@@ -150,16 +176,29 @@ def test_bf16_mixed_precision_end_to_end(synth_root, tmp_path):
     assert tracker.centroids.dtype == torch.float32 and torch.isfinite(tracker.centroids).all()
     ckpt = tmp_path / "pre.ckpt"
     trainer.save_checkpoint(ckpt)
-    fine = JointFinetune(*cnn_parts(), dm.class_names, pretrained_checkpoint=str(ckpt), cluster_loss_weight=0.1, cluster_loss=ClusterMarginLoss())
+    fine = JointFinetune(
+        *cnn_parts(),
+        dm.class_names,
+        pretrained_checkpoint=str(ckpt),
+        cluster_loss_weight=0.1,
+        cluster_loss=ClusterMarginLoss(),
+    )
     trainer = tiny_trainer(tmp_path, max_epochs=1, precision="bf16-mixed")
     trainer.fit(fine, dm)
-    assert torch.isfinite(trainer.callback_metrics["train/cls_loss"]) and torch.isfinite(trainer.callback_metrics["train/cluster_loss"])
+    assert torch.isfinite(trainer.callback_metrics["train/cls_loss"]) and torch.isfinite(
+        trainer.callback_metrics["train/cluster_loss"]
+    )
     trainer.test(fine, dm, verbose=False)
     assert 0 <= fine.results["test"]["metrics"]["macro_err"] <= 1
 
 
 def test_joint_from_scratch_ramps_the_cluster_loss_and_trains_on_balanced_clusters(synth_root, tmp_path):
-    dm = tiny_datamodule(synth_root, tmp_path / "cache", balanced_clusters=True, class_ratio={"dog_bark": 6, "baby_cry": 1, "gunshot": 2, "background": 8})
+    dm = tiny_datamodule(
+        synth_root,
+        tmp_path / "cache",
+        balanced_clusters=True,
+        class_ratio={"dog_bark": 6, "baby_cry": 1, "gunshot": 2, "background": 8},
+    )
     weights = []
 
     class Probe(JointFinetune):
@@ -167,7 +206,13 @@ def test_joint_from_scratch_ramps_the_cluster_loss_and_trains_on_balanced_cluste
             weights.append((self.current_epoch, self.current_cluster_loss_weight))
             return super().training_step(batch, batch_idx)
 
-    model = Probe(*tiny_parts(), dm.class_names, cluster_loss_weight=2.0, cluster_loss=ClusterMarginLoss(), cluster_loss_warmup_epochs=2)
+    model = Probe(
+        *tiny_parts(),
+        dm.class_names,
+        cluster_loss_weight=2.0,
+        cluster_loss=ClusterMarginLoss(),
+        cluster_loss_warmup_epochs=2,
+    )
     tiny_trainer(tmp_path, max_epochs=3).fit(model, dm)
     assert sorted(set(weights)) == [(0, 0.0), (1, 1.0), (2, 2.0)]
     # 24:4:8:32 training clips, 6 + 1 + 2 + 8 clusters of exactly 4 clips each

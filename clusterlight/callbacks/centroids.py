@@ -1,4 +1,5 @@
 """The cluster centroids, kept as EMA buffers on the training device."""
+
 from __future__ import annotations
 
 import torch
@@ -56,7 +57,9 @@ class ClusterCentroids(Callback):
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         dm = trainer.datamodule
         if dm is None or not hasattr(dm, "rebuild_clusters"):
-            raise RuntimeError("ClusterCentroids needs an AudioDataModule passed to the Trainer as datamodule")
+            raise RuntimeError(
+                "ClusterCentroids needs an AudioDataModule passed to the Trainer as datamodule"
+            )
         self.to(pl_module.device)
         epoch = trainer.current_epoch
         if self.ready and not dm.clusters_due(epoch, self.last_rebuild_epoch):
@@ -70,10 +73,14 @@ class ClusterCentroids(Callback):
             self.bank_count = torch.zeros(len(embeddings), device=embeddings.device)
         self.centroids, self.cluster_classes = centroids, dm.cluster_classes.to(centroids.device)
         self.last_rebuild_epoch = epoch
-        pl_module.log_dict({f"cluster/{k}": v for k, v in stats.items()}, on_step=False, on_epoch=True, rank_zero_only=True)
+        pl_module.log_dict(
+            {f"cluster/{k}": v for k, v in stats.items()}, on_step=False, on_epoch=True, rank_zero_only=True
+        )
 
     @torch.no_grad()
-    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch: dict, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs, batch: dict, batch_idx: int
+    ) -> None:
         if not (isinstance(outputs, dict) and "embeddings" in outputs):
             return  # the module trains without a cluster loss this run
         z, clusters = outputs["embeddings"].float(), batch["cluster"]
@@ -100,7 +107,11 @@ class ClusterCentroids(Callback):
     def state_dict(self) -> dict:
         if self.centroids is None:
             return {"last_rebuild_epoch": self.last_rebuild_epoch}
-        return {"centroids": self.centroids.cpu(), "cluster_classes": self.cluster_classes.cpu(), "last_rebuild_epoch": self.last_rebuild_epoch}
+        return {
+            "centroids": self.centroids.cpu(),
+            "cluster_classes": self.cluster_classes.cpu(),
+            "last_rebuild_epoch": self.last_rebuild_epoch,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         # Runs before the module reaches its device: keep CPU tensors, moved on first use.

@@ -1,4 +1,5 @@
 """``torch.compile`` as a Callback, so any config can switch it on (``trainer.callbacks``)."""
+
 from __future__ import annotations
 
 from lightning.pytorch import Callback, LightningModule, Trainer

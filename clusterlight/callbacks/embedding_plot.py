@@ -1,4 +1,5 @@
 """A picture of the embedding: a 2-D PCA of validation embeddings coloured by class."""
+
 from __future__ import annotations
 
 import logging
@@ -36,8 +37,14 @@ class EmbeddingPlot(Callback):
     def on_validation_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._z, self._y = [], []
 
-    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        if sum(len(z) for z in self._z) < self.max_points and isinstance(outputs, dict) and "embeddings" in outputs:
+    def on_validation_batch_end(
+        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
+    ) -> None:
+        if (
+            sum(len(z) for z in self._z) < self.max_points
+            and isinstance(outputs, dict)
+            and "embeddings" in outputs
+        ):
             self._z.append(outputs["embeddings"].float().cpu())
             self._y.append(outputs["labels"].cpu())
 

@@ -1,4 +1,5 @@
 """Writing a folder all at once, so a crash never leaves a half-written dataset or cache."""
+
 from __future__ import annotations
 
 import os

@@ -5,6 +5,7 @@ Audio is decoded once into a ragged float32 array on disk (``waves.npy`` plus
 (paths, sizes, modification times) and the sample rate, and the folder is written under
 a temporary name and renamed into place, so a crash never leaves a half-written cache.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -48,7 +49,9 @@ def decode(path: str, sample_rate: int) -> np.ndarray:
     return mono
 
 
-def fit_length(wave: np.ndarray, n: int, mode: str, offset: int, rng: np.random.Generator | None = None) -> np.ndarray:
+def fit_length(
+    wave: np.ndarray, n: int, mode: str, offset: int, rng: np.random.Generator | None = None
+) -> np.ndarray:
     """Crop or pad ``wave`` to ``n`` samples.
 
     Longer clips are cropped at ``offset`` (clipped to the valid range). Shorter clips are
@@ -109,7 +112,9 @@ def cache_key(clips: list[Clip], sample_rate: int, on_bad_file: str) -> str:
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
-def load_waveforms(clips: list[Clip], sample_rate: int, cache_dir: str | Path, on_bad_file: str = "error") -> WaveformStore:
+def load_waveforms(
+    clips: list[Clip], sample_rate: int, cache_dir: str | Path, on_bad_file: str = "error"
+) -> WaveformStore:
     """Decode ``clips`` once into the cache (or reuse it) and return the memory-mapped store.
 
     ``on_bad_file="skip"`` drops files that fail to decode, logging how many and which;
@@ -150,4 +155,6 @@ def _build_cache(clips: list[Clip], sample_rate: int, folder: Path, on_bad_file:
     with atomic_folder(folder, "meta.json") as tmp:
         np.save(tmp / "waves.npy", np.concatenate(waves))
         np.save(tmp / "offsets.npy", offsets)
-        (tmp / "meta.json").write_text(json.dumps({"sample_rate": sample_rate, "n": len(waves), "skipped": skipped}))
+        (tmp / "meta.json").write_text(
+            json.dumps({"sample_rate": sample_rate, "n": len(waves), "skipped": skipped})
+        )

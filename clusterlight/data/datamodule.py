@@ -1,4 +1,5 @@
 """One LightningDataModule for every stage: splits, imbalance, cached audio, and the clip -> cluster map."""
+
 from __future__ import annotations
 
 import logging
@@ -95,7 +96,9 @@ class AudioDataModule(LightningDataModule):
         if padding not in PADDING_MODES:
             raise DataError(f"data.padding must be one of {PADDING_MODES}, got {padding!r}")
         if waveforms_on_device and padding not in RESIDENT_PADDING:
-            raise DataError(f"data.waveforms_on_device supports padding {RESIDENT_PADDING}, got data.padding {padding!r}")
+            raise DataError(
+                f"data.waveforms_on_device supports padding {RESIDENT_PADDING}, got data.padding {padding!r}"
+            )
         if sampler not in ("shuffle", "oversample"):
             raise DataError(f"data.sampler must be 'shuffle' or 'oversample', got {sampler!r}")
         if cluster_every_n_epochs < 1:
@@ -103,16 +106,23 @@ class AudioDataModule(LightningDataModule):
         self.source = source or SyntheticSource(root=f"{cache_dir}/synth")
         self.classes, self.class_map = list(classes) if classes else None, dict(class_map or {})
         self.folds = {
-            name: None if f is None else [str(x) for x in f] for name, f in zip(SPLITS, (train_folds, val_folds, test_folds))
+            name: None if f is None else [str(x) for x in f]
+            for name, f in zip(SPLITS, (train_folds, val_folds, test_folds))
         }
         self.val_fraction, self.val_part, self.test_fraction = val_fraction, val_part, test_fraction
         if val_part is not None and not 0 <= val_part < self.val_parts:
-            raise DataError(f"data.val_part must be in [0, {self.val_parts}) for val_fraction {val_fraction}, got {val_part}")
+            raise DataError(
+                f"data.val_part must be in [0, {self.val_parts}) for val_fraction {val_fraction}, got {val_part}"
+            )
         self.class_ratio, self.seed = class_ratio, seed
         self.sample_rate, self.duration, self.padding = sample_rate, duration, padding
         self.batch_size, self.num_workers, self.sampler = batch_size, num_workers, sampler
         self.cache_dir, self.on_bad_file = cache_dir, on_bad_file
-        self.cluster_size, self.cluster_every_n_epochs, self.kmeans_iters = cluster_size, cluster_every_n_epochs, kmeans_iters
+        self.cluster_size, self.cluster_every_n_epochs, self.kmeans_iters = (
+            cluster_size,
+            cluster_every_n_epochs,
+            kmeans_iters,
+        )
         self.balanced_clusters = balanced_clusters
         self.waveforms_on_device, self.mixing = waveforms_on_device, mixing
         self._clips: list[Clip] | None = None
@@ -128,7 +138,10 @@ class AudioDataModule(LightningDataModule):
         """All clips of the source with labels mapped; checks every label is a known class."""
         if self._clips is None:
             raw = self.source.clips()
-            mapped = [Clip(c.path, self.class_map.get(c.label, self.class_map.get("*", c.label)), c.fold, c.group) for c in raw]
+            mapped = [
+                Clip(c.path, self.class_map.get(c.label, self.class_map.get("*", c.label)), c.fold, c.group)
+                for c in raw
+            ]
             known = set(self.classes or [])
             if self.classes:
                 unknown = [c for c in mapped if c.label not in known]
@@ -167,24 +180,42 @@ class AudioDataModule(LightningDataModule):
         parts = self._split(clips)
         if self.class_ratio:
             train = parts["train"]
-            keep = subsample_to_ratio([clips[i].label for i in train], self.class_ratio, self.seed, self.class_names)
+            keep = subsample_to_ratio(
+                [clips[i].label for i in train], self.class_ratio, self.seed, self.class_names
+            )
             parts["train"] = [train[i] for i in keep]
         index = {name: i for i, name in enumerate(self.class_names)}
         n_samples = int(round(self.sample_rate * self.duration))
         for name, rows in parts.items():
             labels = np.array([index[clips[i].label] for i in rows], dtype=np.int64)
             rows = np.asarray(rows, dtype=np.int64)
-            self.datasets[name] = ClipDataset(self.store, rows, labels, n_samples, self.padding, name == "train", not self.waveforms_on_device)
+            self.datasets[name] = ClipDataset(
+                self.store,
+                rows,
+                labels,
+                n_samples,
+                self.padding,
+                name == "train",
+                not self.waveforms_on_device,
+            )
             self.counts[name] = {c: int((labels == k).sum()) for c, k in index.items()}
         empty = [c for c, n in self.counts["train"].items() if n == 0]
         if empty:
-            raise DataError(f"class(es) {empty} have no training clips (train folds {self.folds['train']}); every class needs some")
+            raise DataError(
+                f"class(es) {empty} have no training clips (train folds {self.folds['train']}); every class needs some"
+            )
         for name in SPLITS:
-            rank_zero_info(f"[clusterlight] {name:5s} clips per class: {self.counts[name]} (total {sum(self.counts[name].values())})")
+            rank_zero_info(
+                f"[clusterlight] {name:5s} clips per class: {self.counts[name]} (total {sum(self.counts[name].values())})"
+            )
 
     def _split(self, clips: list[Clip]) -> dict[str, list[int]]:
-        if self.val_part is not None and (self.folds["val"] is not None or all(c.fold is None for c in clips)):
-            raise DataError("data.val_part needs val_folds: null and a source with folds (it partitions the training folds)")
+        if self.val_part is not None and (
+            self.folds["val"] is not None or all(c.fold is None for c in clips)
+        ):
+            raise DataError(
+                "data.val_part needs val_folds: null and a source with folds (it partitions the training folds)"
+            )
         if all(c.fold is None for c in clips):
             fr = [1 - self.val_fraction - self.test_fraction, self.val_fraction, self.test_fraction]
             return dict(zip(SPLITS, group_split(clips, fr, self.seed)))
@@ -194,7 +225,9 @@ class AudioDataModule(LightningDataModule):
             parts[name] = [] if folds is None else [i for i, c in enumerate(clips) if c.fold in folds]
         if not parts["train"]:
             found = sorted({str(c.fold) for c in clips})
-            raise DataError(f"data.train_folds {self.folds['train']} match no clip; the source's folds are {found}")
+            raise DataError(
+                f"data.train_folds {self.folds['train']} match no clip; the source's folds are {found}"
+            )
         if self.folds["val"] is None:
             pool = [clips[i] for i in parts["train"]]
             if self.val_part is None:
@@ -203,7 +236,10 @@ class AudioDataModule(LightningDataModule):
                 folds = group_split(pool, [1 / self.val_parts] * self.val_parts, seed=0)
                 val = folds[self.val_part]
                 train = sorted(i for k, f in enumerate(folds) if k != self.val_part for i in f)
-            parts["train"], parts["val"] = [parts["train"][i] for i in train], [parts["train"][i] for i in val]
+            parts["train"], parts["val"] = (
+                [parts["train"][i] for i in train],
+                [parts["train"][i] for i in val],
+            )
         return parts
 
     def _loader(self, dataset, **kwargs) -> DataLoader:
@@ -236,7 +272,9 @@ class AudioDataModule(LightningDataModule):
 
     def _rank_world(self) -> tuple[int, int]:
         trainer = self.trainer
-        return (trainer.global_rank, trainer.world_size) if trainer is not None else distributed.rank_and_world()
+        return (
+            (trainer.global_rank, trainer.world_size) if trainer is not None else distributed.rank_and_world()
+        )
 
     def load_waves(self, batch: dict, device: torch.device) -> torch.Tensor:
         """The batch's waveforms on ``device``: moved there, or cropped from the resident copy."""
@@ -244,8 +282,12 @@ class AudioDataModule(LightningDataModule):
             return batch["wave"].to(device, non_blocking=True)
         if self.resident is None or self.resident.device != torch.device(device):
             self.resident = ResidentWaveforms(self.store, device)
-            rank_zero_info(f"[clusterlight] decoded waveforms resident on {device}: {self.resident.nbytes / 2**20:.0f} MiB")
-        return self.resident.crop(batch["row"], batch["start"], self.datasets["train"].n_samples, self.padding)
+            rank_zero_info(
+                f"[clusterlight] decoded waveforms resident on {device}: {self.resident.nbytes / 2**20:.0f} MiB"
+            )
+        return self.resident.crop(
+            batch["row"], batch["start"], self.datasets["train"].n_samples, self.padding
+        )
 
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
         """Crop resident waveforms; attach each training clip's cluster id, looked up on the device (no host
@@ -272,25 +314,37 @@ class AudioDataModule(LightningDataModule):
     def embedding_dataloader(self) -> DataLoader:
         """This rank's shard (``rank::world``) of the training clips, deterministic crops, for re-clustering."""
         train = self.datasets["train"]
-        ds = ClipDataset(train.store, train.rows, train.labels, train.n_samples, train.padding, False, train.with_wave)
+        ds = ClipDataset(
+            train.store, train.rows, train.labels, train.n_samples, train.padding, False, train.with_wave
+        )
         rank, world = self._rank_world()
         return self._loader(Subset(ds, range(rank, len(ds), world)))
 
-    def rebuild_clusters(self, embeddings: torch.Tensor, init: torch.Tensor | None, epoch: int) -> tuple[torch.Tensor, dict]:
+    def rebuild_clusters(
+        self, embeddings: torch.Tensor, init: torch.Tensor | None, epoch: int
+    ) -> tuple[torch.Tensor, dict]:
         """Split every class by k-means of ``embeddings`` [n_train, d]; returns (centroids, stats).
 
         Rank 0's result is broadcast, so every rank holds identical assignments and centroids.
         """
         labels = self.train_labels.to(embeddings.device)
-        ks = clusters_per_class(torch.bincount(labels, minlength=self.num_classes).tolist(), self.cluster_size)
+        ks = clusters_per_class(
+            torch.bincount(labels, minlength=self.num_classes).tolist(), self.cluster_size
+        )
         if init is not None and len(init) != sum(ks):
             init = None
         generator = torch.Generator().manual_seed(self.seed * 1000 + epoch)
-        centroids, assignments, classes = cluster_per_class(embeddings, labels, ks, self.kmeans_iters, init, generator, self.balanced_clusters)
+        centroids, assignments, classes = cluster_per_class(
+            embeddings, labels, ks, self.kmeans_iters, init, generator, self.balanced_clusters
+        )
         distributed.broadcast_(centroids)
         distributed.broadcast_(assignments)
         sizes = torch.bincount(assignments, minlength=len(centroids)).float()
-        changed = -1 if self.assignments is None else int((self.assignments.to(assignments.device) != assignments).sum())
+        changed = (
+            -1
+            if self.assignments is None
+            else int((self.assignments.to(assignments.device) != assignments).sum())
+        )
         self.assignments, self.cluster_classes = assignments, classes
         stats = {
             "clusters": float(len(centroids)),
@@ -299,7 +353,9 @@ class AudioDataModule(LightningDataModule):
             "size_max": float(sizes.max()),
             "changed": float(changed),
         }
-        rank_zero_info(f"[clusterlight] epoch {epoch}: clusters per class {dict(zip(self.class_names, ks))}, sizes {stats}")
+        rank_zero_info(
+            f"[clusterlight] epoch {epoch}: clusters per class {dict(zip(self.class_names, ks))}, sizes {stats}"
+        )
         return centroids, stats
 
     def state_dict(self) -> dict:

@@ -1,4 +1,5 @@
 """A map-style dataset over cached waveforms: fixed-length clips, random crop in training."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,7 +20,14 @@ class ClipDataset(Dataset):
     """
 
     def __init__(
-        self, store: WaveformStore, rows: np.ndarray, labels: np.ndarray, n_samples: int, padding: str, train: bool, with_wave: bool = True
+        self,
+        store: WaveformStore,
+        rows: np.ndarray,
+        labels: np.ndarray,
+        n_samples: int,
+        padding: str,
+        train: bool,
+        with_wave: bool = True,
     ) -> None:
         self.store, self.rows, self.labels = store, rows, labels
         self.n_samples, self.padding, self.train, self.with_wave = n_samples, padding, train, with_wave

@@ -1,4 +1,5 @@
 """Subsampling a training split to a target class ratio."""
+
 from __future__ import annotations
 
 import math
@@ -17,7 +18,9 @@ def ratio_counts(available: dict[str, int], ratio: dict[str, float]) -> dict[str
     unknown = sorted(set(ratio) - set(available))
     missing = sorted(set(available) - set(ratio))
     if unknown or missing:
-        raise DataError(f"class_ratio must name exactly the classes {sorted(available)}; unknown: {unknown}, missing: {missing}")
+        raise DataError(
+            f"class_ratio must name exactly the classes {sorted(available)}; unknown: {unknown}, missing: {missing}"
+        )
     bad = {c: r for c, r in ratio.items() if not (isinstance(r, (int, float)) and math.isfinite(r) and r > 0)}
     if bad:
         raise DataError(f"class_ratio values must be positive numbers, got {bad}")
@@ -34,7 +37,9 @@ def ratio_counts(available: dict[str, int], ratio: dict[str, float]) -> dict[str
     return counts
 
 
-def subsample_to_ratio(labels: list[str], ratio: dict[str, float], seed: int, classes: list[str] | None = None) -> np.ndarray:
+def subsample_to_ratio(
+    labels: list[str], ratio: dict[str, float], seed: int, classes: list[str] | None = None
+) -> np.ndarray:
     """Indices (sorted) of a seeded random subset of ``labels`` following ``ratio``.
 
     ``classes`` (default: the labels present) is the full class list the ratio must name.
@@ -43,5 +48,7 @@ def subsample_to_ratio(labels: list[str], ratio: dict[str, float], seed: int, cl
     available = {c: int((labels_arr == c).sum()) for c in (classes or sorted(set(labels)))}
     counts = ratio_counts(available, ratio)
     rng = np.random.default_rng(seed)
-    keep = [rng.choice(np.flatnonzero(labels_arr == c), size=n, replace=False) for c, n in sorted(counts.items())]
+    keep = [
+        rng.choice(np.flatnonzero(labels_arr == c), size=n, replace=False) for c, n in sorted(counts.items())
+    ]
     return np.sort(np.concatenate(keep))

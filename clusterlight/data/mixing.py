@@ -4,6 +4,7 @@ Each picks for some clips a partner clip from the same batch and adds it to the 
 labels are never changed, so every loss and sampler works unchanged. Both draw from
 torch's global RNG on the batch's device (seeded by ``seed_everything``).
 """
+
 from __future__ import annotations
 
 import torch
@@ -37,16 +38,22 @@ class BackgroundMix(BatchMix):
     task 2 are synthesised). Background clips are left as they are.
     """
 
-    def __init__(self, background: str = "background", p: float = 0.5, snr_db: tuple[float, float] = (0.0, 20.0)) -> None:
+    def __init__(
+        self, background: str = "background", p: float = 0.5, snr_db: tuple[float, float] = (0.0, 20.0)
+    ) -> None:
         if not 0 <= p <= 1:
             raise ValueError(f"BackgroundMix.p must be in [0, 1], got {p}")
         if snr_db[0] > snr_db[1]:
-            raise ValueError(f"BackgroundMix.snr_db must be (low, high) with low <= high, got {tuple(snr_db)}")
+            raise ValueError(
+                f"BackgroundMix.snr_db must be (low, high) with low <= high, got {tuple(snr_db)}"
+            )
         self.background, self.p, self.snr_db = background, p, (float(snr_db[0]), float(snr_db[1]))
 
     def __call__(self, batch: dict, class_names: list[str]) -> torch.Tensor:
         if self.background not in class_names:
-            raise ValueError(f"BackgroundMix.background {self.background!r} is not one of the classes {class_names}")
+            raise ValueError(
+                f"BackgroundMix.background {self.background!r} is not one of the classes {class_names}"
+            )
         wave, labels = batch["wave"], batch["label"]
         is_bg = labels == class_names.index(self.background)
         partner, found = random_partner(is_bg[None, :].expand(len(labels), -1))

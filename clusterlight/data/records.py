@@ -1,4 +1,5 @@
 """The clip record every source produces and every later stage consumes."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -5,6 +5,7 @@ the DataModule turns them into fixed-length waveforms on the device, so no audio
 host-device link after the first copy. The crop/pad rule is :func:`clusterlight.data.audio.fit_length`'s
 (``loop`` and ``zero`` padding), so both paths give identical batches.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,7 +22,9 @@ class ResidentWaveforms:
 
     def __init__(self, store: WaveformStore, device: torch.device | str) -> None:
         self.device = torch.device(device)
-        self.waves = torch.from_numpy(np.array(store.waves, dtype=np.float32)).to(self.device)  # one read of the memory map
+        self.waves = torch.from_numpy(np.array(store.waves, dtype=np.float32)).to(
+            self.device
+        )  # one read of the memory map
         self.offsets = torch.from_numpy(store.offsets[:-1]).to(self.device)
         self.lengths = torch.from_numpy(store.lengths()).to(self.device)
 
@@ -42,7 +45,9 @@ class ResidentWaveforms:
         if padding == "loop":
             pos = torch.where(longer, crop_at + t, (start % m + t) % m)
             return self.waves[self.offsets[rows].unsqueeze(1) + pos]
-        place_at = torch.minimum(start.clamp(min=0), (n - m).clamp(min=0))  # zero padding: clip placed at start
+        place_at = torch.minimum(
+            start.clamp(min=0), (n - m).clamp(min=0)
+        )  # zero padding: clip placed at start
         pos = torch.where(longer, crop_at + t, t - place_at)
         inside = longer | ((pos >= 0) & (pos < m))
         values = self.waves[self.offsets[rows].unsqueeze(1) + pos.clamp(min=0).minimum(m - 1)]

@@ -4,6 +4,7 @@ Both subclass ``DistributedSampler``, so Lightning leaves them in place instead 
 wrapping them a second time, and both are seeded per epoch (``set_epoch``), which makes
 a resumed run draw the same batches as an uninterrupted one.
 """
+
 from __future__ import annotations
 
 import math
@@ -14,7 +15,9 @@ from torch.utils.data import Dataset, DistributedSampler
 
 def shuffle_sampler(dataset: Dataset, rank: int, world: int, seed: int) -> DistributedSampler:
     """A seeded per-epoch shuffle over this rank's shard."""
-    return DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=False)
+    return DistributedSampler(
+        dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=False
+    )
 
 
 class OversamplingSampler(DistributedSampler):
@@ -22,7 +25,9 @@ class OversamplingSampler(DistributedSampler):
 
     def __init__(self, labels: torch.Tensor, rank: int, world: int, seed: int) -> None:
         self.labels = labels.long()
-        super().__init__(range(len(labels)), num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=False)
+        super().__init__(
+            range(len(labels)), num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=False
+        )
         self.num_samples = math.ceil(len(labels) / world)
         self.total_size = self.num_samples * world
 

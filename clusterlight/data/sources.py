@@ -1,4 +1,5 @@
 """Dataset layouts read into lists of :class:`Clip`. Only metadata is read here, never audio."""
+
 from __future__ import annotations
 
 import csv
@@ -24,7 +25,9 @@ def _read_csv(path: Path, required: list[str]) -> list[dict[str, str]]:
         columns = reader.fieldnames or []
         missing = [c for c in required if c not in columns]
         if missing:
-            raise DataError(f"manifest {path} lacks column(s) {missing}; expected at least {required}, found {columns}")
+            raise DataError(
+                f"manifest {path} lacks column(s) {missing}; expected at least {required}, found {columns}"
+            )
         rows = list(reader)
     if not rows:
         raise DataError(f"manifest {path} has a header but no rows")
@@ -62,7 +65,9 @@ class ManifestSource(ClipSource):
         out = []
         for line, row in enumerate(rows, start=2):
             if not row[self.path_column] or not row[self.label_column]:
-                raise DataError(f"{self.manifest}:{line}: empty '{self.path_column}' or '{self.label_column}'")
+                raise DataError(
+                    f"{self.manifest}:{line}: empty '{self.path_column}' or '{self.label_column}'"
+                )
             out.append(
                 Clip(
                     path=str(self.root / row[self.path_column]),
@@ -104,7 +109,12 @@ class ESC50Source(ClipSource):
         meta = self.root / "meta" / "esc50.csv"
         rows = _read_csv(meta, ["filename", "fold", "category", "src_file"])
         return [
-            Clip(path=str(self.root / "audio" / r["filename"]), label=r["category"], fold=r["fold"], group=r["src_file"])
+            Clip(
+                path=str(self.root / "audio" / r["filename"]),
+                label=r["category"],
+                fold=r["fold"],
+                group=r["src_file"],
+            )
             for r in rows
         ]
 
@@ -123,5 +133,7 @@ class FolderSource(ClipSource):
             files = sorted(p for p in class_dir.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
             out.extend(Clip(path=str(p), label=class_dir.name) for p in files)
         if not out:
-            raise DataError(f"folder dataset {self.root} has no audio files ({', '.join(AUDIO_SUFFIXES)}) in class sub-folders")
+            raise DataError(
+                f"folder dataset {self.root} has no audio files ({', '.join(AUDIO_SUFFIXES)}) in class sub-folders"
+            )
         return out

@@ -1,4 +1,5 @@
 """Train/validation/test splits: by fold column, or seeded and group-aware."""
+
 from __future__ import annotations
 
 import numpy as np

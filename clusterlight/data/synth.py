@@ -4,6 +4,7 @@ Four classes in the spirit of the target domain. ``background`` is made of sever
 distinct sub-types so that the large class has internal structure for clustering to find;
 events are mixed into a random background at a random onset and SNR.
 """
+
 from __future__ import annotations
 
 import csv
@@ -52,9 +53,13 @@ def background(rng: np.random.Generator, kind: str, n: int, sr: int) -> np.ndarr
     t = np.arange(n) / sr
     if kind == "hum":
         f0 = rng.choice([50.0, 60.0]) * rng.uniform(0.98, 1.02)
-        x = _harmonics(2 * np.pi * f0 * t, rng.uniform(0.2, 1.0, 6)) + 0.3 * _colored_noise(rng, n, sr, lambda f: 1 / np.maximum(f, 20))
+        x = _harmonics(2 * np.pi * f0 * t, rng.uniform(0.2, 1.0, 6)) + 0.3 * _colored_noise(
+            rng, n, sr, lambda f: 1 / np.maximum(f, 20)
+        )
     elif kind == "traffic":
-        x = _colored_noise(rng, n, sr, lambda f: 1 / np.maximum(f, 30) ** rng.uniform(0.8, 1.4)) * _slow_envelope(rng, n, sr, rng.uniform(0.1, 0.6), 0.6)
+        x = _colored_noise(
+            rng, n, sr, lambda f: 1 / np.maximum(f, 30) ** rng.uniform(0.8, 1.4)
+        ) * _slow_envelope(rng, n, sr, rng.uniform(0.1, 0.6), 0.6)
     elif kind == "rain":
         x = _colored_noise(rng, n, sr, lambda f: (f > rng.uniform(800, 2500)).astype(float) + 0.05)
         drops = rng.random(n) < rng.uniform(2e-4, 1e-3)
@@ -71,7 +76,9 @@ def background(rng: np.random.Generator, kind: str, n: int, sr: int) -> np.ndarr
         for start in range(0, n, note):
             f = 220.0 * 2 ** (rng.integers(-12, 13) / 12)
             seg = t[: min(note, n - start)]
-            x[start : start + len(seg)] += np.exp(-seg * rng.uniform(2, 8)) * _harmonics(2 * np.pi * f * seg, rng.uniform(0.1, 1.0, 5))
+            x[start : start + len(seg)] += np.exp(-seg * rng.uniform(2, 8)) * _harmonics(
+                2 * np.pi * f * seg, rng.uniform(0.1, 1.0, 5)
+            )
     else:
         raise ValueError(f"unknown background type {kind!r}; expected one of {BACKGROUND_TYPES}")
     return x / (np.sqrt(np.mean(x**2)) + 1e-12)
@@ -87,7 +94,10 @@ def event(rng: np.random.Generator, label: str, sr: int) -> np.ndarray:
             f0 = rng.uniform(300, 700) * (1 - 0.4 * t / dur)
             env = (1 - np.exp(-t / 0.005)) * np.exp(-t / (dur / 3))
             voiced = _harmonics(2 * np.pi * np.cumsum(f0) / sr, rng.uniform(0.3, 1.0, 6))
-            parts += [env * (voiced + 0.5 * rng.standard_normal(len(t))), np.zeros(int(rng.uniform(0.05, 0.25) * sr))]
+            parts += [
+                env * (voiced + 0.5 * rng.standard_normal(len(t))),
+                np.zeros(int(rng.uniform(0.05, 0.25) * sr)),
+            ]
         x = np.concatenate(parts)
     elif label == "baby_cry":
         parts = []
@@ -97,18 +107,26 @@ def event(rng: np.random.Generator, label: str, sr: int) -> np.ndarray:
             wander = np.cumsum(rng.standard_normal(len(t))) / np.sqrt(sr) * 40
             f0 = rng.uniform(350, 550) + 60 * np.sin(np.pi * t / dur) + wander
             env = np.sin(np.pi * t / dur) ** 0.5
-            parts += [env * _harmonics(2 * np.pi * np.cumsum(f0) / sr, rng.uniform(0.2, 1.0, 8)), np.zeros(int(0.1 * sr))]
+            parts += [
+                env * _harmonics(2 * np.pi * np.cumsum(f0) / sr, rng.uniform(0.2, 1.0, 8)),
+                np.zeros(int(0.1 * sr)),
+            ]
         x = np.concatenate(parts)
     elif label == "gunshot":
         t = np.arange(int(rng.uniform(0.4, 0.9) * sr)) / sr
         tail = _colored_noise(rng, len(t), sr, lambda f: 1 / np.maximum(f, 100) ** 0.5)
-        x = np.exp(-t / rng.uniform(0.004, 0.015)) * rng.standard_normal(len(t)) + 0.3 * np.exp(-t / rng.uniform(0.1, 0.3)) * tail
+        x = (
+            np.exp(-t / rng.uniform(0.004, 0.015)) * rng.standard_normal(len(t))
+            + 0.3 * np.exp(-t / rng.uniform(0.1, 0.3)) * tail
+        )
     else:
         raise ValueError(f"unknown event class {label!r}; expected one of {CLASSES[:-1]}")
     return x / (np.max(np.abs(x)) + 1e-12)
 
 
-def synth_clip(rng: np.random.Generator, label: str, sr: int, duration: float, snr_db: tuple[float, float]) -> np.ndarray:
+def synth_clip(
+    rng: np.random.Generator, label: str, sr: int, duration: float, snr_db: tuple[float, float]
+) -> np.ndarray:
     """A clip of ``label``: a random background, plus the event at a random onset and SNR."""
     n = int(round(sr * duration))
     x = background(rng, BACKGROUND_TYPES[rng.integers(len(BACKGROUND_TYPES))], n, sr)
@@ -129,7 +147,12 @@ def _clip_rng(seed: int, split: str, label: str, i: int) -> np.random.Generator:
 
 def _write_clip(job: tuple) -> None:
     path, seed, split, label, i, sample_rate, duration, snr_db = job
-    sf.write(path, synth_clip(_clip_rng(seed, split, label, i), label, sample_rate, duration, snr_db), sample_rate, subtype="PCM_16")
+    sf.write(
+        path,
+        synth_clip(_clip_rng(seed, split, label, i), label, sample_rate, duration, snr_db),
+        sample_rate,
+        subtype="PCM_16",
+    )
 
 
 def generate(
@@ -158,7 +181,9 @@ def generate(
                 for i in range(n):
                     rel = f"{split}/{label}/{label}_{i:05d}.wav"
                     jobs.append((tmp / rel, seed, split, label, i, sample_rate, duration, tuple(snr_db)))
-                    rows.append({"path": rel, "label": label, "split": split, "group": f"{split}-{label}-{i}"})
+                    rows.append(
+                        {"path": rel, "label": label, "split": split, "group": f"{split}-{label}-{i}"}
+                    )
         workers = workers or min(os.cpu_count() or 1, 8)
         if workers > 1 and len(jobs) > 200:
             with ProcessPoolExecutor(workers) as pool:
@@ -189,7 +214,13 @@ class SyntheticSource(ClipSource):
         duration: float = 2.0,
         snr_db: tuple[float, float] = DEFAULT_SNR_DB,
     ) -> None:
-        self.settings = dict(counts=counts or DEFAULT_COUNTS, seed=seed, sample_rate=sample_rate, duration=duration, snr_db=list(snr_db))
+        self.settings = dict(
+            counts=counts or DEFAULT_COUNTS,
+            seed=seed,
+            sample_rate=sample_rate,
+            duration=duration,
+            snr_db=list(snr_db),
+        )
         digest = hashlib.sha1(json.dumps(self.settings, sort_keys=True).encode()).hexdigest()[:10]
         self.root = Path(root).expanduser() / f"synth-{digest}"
 

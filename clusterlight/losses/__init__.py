@@ -1,5 +1,10 @@
 from clusterlight.losses.class_balanced import ClassBalancedLoss, effective_number_weights
-from clusterlight.losses.classification import ClassificationLoss, CrossEntropy, WeightedCrossEntropy, inverse_frequency_weights
+from clusterlight.losses.classification import (
+    ClassificationLoss,
+    CrossEntropy,
+    WeightedCrossEntropy,
+    inverse_frequency_weights,
+)
 from clusterlight.losses.cluster_margin import ClusterMarginLoss
 from clusterlight.losses.cluster_softmax import ClusterSoftmaxLoss
 from clusterlight.losses.focal import FocalLoss

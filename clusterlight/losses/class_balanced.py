@@ -1,4 +1,5 @@
 """Class-balanced loss with effective numbers (Cui et al., CVPR 2019)."""
+
 from __future__ import annotations
 
 import torch

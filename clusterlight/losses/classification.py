@@ -1,4 +1,5 @@
 """Classification losses. Each may depend on the training class counts, given once by ``set_class_counts``."""
+
 from __future__ import annotations
 
 import torch
@@ -18,7 +19,9 @@ class ClassificationLoss(nn.Module):
 
     def _require_counts(self) -> torch.Tensor:
         if self.class_counts.numel() == 0:
-            raise RuntimeError(f"{type(self).__name__} needs the training class counts: call set_class_counts() first")
+            raise RuntimeError(
+                f"{type(self).__name__} needs the training class counts: call set_class_counts() first"
+            )
         return self.class_counts
 
 
@@ -39,4 +42,6 @@ class WeightedCrossEntropy(ClassificationLoss):
     """Cross-entropy with class weights inversely proportional to the training counts (mean 1): the paper's baseline."""
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(logits.float(), target, weight=inverse_frequency_weights(self._require_counts()))
+        return F.cross_entropy(
+            logits.float(), target, weight=inverse_frequency_weights(self._require_counts())
+        )

@@ -1,4 +1,5 @@
 """The large-margin loss against cluster centroids (DESIGN.md, "The cluster loss")."""
+
 from __future__ import annotations
 
 import torch
@@ -22,7 +23,9 @@ class ClusterMarginLoss(nn.Module):
             raise ValueError(f"margin_inter ({margin_inter}) must exceed margin_intra ({margin_intra})")
         self.margin_inter, self.margin_intra = margin_inter, margin_intra
 
-    def forward(self, z: torch.Tensor, clusters: torch.Tensor, centroids: torch.Tensor, cluster_classes: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, z: torch.Tensor, clusters: torch.Tensor, centroids: torch.Tensor, cluster_classes: torch.Tensor
+    ) -> torch.Tensor:
         d = squared_distances(z.float(), centroids.float())
         d_own = d.gather(1, clusters[:, None]).squeeze(1)
         same_class = cluster_classes[None, :] == cluster_classes[clusters][:, None]
@@ -32,5 +35,7 @@ class ClusterMarginLoss(nn.Module):
         d_sib = d.masked_fill(~same_class | own, inf).amin(1)
         has_sib = d_sib < inf
         loss = torch.relu(self.margin_inter + d_own - d_neg)
-        loss = loss + torch.where(has_sib, torch.relu(self.margin_intra + d_own - d_sib), torch.zeros_like(loss))
+        loss = loss + torch.where(
+            has_sib, torch.relu(self.margin_intra + d_own - d_sib), torch.zeros_like(loss)
+        )
         return mean_over_clusters(loss, clusters, len(centroids))

@@ -1,4 +1,5 @@
 """A softmax-over-centroids variant of the cluster loss (magnet-loss style)."""
+
 from __future__ import annotations
 
 import torch
@@ -22,7 +23,9 @@ class ClusterSoftmaxLoss(nn.Module):
             raise ValueError(f"temperature must be positive, got {temperature}")
         self.temperature, self.exclude_siblings = temperature, exclude_siblings
 
-    def forward(self, z: torch.Tensor, clusters: torch.Tensor, centroids: torch.Tensor, cluster_classes: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, z: torch.Tensor, clusters: torch.Tensor, centroids: torch.Tensor, cluster_classes: torch.Tensor
+    ) -> torch.Tensor:
         logits = -squared_distances(z.float(), centroids.float()) / self.temperature
         if self.exclude_siblings:
             sibling = cluster_classes[None, :] == cluster_classes[clusters][:, None]

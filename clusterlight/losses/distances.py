@@ -1,4 +1,5 @@
 """Distances from embeddings to centroids."""
+
 from __future__ import annotations
 
 import torch

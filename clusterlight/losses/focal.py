@@ -1,4 +1,5 @@
 """Focal loss (Lin et al., ICCV 2017)."""
+
 from __future__ import annotations
 
 import torch

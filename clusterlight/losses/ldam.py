@@ -1,4 +1,5 @@
 """LDAM loss with deferred re-weighting (Cao et al., NeurIPS 2019)."""
+
 from __future__ import annotations
 
 import torch
@@ -17,7 +18,13 @@ class LDAMLoss(ClassificationLoss):
     the default is 1.
     """
 
-    def __init__(self, max_margin: float = 0.5, scale: float = 1.0, drw_epoch: int | None = None, drw_beta: float = 0.9999) -> None:
+    def __init__(
+        self,
+        max_margin: float = 0.5,
+        scale: float = 1.0,
+        drw_epoch: int | None = None,
+        drw_beta: float = 0.9999,
+    ) -> None:
         super().__init__()
         self.max_margin, self.scale, self.drw_epoch, self.drw_beta = max_margin, scale, drw_epoch, drw_beta
         self.epoch = 0
@@ -30,7 +37,10 @@ class LDAMLoss(ClassificationLoss):
         return m * (self.max_margin / m.max())
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        shifted = logits.float() - F.one_hot(target, logits.shape[1]) * self.margins().to(logits.device)[target][:, None]
+        shifted = (
+            logits.float()
+            - F.one_hot(target, logits.shape[1]) * self.margins().to(logits.device)[target][:, None]
+        )
         weight = None
         if self.drw_epoch is not None and self.epoch >= self.drw_epoch:
             weight = effective_number_weights(self._require_counts(), self.drw_beta).to(logits.device)

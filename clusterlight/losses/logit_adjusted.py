@@ -1,4 +1,5 @@
 """Balanced softmax (Ren et al., NeurIPS 2020) and the logit-adjusted loss (Menon et al., ICLR 2021)."""
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """Per-cluster reduction: every cluster present in the batch weighs the same."""
+
 from __future__ import annotations
 
 import torch

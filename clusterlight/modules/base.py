@@ -1,4 +1,5 @@
 """What every clusterlight LightningModule shares: front end + backbone, evaluation, and prediction."""
+
 from __future__ import annotations
 
 import torch
@@ -18,12 +19,21 @@ class AudioModule(LightningModule):
     the last values and confusion matrix of each stage stay in ``self.results[stage]``.
     """
 
-    def __init__(self, frontend: LogMel, backbone: nn.Module, class_names: list[str], lr: float = 1e-3, weight_decay: float = 1e-4) -> None:
+    def __init__(
+        self,
+        frontend: LogMel,
+        backbone: nn.Module,
+        class_names: list[str],
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+    ) -> None:
         super().__init__()
         self.frontend, self.backbone = frontend, backbone
         self.class_names = list(class_names)
         self.lr, self.weight_decay = lr, weight_decay
-        self.reports = nn.ModuleDict({stage: ClassificationReport(self.class_names) for stage in ("val", "test")})
+        self.reports = nn.ModuleDict(
+            {stage: ClassificationReport(self.class_names) for stage in ("val", "test")}
+        )
         self.results: dict[str, dict] = {}
         self._updated = {"val": False, "test": False}
 
@@ -66,7 +76,10 @@ class AudioModule(LightningModule):
         report.reset()
         self._updated[stage] = False
         self.log_dict({f"{stage}/{k}": v for k, v in values.items()})
-        self.results[stage] = {"metrics": {k: float(v) for k, v in values.items()}, "confusion": confusion.cpu().tolist()}
+        self.results[stage] = {
+            "metrics": {k: float(v) for k, v in values.items()},
+            "confusion": confusion.cpu().tolist(),
+        }
 
     def on_validation_epoch_end(self) -> None:
         self._log_report("val")

@@ -1,4 +1,5 @@
 """A backbone with a linear head trained with a classification loss: the baseline(s)."""
+
 from __future__ import annotations
 
 import torch

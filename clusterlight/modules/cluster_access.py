@@ -1,4 +1,5 @@
 """How a LightningModule reaches the ClusterCentroids callback of its Trainer."""
+
 from __future__ import annotations
 
 from lightning.pytorch import LightningModule

@@ -1,4 +1,5 @@
 """Stage 2: a classifier head on the pretrained embedding net, both trained jointly."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -40,7 +41,11 @@ class JointFinetune(Classifier):
     ) -> None:
         super().__init__(frontend, backbone, class_names, loss, lr, weight_decay)
         self.backbone_lr_mult, self.cluster_loss_weight = backbone_lr_mult, cluster_loss_weight
-        self.cluster_loss, self.centroid_momentum, self.embedding_source = cluster_loss, centroid_momentum, embedding_source
+        self.cluster_loss, self.centroid_momentum, self.embedding_source = (
+            cluster_loss,
+            centroid_momentum,
+            embedding_source,
+        )
         if cluster_loss_warmup_epochs < 0:
             raise ValueError(f"cluster_loss_warmup_epochs must be >= 0, got {cluster_loss_warmup_epochs}")
         self.cluster_loss_warmup_epochs = cluster_loss_warmup_epochs
@@ -63,10 +68,16 @@ class JointFinetune(Classifier):
             raise ValueError(f"pretrained_checkpoint {path} does not fit this backbone: {e}") from e
         wanted = [k for k in missing if k.startswith("backbone.")]
         if wanted or unexpected:
-            raise ValueError(f"pretrained_checkpoint {path} does not fit this backbone: missing {wanted[:5]}, unexpected {unexpected[:5]}")
+            raise ValueError(
+                f"pretrained_checkpoint {path} does not fit this backbone: missing {wanted[:5]}, unexpected {unexpected[:5]}"
+            )
 
     def configure_callbacks(self) -> list:
-        return default_centroid_callbacks(self, self.centroid_momentum, self.embedding_source) if self.cluster_loss_weight > 0 else []
+        return (
+            default_centroid_callbacks(self, self.centroid_momentum, self.embedding_source)
+            if self.cluster_loss_weight > 0
+            else []
+        )
 
     def training_step(self, batch: dict, batch_idx: int):
         z = self.features(batch["wave"])
@@ -81,7 +92,11 @@ class JointFinetune(Classifier):
 
     @property
     def current_cluster_loss_weight(self) -> float:
-        ramp = min(1.0, self.current_epoch / self.cluster_loss_warmup_epochs) if self.cluster_loss_warmup_epochs else 1.0
+        ramp = (
+            min(1.0, self.current_epoch / self.cluster_loss_warmup_epochs)
+            if self.cluster_loss_warmup_epochs
+            else 1.0
+        )
         return self.cluster_loss_weight * ramp
 
     def configure_optimizers(self):

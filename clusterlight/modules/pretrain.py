@@ -1,4 +1,5 @@
 """Stage 1: train the embedding network against the cluster centroids (no classifier)."""
+
 from __future__ import annotations
 
 import torch
@@ -36,7 +37,11 @@ class EmbeddingPretrain(AudioModule):
     ) -> None:
         super().__init__(frontend, backbone, class_names, lr, weight_decay)
         self.loss = loss if loss is not None else ClusterMarginLoss()
-        self.centroid_momentum, self.embedding_source, self.plot_embeddings = centroid_momentum, embedding_source, plot_embeddings
+        self.centroid_momentum, self.embedding_source, self.plot_embeddings = (
+            centroid_momentum,
+            embedding_source,
+            plot_embeddings,
+        )
 
     def configure_callbacks(self) -> list:
         extra = default_centroid_callbacks(self, self.centroid_momentum, self.embedding_source)

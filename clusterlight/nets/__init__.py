@@ -1,4 +1,5 @@
 """Backbones behind a small registry: ``create_backbone("lstm", embed_dim=64)``."""
+
 from __future__ import annotations
 
 from torch import nn

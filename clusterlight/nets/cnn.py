@@ -1,4 +1,5 @@
 """A VGG-style convolutional embedder."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -10,8 +11,14 @@ from torch import nn
 def _block(c_in: int, c_out: int, convs: int) -> nn.Sequential:
     layers: list[nn.Module] = []
     for i in range(convs):
-        layers += [nn.Conv2d(c_in if i == 0 else c_out, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
-    return nn.Sequential(*layers, nn.MaxPool2d(2, ceil_mode=True))  # ceil_mode: never shrinks a short input to nothing
+        layers += [
+            nn.Conv2d(c_in if i == 0 else c_out, c_out, 3, padding=1, bias=False),
+            nn.BatchNorm2d(c_out),
+            nn.ReLU(inplace=True),
+        ]
+    return nn.Sequential(
+        *layers, nn.MaxPool2d(2, ceil_mode=True)
+    )  # ceil_mode: never shrinks a short input to nothing
 
 
 class CNNEmbedder(nn.Module):
