@@ -31,7 +31,7 @@ class LogMel(nn.Module):
         time_mask_width: int = 20,
     ) -> None:
         super().__init__()
-        self.n_mels = n_mels
+        self.sample_rate, self.n_mels = sample_rate, n_mels
         self.mel = T.MelSpectrogram(
             sample_rate, n_fft, win_length, hop_length, f_min, f_max, n_mels=n_mels, power=2.0
         )

@@ -2,25 +2,45 @@
 
 A class's error is ``1 - recall``; the headline "macro error" is their mean over classes,
 and the comparison figure is the relative error reduction ``(err_base - err) / err_base``.
+Every figure is derived from a confusion matrix (rows: true class, columns: predicted), by the
+functions here: the training metrics, the experiment reports and the tests use the same ones.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
-from torchmetrics.classification import (
-    MulticlassAccuracy,
-    MulticlassConfusionMatrix,
-    MulticlassF1Score,
-    MulticlassRecall,
-)
+from torchmetrics.classification import MulticlassConfusionMatrix
+
+
+def confusion_matrix(preds: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Counts [num_classes, num_classes]: entry (i, j) is how many clips of class i were predicted j."""
+    flat = target.long() * num_classes + preds.long()
+    return torch.bincount(flat, minlength=num_classes * num_classes).view(num_classes, num_classes)
+
+
+def per_class_error_from_confusion(confusion: torch.Tensor) -> torch.Tensor:
+    """``1 - recall`` per class; NaN for a class without clips (its error is not measured)."""
+    confusion = torch.as_tensor(confusion)
+    return 1 - confusion.diagonal().float() / confusion.sum(1).float()
+
+
+def per_class_f1_from_confusion(confusion: torch.Tensor) -> torch.Tensor:
+    """``2 tp / (2 tp + fp + fn)`` per class; 0 for a class never true nor predicted."""
+    tp = confusion.diagonal().float()
+    fp, fn = confusion.sum(0).float() - tp, confusion.sum(1).float() - tp
+    denom = 2 * tp + fp + fn
+    return torch.where(denom > 0, 2 * tp / denom.clamp_min(1), torch.zeros_like(tp))
+
+
+def macro_error(errors: torch.Tensor) -> torch.Tensor:
+    """Mean of the per-class errors over the classes that have clips (non-NaN)."""
+    return errors[~errors.isnan()].mean()
 
 
 def per_class_error(preds: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """``1 - recall`` per class (functional reference; a class absent from ``target`` gets NaN)."""
-    hits = torch.bincount(target[preds == target], minlength=num_classes).float()
-    support = torch.bincount(target, minlength=num_classes).float()
-    return 1 - hits / support
+    """``1 - recall`` per class from predictions (a class absent from ``target`` gets NaN)."""
+    return per_class_error_from_confusion(confusion_matrix(preds, target, num_classes))
 
 
 def relative_error_reduction(err_baseline: float, err_method: float) -> float:
@@ -29,29 +49,24 @@ def relative_error_reduction(err_baseline: float, err_method: float) -> float:
 
 
 class ClassificationReport(nn.Module):
-    """Accumulates predictions; ``compute()`` gives macro error, accuracy, and per-class error and F1.
+    """Accumulates a confusion matrix; ``compute()`` gives macro error, accuracy, per-class error and F1.
 
-    The torchmetrics states are synchronised across DDP ranks on ``compute()``. Compute at
-    epoch end, log the returned dict, then ``reset()``.
+    The one state (a torchmetrics confusion matrix) is summed across DDP ranks on ``compute()``.
+    Compute at epoch end, log the returned dict, then ``reset()``.
     """
 
     def __init__(self, class_names: list[str]) -> None:
         super().__init__()
         self.class_names = list(class_names)
-        n = len(self.class_names)
-        self.recall = MulticlassRecall(n, average=None)
-        self.f1 = MulticlassF1Score(n, average=None)
-        self.accuracy = MulticlassAccuracy(n, average="micro")
-        self.confusion = MulticlassConfusionMatrix(n)
+        self.confusion = MulticlassConfusionMatrix(len(self.class_names))
 
     def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
-        for metric in (self.recall, self.f1, self.accuracy, self.confusion):
-            metric.update(preds, target)
+        self.confusion.update(preds, target)
 
     def compute(self) -> dict[str, torch.Tensor]:
-        err = 1 - self.recall.compute()
-        f1 = self.f1.compute()
-        out = {"macro_err": err.mean(), "acc": self.accuracy.compute()}
+        confusion = self.confusion_matrix()
+        err, f1 = per_class_error_from_confusion(confusion), per_class_f1_from_confusion(confusion)
+        out = {"macro_err": macro_error(err), "acc": confusion.diagonal().sum().float() / confusion.sum()}
         for i, name in enumerate(self.class_names):
             out[f"err_{name}"] = err[i]
             out[f"f1_{name}"] = f1[i]
@@ -61,5 +76,4 @@ class ClassificationReport(nn.Module):
         return self.confusion.compute()
 
     def reset(self) -> None:
-        for metric in (self.recall, self.f1, self.accuracy, self.confusion):
-            metric.reset()
+        self.confusion.reset()

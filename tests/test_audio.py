@@ -6,7 +6,8 @@ import soundfile as sf
 from conftest import write_tone
 
 from clusterlight.data import audio
-from clusterlight.data.audio import decode, fit_length, load_waveforms
+from clusterlight.data.audio import decode, load_waveforms
+from clusterlight.data.cropping import fit_length
 from clusterlight.data.records import Clip, DataError
 
 

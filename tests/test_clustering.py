@@ -1,6 +1,6 @@
 import torch
 
-from clusterlight.clustering import balanced_assign, cluster_per_class, clusters_per_class, kmeans
+from clusterlight.clusters import balanced_assign, cluster_per_class, clusters_per_class, kmeans
 
 
 def _blobs(k=4, n=50, d=3, seed=0):

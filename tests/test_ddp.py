@@ -20,7 +20,7 @@ class RankAgreement(Callback):
     def _check(self, trainer, pl_module, when: str) -> None:
         tracker = next(c for c in trainer.callbacks if isinstance(c, ClusterCentroids))
         cents = pl_module.all_gather(tracker.centroids)
-        assign = pl_module.all_gather(trainer.datamodule.assignments)
+        assign = pl_module.all_gather(trainer.datamodule.clusters.assignments)
         self.records.append(
             {
                 "when": when,

@@ -7,18 +7,18 @@ from conftest import tiny_datamodule, tiny_parts, tiny_trainer
 from torch import nn
 
 from clusterlight import ClusterCentroids, EmbeddingPretrain
-from clusterlight.data.audio import decode, fit_length
+from clusterlight.data.audio import decode
+from clusterlight.data.cropping import fit_length
 from clusterlight.data.records import DataError
 from clusterlight.modules.cluster_access import find_centroids
+from clusterlight.nets import Backbone
 
 
-class MeanPoolEmbedder(nn.Module):
+class MeanPoolEmbedder(Backbone):
     """A backbone without batch norm or dropout: the same output in train and eval mode."""
 
-    embed_dim = 16
-
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__(n_mels=32, embed_dim=16)
         self.proj = nn.Linear(32, 16)
 
     def forward(self, x):
@@ -29,13 +29,13 @@ def _rebuild_inputs(synth_root, tmp_path, source):
     torch.manual_seed(0)
     dm = tiny_datamodule(synth_root, tmp_path / "cache")
     seen = {}
-    original = dm.rebuild_clusters
+    original = dm.clusters.rebuild
 
-    def spy(embeddings, init, epoch):
+    def spy(embeddings, labels, class_names, init, epoch):
         seen[epoch] = embeddings.clone()
-        return original(embeddings, init, epoch)
+        return original(embeddings, labels, class_names, init, epoch)
 
-    dm.rebuild_clusters = spy
+    dm.clusters.rebuild = spy
     frontend, _ = tiny_parts()
     model = EmbeddingPretrain(
         frontend, MeanPoolEmbedder(), dm.class_names, lr=0.0, weight_decay=0.0, plot_embeddings=False
@@ -50,7 +50,7 @@ def test_memory_bank_and_exact_pass_give_the_same_clusters(synth_root, tmp_path)
     assert sorted(exact) == sorted(bank) == [0, 1, 2]
     for epoch in (1, 2):
         assert torch.allclose(exact[epoch], bank[epoch], atol=1e-5)
-    assert torch.equal(dm_exact.assignments, dm_bank.assignments)
+    assert torch.equal(dm_exact.clusters.assignments, dm_bank.clusters.assignments)
 
 
 def test_cached_and_uncached_inputs_give_identical_batches(synth_root, tmp_path):
@@ -115,7 +115,7 @@ def test_resident_waveforms_train_end_to_end(tmp_path):
     model = EmbeddingPretrain(frontend, MeanPoolEmbedder(), ["a", "b"], plot_embeddings=False)
     tiny_trainer(tmp_path, max_epochs=2).fit(model, dm)
     assert dm.resident is not None and dm.resident.nbytes == 4 * int(dm.store.offsets[-1])
-    assert find_centroids(model).centroids.shape[0] == int(dm.assignments.max()) + 1
+    assert find_centroids(model).centroids.shape[0] == int(dm.clusters.assignments.max()) + 1
 
 
 def test_resident_waveforms_reject_noise_padding(tmp_path):

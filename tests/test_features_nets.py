@@ -1,8 +1,11 @@
+from pathlib import Path
+
 import pytest
+import yaml
 import torch
 
 from clusterlight.features import LogMel
-from clusterlight.nets import BACKBONES, CNNEmbedder, LSTMEmbedder, create_backbone
+from clusterlight.nets import Backbone, CNNEmbedder, LSTMEmbedder, create_backbone
 
 
 def test_logmel_shapes_and_pooling():
@@ -50,7 +53,28 @@ def test_cnn_layout_and_depth_options():
     assert last.blocks[0][0].weight.is_contiguous(memory_format=torch.channels_last)
 
 
-def test_registry():
-    assert {"lstm": LSTMEmbedder, "cnn": CNNEmbedder} == BACKBONES
+def test_registry_by_subclassing():
+    assert Backbone.registry["lstm"] is LSTMEmbedder and Backbone.registry["cnn"] is CNNEmbedder
+    assert isinstance(create_backbone("lstm", n_mels=32, embed_dim=8), LSTMEmbedder)
     with pytest.raises(KeyError, match="unknown backbone 'gru'"):
         create_backbone("gru")
+    with pytest.raises(ValueError, match="backbone name 'lstm' is taken by LSTMEmbedder"):
+
+        class Another(Backbone, name="lstm"):
+            pass
+
+
+def test_every_registered_backbone_has_its_net_config():
+    """Adding a backbone is one Python file plus one YAML in configs/model/net/: this pins the YAML."""
+    root = Path(__file__).resolve().parents[1] / "configs" / "model" / "net"
+    for name, cls in Backbone.registry.items():
+        if not cls.__module__.startswith("clusterlight."):
+            continue  # defined by a test
+        cfg = yaml.safe_load((root / f"{name}.yaml").read_text())
+        backbone = cfg["model"]["init_args"]["backbone"]
+        assert backbone["class_path"] in (
+            f"{cls.__module__}.{cls.__name__}",
+            f"clusterlight.nets.{cls.__name__}",
+        )
+        frontend = cfg["model"]["init_args"]["frontend"]["init_args"]
+        assert backbone["init_args"]["n_mels"] == frontend["n_mels"], name

@@ -3,9 +3,13 @@ import torch
 import torch.nn.functional as F
 
 from clusterlight.losses import (
+    ClusterLoss,
     ClusterMarginLoss,
     ClusterSoftmaxLoss,
+    CosineDistance,
     CrossEntropy,
+    MeanOverClips,
+    SquaredEuclidean,
     WeightedCrossEntropy,
     inverse_frequency_weights,
 )
@@ -20,8 +24,8 @@ def _problem(seed=0, b=40, d=8):
     return z, clusters, centroids, cluster_classes
 
 
-def margin_reference(z, clusters, centroids, classes, m_inter, m_intra):
-    per_cluster = {}
+def margin_reference(z, clusters, centroids, classes, m_inter, m_intra, reduce="clusters"):
+    per_cluster, per_clip = {}, []
     for i in range(len(z)):
         k = int(clusters[i])
         d = [float(((z[i] - c) ** 2).sum()) for c in centroids]
@@ -31,6 +35,9 @@ def margin_reference(z, clusters, centroids, classes, m_inter, m_intra):
         if sibs:
             loss += max(0.0, m_intra + d[k] - min(sibs))
         per_cluster.setdefault(k, []).append(loss)
+        per_clip.append(loss)
+    if reduce == "clips":
+        return sum(per_clip) / len(per_clip)
     return sum(sum(v) / len(v) for v in per_cluster.values()) / len(per_cluster)
 
 
@@ -51,6 +58,20 @@ def test_margin_loss_matches_loop_reference(seed):
     z, clusters, centroids, classes = _problem(seed)
     got = ClusterMarginLoss(1.0, 0.2)(z, clusters, centroids, classes)
     assert float(got) == pytest.approx(margin_reference(z, clusters, centroids, classes, 1.0, 0.2), rel=1e-5)
+
+
+def test_distance_and_reducer_are_pluggable():
+    z, clusters, centroids, classes = _problem(4)
+    # on unit vectors 1 - cos = ||z - c||^2 / 2, so halved margins give half the squared-distance loss
+    assert torch.allclose(2 * CosineDistance()(z, centroids), SquaredEuclidean()(z, centroids), atol=1e-6)
+    cosine = ClusterMarginLoss(0.5, 0.1, distance=CosineDistance())(z, clusters, centroids, classes)
+    expected = margin_reference(z, clusters, centroids, classes, 1.0, 0.2) / 2
+    assert float(cosine) == pytest.approx(expected, rel=1e-5)
+    per_clip = ClusterMarginLoss(1.0, 0.2, reducer=MeanOverClips())(z, clusters, centroids, classes)
+    expected = margin_reference(z, clusters, centroids, classes, 1.0, 0.2, reduce="clips")
+    assert float(per_clip) == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(NotImplementedError):
+        ClusterLoss()(z, clusters, centroids, classes)
 
 
 @pytest.mark.parametrize("exclude", [True, False])

@@ -32,7 +32,7 @@ def test_cluster_ids_travel_with_training_batches(synth_root, tmp_path):
 
     class Probe(EmbeddingPretrain):
         def training_step(self, batch, batch_idx):
-            expected = self.trainer.datamodule.assignments[batch["index"]]
+            expected = self.trainer.datamodule.clusters.assignments[batch["index"]]
             seen.setdefault("ok", []).append(bool(torch.equal(batch["cluster"], expected)))
             return super().training_step(batch, batch_idx)
 
@@ -40,21 +40,21 @@ def test_cluster_ids_travel_with_training_batches(synth_root, tmp_path):
     tiny_trainer(tmp_path, max_epochs=2).fit(model, dm)
     assert seen["ok"] and all(seen["ok"])
     # 24:4:8:32 training clips, n_target = 4 -> 6 + 1 + 2 + 8 clusters, class-contiguous
-    assert dm.cluster_classes.tolist() == [0] * 6 + [1] + [2] * 2 + [3] * 8
-    sizes = torch.bincount(dm.assignments, minlength=17)
+    assert dm.clusters.cluster_classes.tolist() == [0] * 6 + [1] + [2] * 2 + [3] * 8
+    sizes = torch.bincount(dm.clusters.assignments, minlength=17)
     assert sizes.sum() == 68 and sizes.min() > 0
 
 
 def test_recluster_every_n_epochs(synth_root, tmp_path):
     dm = tiny_datamodule(synth_root, tmp_path / "cache", cluster_every_n_epochs=2)
     rebuilds = []
-    original = dm.rebuild_clusters
+    original = dm.clusters.rebuild
 
     def counting(*args, **kwargs):
-        rebuilds.append(args[2])
+        rebuilds.append(args[4])
         return original(*args, **kwargs)
 
-    dm.rebuild_clusters = counting
+    dm.clusters.rebuild = counting
     tiny_trainer(tmp_path, max_epochs=5).fit(
         EmbeddingPretrain(*tiny_parts(), dm.class_names, plot_embeddings=False), dm
     )
@@ -129,17 +129,16 @@ def test_resume_restores_centroid_state_and_continues_identically(synth_root, tm
 
     state = torch.load(ckpt, weights_only=False)
     saved = next(v for k, v in state["callbacks"].items() if "ClusterCentroids" in k)
-    assert torch.equal(saved["centroids"], first.centroids.cpu()) and saved["last_rebuild_epoch"] == 1
-    assert torch.equal(
-        next(iter(v for k, v in state.items() if k.endswith("AudioDataModule")))["assignments"],
-        dm1.assignments.cpu(),
-    )
+    assert torch.equal(saved["centroids"], first.centroids.cpu())
+    saved_data = next(iter(v for k, v in state.items() if k.endswith("AudioDataModule")))
+    assert torch.equal(saved_data["assignments"], dm1.clusters.assignments.cpu())
+    assert saved_data["last_rebuild_epoch"] == 1
 
     resumed_model, resumed_dm, resumed = _pretrain(
         synth_root, tmp_path / "cache", tmp_path / "c", 3, ckpt_in=str(ckpt)
     )
-    assert resumed.last_rebuild_epoch == full.last_rebuild_epoch == 2
-    assert torch.equal(resumed_dm.assignments, full_dm.assignments)
+    assert resumed_dm.clusters.last_rebuild_epoch == full_dm.clusters.last_rebuild_epoch == 2
+    assert torch.equal(resumed_dm.clusters.assignments, full_dm.clusters.assignments)
     assert torch.allclose(resumed.centroids, full.centroids, atol=1e-5)
     for (name, a), b in zip(full_model.state_dict().items(), resumed_model.state_dict().values()):
         assert torch.allclose(a.float(), b.float(), atol=1e-5), name
@@ -216,6 +215,6 @@ def test_joint_from_scratch_ramps_the_cluster_loss_and_trains_on_balanced_cluste
     tiny_trainer(tmp_path, max_epochs=3).fit(model, dm)
     assert sorted(set(weights)) == [(0, 0.0), (1, 1.0), (2, 2.0)]
     # 24:4:8:32 training clips, 6 + 1 + 2 + 8 clusters of exactly 4 clips each
-    assert torch.bincount(dm.assignments, minlength=17).tolist() == [4] * 17
+    assert torch.bincount(dm.clusters.assignments, minlength=17).tolist() == [4] * 17
     with pytest.raises(ValueError, match="cluster_loss_warmup_epochs"):
         JointFinetune(*tiny_parts(), dm.class_names, cluster_loss_warmup_epochs=-1)

@@ -6,25 +6,30 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 from clusterlight import distributed
+from clusterlight.clusters import ClusterAssignments, clustered_data
+from clusterlight.distances import normalize_embeddings
+
+EMBEDDING_SOURCES = ("exact", "bank")
 
 
 def ema_update_(centroids: torch.Tensor, sums: torch.Tensor, counts: torch.Tensor, momentum: float) -> None:
     """``mu_k <- normalise(m * mu_k + (1 - m) * mean_k)`` in place, for clusters with ``counts > 0``."""
     mean = sums / counts.clamp_min(1)[:, None]
-    moved = torch.nn.functional.normalize(momentum * centroids + (1 - momentum) * mean, dim=1)
+    moved = normalize_embeddings(momentum * centroids + (1 - momentum) * mean)
     centroids.copy_(torch.where(counts[:, None] > 0, moved, centroids))
 
 
 class ClusterCentroids(Callback):
-    """Rebuilds the clusters when due and keeps their centroids as an EMA of the training embeddings.
+    """Keeps the cluster centroids as an EMA of the training embeddings; rebuilds clusters when due.
 
-    At each training epoch start where the DataModule says clusters are due, it embeds the
-    training clips (each rank its shard, then all-gathered), asks the DataModule to split
-    every class by k-means (warm-started from the current centroids), and resets the
-    centroids from the result. After every optimiser step it moves each centroid towards
-    the mean of the batch's detached embeddings of that cluster; under DDP the per-cluster
-    sums and counts are all-reduced first, so every rank holds identical centroids. No host
-    sync happens per step. Centroids and the epoch of the last rebuild go into checkpoints.
+    At each training epoch start where the DataModule's :class:`ClusterAssignments` say the
+    clusters are due, it embeds the training clips (each rank its shard, then all-gathered),
+    has the assignments rebuilt by k-means (warm-started from the current centroids), and resets
+    the centroids from the result. After every optimiser step :meth:`update` moves each centroid
+    towards the mean of the batch's detached embeddings of that cluster; under DDP the
+    per-cluster sums and counts are all-reduced first, so every rank holds identical centroids.
+    No host sync happens per step. The centroids go into checkpoints; the assignments and the
+    rebuild schedule are the DataModule's (:mod:`clusterlight.clusters`).
 
     ``embedding_source="bank"`` makes re-clustering nearly free: each clip's embedding from
     its training step since the last rebuild is kept in a device-side memory bank (summed
@@ -34,45 +39,50 @@ class ClusterCentroids(Callback):
 
     def __init__(self, momentum: float = 0.9, embedding_source: str = "exact") -> None:
         if not 0 <= momentum < 1:
-            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
-        if embedding_source not in ("exact", "bank"):
-            raise ValueError(f"embedding_source must be 'exact' or 'bank', got {embedding_source!r}")
+            raise ValueError(f"ClusterCentroids.momentum must be in [0, 1), got {momentum}")
+        if embedding_source not in EMBEDDING_SOURCES:
+            raise ValueError(
+                f"ClusterCentroids.embedding_source must be one of {EMBEDDING_SOURCES}, got {embedding_source!r}"
+            )
         self.momentum, self.embedding_source = momentum, embedding_source
         self.centroids: torch.Tensor | None = None
-        self.cluster_classes: torch.Tensor | None = None
-        self.last_rebuild_epoch = -1
+        self.clusters: ClusterAssignments | None = None  # the DataModule's, attached at setup
         self.bank: torch.Tensor | None = None
         self.bank_count: torch.Tensor | None = None
 
     @property
     def ready(self) -> bool:
-        return self.centroids is not None
+        return self.centroids is not None and self.clusters is not None and self.clusters.built
+
+    @property
+    def cluster_classes(self) -> torch.Tensor:
+        """Each cluster's class [K], on the centroids' device (held by the DataModule's assignments)."""
+        return self.clusters.to(self.centroids.device).cluster_classes
 
     def to(self, device: torch.device) -> None:
         """Move the centroid state to ``device`` (a no-op when already there)."""
         if self.centroids is not None and self.centroids.device != device:
             self.centroids = self.centroids.to(device)
-            self.cluster_classes = self.cluster_classes.to(device)
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        self.clusters = clustered_data(trainer, type(self).__name__).clusters
 
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        dm = trainer.datamodule
-        if dm is None or not hasattr(dm, "rebuild_clusters"):
-            raise RuntimeError(
-                "ClusterCentroids needs an AudioDataModule passed to the Trainer as datamodule"
-            )
+        data = clustered_data(trainer, type(self).__name__)
         self.to(pl_module.device)
         epoch = trainer.current_epoch
-        if self.ready and not dm.clusters_due(epoch, self.last_rebuild_epoch):
+        if self.centroids is not None and not self.clusters.due(epoch):
             return
         embeddings = self._bank_embeddings()
         if embeddings is None:
             embeddings = embed_training_set(trainer, pl_module)
-        centroids, stats = dm.rebuild_clusters(embeddings, self.centroids, epoch)
+        centroids, stats = self.clusters.rebuild(
+            embeddings, data.train_labels, data.class_names, self.centroids, epoch
+        )
         if self.embedding_source == "bank":
             self.bank = torch.zeros_like(embeddings)
             self.bank_count = torch.zeros(len(embeddings), device=embeddings.device)
-        self.centroids, self.cluster_classes = centroids, dm.cluster_classes.to(centroids.device)
-        self.last_rebuild_epoch = epoch
+        self.centroids = centroids
         pl_module.log_dict(
             {f"cluster/{k}": v for k, v in stats.items()}, on_step=False, on_epoch=True, rank_zero_only=True
         )
@@ -81,18 +91,22 @@ class ClusterCentroids(Callback):
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs, batch: dict, batch_idx: int
     ) -> None:
-        if not (isinstance(outputs, dict) and "embeddings" in outputs):
-            return  # the module trains without a cluster loss this run
-        z, clusters = outputs["embeddings"].float(), batch["cluster"]
-        k = len(self.centroids)
+        if isinstance(outputs, dict) and "embeddings" in outputs:  # else no cluster loss this run
+            self.update(outputs["embeddings"], batch["cluster"], batch["index"])
+
+    @torch.no_grad()
+    def update(self, z: torch.Tensor, clusters: torch.Tensor, index: torch.Tensor) -> None:
+        """One EMA step from a batch: unit-norm embeddings ``z`` [B, d] of training clips ``index``
+        [B] in ``clusters`` [B]; also accumulates the memory bank when it is on."""
+        z = z.float()
         sums = torch.zeros_like(self.centroids).index_add_(0, clusters, z)
-        counts = torch.bincount(clusters, minlength=k).to(z.dtype)
+        counts = torch.bincount(clusters, minlength=len(self.centroids)).to(z.dtype)
         distributed.all_reduce_sum_(sums)
         distributed.all_reduce_sum_(counts)
         ema_update_(self.centroids, sums, counts, self.momentum)
         if self.bank is not None:
-            self.bank.index_add_(0, batch["index"], z)
-            self.bank_count.index_add_(0, batch["index"], torch.ones_like(batch["index"], dtype=z.dtype))
+            self.bank.index_add_(0, index, z)
+            self.bank_count.index_add_(0, index, torch.ones_like(index, dtype=z.dtype))
 
     def _bank_embeddings(self) -> torch.Tensor | None:
         """The memory bank's per-clip mean embedding, or None when it does not cover every clip."""
@@ -105,32 +119,25 @@ class ClusterCentroids(Callback):
         return self.bank / self.bank_count[:, None]
 
     def state_dict(self) -> dict:
-        if self.centroids is None:
-            return {"last_rebuild_epoch": self.last_rebuild_epoch}
-        return {
-            "centroids": self.centroids.cpu(),
-            "cluster_classes": self.cluster_classes.cpu(),
-            "last_rebuild_epoch": self.last_rebuild_epoch,
-        }
+        return {} if self.centroids is None else {"centroids": self.centroids.cpu()}
 
     def load_state_dict(self, state: dict) -> None:
-        # Runs before the module reaches its device: keep CPU tensors, moved on first use.
-        self.last_rebuild_epoch = state["last_rebuild_epoch"]
-        self.centroids, self.cluster_classes = state.get("centroids"), state.get("cluster_classes")
+        # Runs before the module reaches its device: keep a CPU tensor, moved on first use.
+        self.centroids = state.get("centroids")
 
 
 @torch.no_grad()
 def embed_training_set(trainer: Trainer, pl_module: LightningModule) -> torch.Tensor:
     """Embeddings [n_train, d] of all training clips in order, identical on every rank."""
-    dm = trainer.datamodule
-    n = len(dm.datasets["train"])
+    data = clustered_data(trainer, "embed_training_set")
+    n = len(data.train_labels)
     was_training = pl_module.training
     pl_module.eval()
     indices, chunks = [], []
     with trainer.precision_plugin.forward_context():
-        for batch in dm.embedding_dataloader():
+        for batch in data.embedding_dataloader():
             indices.append(batch["index"])
-            chunks.append(pl_module.embed(dm.load_waves(batch, pl_module.device)).float())
+            chunks.append(pl_module.embed(data.load_waves(batch, pl_module.device)).float())
     pl_module.train(was_training)
     rank, world = distributed.rank_and_world()
     per_rank = -(-n // world)

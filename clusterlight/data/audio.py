@@ -24,7 +24,6 @@ from clusterlight.data.atomic import atomic_folder
 from clusterlight.data.records import Clip, DataError
 
 log = logging.getLogger(__name__)
-PADDING_MODES = ("loop", "noise", "zero")
 CACHE_VERSION = 2
 
 
@@ -47,35 +46,6 @@ def decode(path: str, sample_rate: int) -> np.ndarray:
     if sr != sample_rate:
         mono = AF.resample(torch.from_numpy(mono), sr, sample_rate).numpy()
     return mono
-
-
-def fit_length(
-    wave: np.ndarray, n: int, mode: str, offset: int, rng: np.random.Generator | None = None
-) -> np.ndarray:
-    """Crop or pad ``wave`` to ``n`` samples.
-
-    Longer clips are cropped at ``offset`` (clipped to the valid range). Shorter clips are
-    padded: ``loop`` repeats the clip from ``offset`` (a circular shift), ``noise`` places it
-    at ``offset`` in white noise 40 dB below the clip's RMS, ``zero`` places it at ``offset``
-    in digital silence (a shortcut no deployed detector sees; for comparison only).
-    """
-    m = len(wave)
-    if m >= n:
-        start = min(max(offset, 0), m - n)
-        return wave[start : start + n]
-    if mode == "loop":
-        reps = -(-(n + m) // m)
-        return np.tile(wave, reps)[offset % m : offset % m + n]
-    start = min(max(offset, 0), n - m)
-    if mode == "zero":
-        out = np.zeros(n, dtype=np.float32)
-    elif mode == "noise":
-        rms = float(np.sqrt(np.mean(wave.astype(np.float64) ** 2))) + 1e-8
-        out = (rng or np.random.default_rng(0)).standard_normal(n).astype(np.float32) * (rms * 0.01)
-    else:
-        raise DataError(f"padding must be one of {PADDING_MODES}, got {mode!r}")
-    out[start : start + m] += wave
-    return out
 
 
 @dataclass

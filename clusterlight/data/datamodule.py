@@ -14,8 +14,9 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, Subset
 
 from clusterlight import distributed
-from clusterlight.clustering import cluster_per_class, clusters_per_class
-from clusterlight.data.audio import PADDING_MODES, WaveformStore, load_waveforms
+from clusterlight.clusters import ClusterAssignments
+from clusterlight.data.audio import WaveformStore, load_waveforms
+from clusterlight.data.cropping import PADDING_MODES
 from clusterlight.data.dataset import ClipDataset
 from clusterlight.data.imbalance import subsample_to_ratio
 from clusterlight.data.mixing import BatchMix
@@ -57,6 +58,8 @@ class AudioDataModule(LightningDataModule):
         balanced_clusters: split each class into clusters of equal size (k-means whose assignment
             step caps every cluster at ``ceil(n_c / k_c)`` clips) instead of plain k-means, whose
             clusters of a large class range from single clips to several times the target size.
+            These four configure ``self.clusters`` (:class:`~clusterlight.clusters.ClusterAssignments`),
+            which holds each training clip's cluster id and goes into checkpoints.
         waveforms_on_device: copy the decoded waveforms to the training device once and crop/pad
             batches there (``loop`` or ``zero`` padding); the loaders then carry only indices.
         mixing: an in-batch augmentation of training batches (:class:`BackgroundMix`,
@@ -101,8 +104,6 @@ class AudioDataModule(LightningDataModule):
             )
         if sampler not in ("shuffle", "oversample"):
             raise DataError(f"data.sampler must be 'shuffle' or 'oversample', got {sampler!r}")
-        if cluster_every_n_epochs < 1:
-            raise DataError(f"data.cluster_every_n_epochs must be >= 1, got {cluster_every_n_epochs}")
         self.source = source or SyntheticSource(root=f"{cache_dir}/synth")
         self.classes, self.class_map = list(classes) if classes else None, dict(class_map or {})
         self.folds = {
@@ -118,20 +119,15 @@ class AudioDataModule(LightningDataModule):
         self.sample_rate, self.duration, self.padding = sample_rate, duration, padding
         self.batch_size, self.num_workers, self.sampler = batch_size, num_workers, sampler
         self.cache_dir, self.on_bad_file = cache_dir, on_bad_file
-        self.cluster_size, self.cluster_every_n_epochs, self.kmeans_iters = (
-            cluster_size,
-            cluster_every_n_epochs,
-            kmeans_iters,
+        self.clusters = ClusterAssignments(
+            cluster_size, cluster_every_n_epochs, kmeans_iters, balanced_clusters, seed
         )
-        self.balanced_clusters = balanced_clusters
         self.waveforms_on_device, self.mixing = waveforms_on_device, mixing
         self._clips: list[Clip] | None = None
         self.store: WaveformStore | None = None
         self.resident: ResidentWaveforms | None = None
         self.datasets: dict[str, ClipDataset] = {}
         self.counts: dict[str, dict[str, int]] = {}
-        self.assignments: torch.Tensor | None = None
-        self.cluster_classes: torch.Tensor | None = None
 
     # ---- metadata -------------------------------------------------------------------
     def labelled_clips(self) -> list[Clip]:
@@ -295,21 +291,17 @@ class AudioDataModule(LightningDataModule):
         if "wave" not in batch:
             batch["wave"] = self.load_waves(batch, batch["label"].device)
         training = self.trainer is not None and self.trainer.training
-        if self.assignments is not None and training:
-            if self.assignments.device != batch["index"].device:
-                self.assignments = self.assignments.to(batch["index"].device)
-            batch["cluster"] = self.assignments[batch["index"]]
+        if self.clusters.built and training:
+            batch["cluster"] = self.clusters.lookup(batch["index"])
         if self.mixing is not None and training:
             batch["wave"] = self.mixing(batch, self.class_names)
         return batch
 
-    # ---- clustering -----------------------------------------------------------------
+    # ---- clustering (the state lives in ``self.clusters``) ---------------------------------
     @property
     def train_labels(self) -> torch.Tensor:
+        """Class index of each training clip, in training-split order (from metadata, never decoded)."""
         return torch.from_numpy(self.datasets["train"].labels)
-
-    def clusters_due(self, epoch: int, last_rebuild_epoch: int) -> bool:
-        return self.assignments is None or (epoch - last_rebuild_epoch) >= self.cluster_every_n_epochs
 
     def embedding_dataloader(self) -> DataLoader:
         """This rank's shard (``rank::world``) of the training clips, deterministic crops, for re-clustering."""
@@ -320,49 +312,8 @@ class AudioDataModule(LightningDataModule):
         rank, world = self._rank_world()
         return self._loader(Subset(ds, range(rank, len(ds), world)))
 
-    def rebuild_clusters(
-        self, embeddings: torch.Tensor, init: torch.Tensor | None, epoch: int
-    ) -> tuple[torch.Tensor, dict]:
-        """Split every class by k-means of ``embeddings`` [n_train, d]; returns (centroids, stats).
-
-        Rank 0's result is broadcast, so every rank holds identical assignments and centroids.
-        """
-        labels = self.train_labels.to(embeddings.device)
-        ks = clusters_per_class(
-            torch.bincount(labels, minlength=self.num_classes).tolist(), self.cluster_size
-        )
-        if init is not None and len(init) != sum(ks):
-            init = None
-        generator = torch.Generator().manual_seed(self.seed * 1000 + epoch)
-        centroids, assignments, classes = cluster_per_class(
-            embeddings, labels, ks, self.kmeans_iters, init, generator, self.balanced_clusters
-        )
-        distributed.broadcast_(centroids)
-        distributed.broadcast_(assignments)
-        sizes = torch.bincount(assignments, minlength=len(centroids)).float()
-        changed = (
-            -1
-            if self.assignments is None
-            else int((self.assignments.to(assignments.device) != assignments).sum())
-        )
-        self.assignments, self.cluster_classes = assignments, classes
-        stats = {
-            "clusters": float(len(centroids)),
-            "size_min": float(sizes.min()),
-            "size_median": float(sizes.median()),
-            "size_max": float(sizes.max()),
-            "changed": float(changed),
-        }
-        rank_zero_info(
-            f"[clusterlight] epoch {epoch}: clusters per class {dict(zip(self.class_names, ks))}, sizes {stats}"
-        )
-        return centroids, stats
-
     def state_dict(self) -> dict:
-        if self.assignments is None:
-            return {}
-        return {"assignments": self.assignments.cpu(), "cluster_classes": self.cluster_classes.cpu()}
+        return self.clusters.state_dict()
 
     def load_state_dict(self, state: dict) -> None:
-        if state:
-            self.assignments, self.cluster_classes = state["assignments"], state["cluster_classes"]
+        self.clusters.load_state_dict(state)

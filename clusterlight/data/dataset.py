@@ -6,7 +6,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from clusterlight.data.audio import WaveformStore, fit_length
+from clusterlight.data.audio import WaveformStore
+from clusterlight.data.cropping import crop_offset, fit_length
 
 
 class ClipDataset(Dataset):
@@ -39,13 +40,11 @@ class ClipDataset(Dataset):
         row = int(self.rows[i])
         n, m = self.n_samples, self.store.length(row)
         if self.train:
-            seed = int(torch.randint(0, 2**31 - 1, ()))
-            rng = np.random.default_rng(seed)
-            span = m if (m < n and self.padding == "loop") else abs(m - n) + 1
-            offset = int(rng.integers(0, span))
+            rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, ())))
+            offset = crop_offset(m, n, self.padding, rng)
         else:
             rng = np.random.default_rng(i)
-            offset = 0 if (m < n and self.padding == "loop") else abs(m - n) // 2
+            offset = crop_offset(m, n, self.padding)
         item = {"label": int(self.labels[i]), "index": i}
         if not self.with_wave:
             return {**item, "row": row, "start": offset}

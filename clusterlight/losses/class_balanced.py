@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from clusterlight.losses.classification import ClassificationLoss
+from clusterlight.losses.focal import focal_term
 
 
 def effective_number_weights(counts: torch.Tensor, beta: float) -> torch.Tensor:
@@ -25,6 +25,5 @@ class ClassBalancedLoss(ClassificationLoss):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         w = effective_number_weights(self._require_counts(), self.beta).to(logits.device)[target]
-        logp_t = F.log_softmax(logits.float(), dim=1).gather(1, target[:, None]).squeeze(1)
-        per_clip = -((1 - logp_t.exp()) ** self.gamma) * logp_t
+        per_clip = focal_term(logits, target, self.gamma)
         return (w * per_clip).sum() / w.sum()

@@ -8,6 +8,12 @@ import torch.nn.functional as F
 from clusterlight.losses.classification import ClassificationLoss
 
 
+def focal_term(logits: torch.Tensor, target: torch.Tensor, gamma: float) -> torch.Tensor:
+    """``-(1 - p_t)^gamma * log p_t`` per clip [B] (plain cross-entropy at ``gamma = 0``)."""
+    logp_t = F.log_softmax(logits.float(), dim=1).gather(1, target[:, None]).squeeze(1)
+    return -((1 - logp_t.exp()) ** gamma) * logp_t
+
+
 class FocalLoss(ClassificationLoss):
     """``-(1 - p_t)^gamma * log p_t``, averaged over the batch (no class weighting)."""
 
@@ -16,5 +22,4 @@ class FocalLoss(ClassificationLoss):
         self.gamma = gamma
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        logp_t = F.log_softmax(logits.float(), dim=1).gather(1, target[:, None]).squeeze(1)
-        return (-((1 - logp_t.exp()) ** self.gamma) * logp_t).mean()
+        return focal_term(logits, target, self.gamma).mean()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from lightning.pytorch import LightningModule
 from torch import nn
 
+from clusterlight.distances import normalize_embeddings
 from clusterlight.features import LogMel
 from clusterlight.metrics import ClassificationReport
+from clusterlight.nets import Backbone
 
 
 class AudioModule(LightningModule):
@@ -22,12 +23,16 @@ class AudioModule(LightningModule):
     def __init__(
         self,
         frontend: LogMel,
-        backbone: nn.Module,
+        backbone: Backbone,
         class_names: list[str],
         lr: float = 1e-3,
         weight_decay: float = 1e-4,
     ) -> None:
         super().__init__()
+        if backbone.n_mels != frontend.n_mels:
+            raise ValueError(
+                f"model.backbone.n_mels ({backbone.n_mels}) must equal model.frontend.n_mels ({frontend.n_mels})"
+            )
         self.frontend, self.backbone = frontend, backbone
         self.class_names = list(class_names)
         self.lr, self.weight_decay = lr, weight_decay
@@ -41,13 +46,22 @@ class AudioModule(LightningModule):
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    def setup(self, stage: str) -> None:
+        """Check the audio settings shared with the DataModule (given twice, they must agree)."""
+        rate = getattr(getattr(self.trainer, "datamodule", None), "sample_rate", None)
+        if rate is not None and rate != self.frontend.sample_rate:
+            raise ValueError(
+                f"data.sample_rate ({rate}) and model.frontend.sample_rate ({self.frontend.sample_rate}) "
+                "differ: the mel filters would be wrong; set both to the same rate"
+            )
+
     def features(self, wave: torch.Tensor) -> torch.Tensor:
         """Backbone output (unnormalised) for a batch of waveforms."""
         return self.backbone(self.frontend(wave))
 
     def embed(self, wave: torch.Tensor) -> torch.Tensor:
         """Unit-norm embeddings, the space the clusters live in."""
-        return F.normalize(self.features(wave).float(), dim=1)
+        return normalize_embeddings(self.features(wave))
 
     def _evaluate(self, batch: dict, stage: str) -> dict:
         z = self.features(batch["wave"])
@@ -55,7 +69,7 @@ class AudioModule(LightningModule):
         if scores is not None:
             self.reports[stage].update(scores.argmax(1), batch["label"])
             self._updated[stage] = True
-        return {"embeddings": F.normalize(z.float(), dim=1).detach(), "labels": batch["label"]}
+        return {"embeddings": normalize_embeddings(z).detach(), "labels": batch["label"]}
 
     def scores_from_features(self, z: torch.Tensor) -> torch.Tensor | None:
         """Class scores [B, num_classes] from backbone output, or ``None`` while the module cannot classify yet."""

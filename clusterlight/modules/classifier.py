@@ -8,6 +8,7 @@ from torch import nn
 from clusterlight.features import LogMel
 from clusterlight.losses import ClassificationLoss, WeightedCrossEntropy
 from clusterlight.modules.base import AudioModule
+from clusterlight.nets import Backbone
 
 
 class Classifier(AudioModule):
@@ -16,7 +17,7 @@ class Classifier(AudioModule):
     def __init__(
         self,
         frontend: LogMel,
-        backbone: nn.Module,
+        backbone: Backbone,
         class_names: list[str],
         loss: ClassificationLoss | None = None,
         lr: float = 1e-3,
@@ -27,6 +28,7 @@ class Classifier(AudioModule):
         self.head = nn.Linear(backbone.embed_dim, self.num_classes)
 
     def setup(self, stage: str) -> None:
+        super().setup(stage)
         dm = getattr(self.trainer, "datamodule", None)
         if dm is not None and "train" in getattr(dm, "counts", {}):
             self.loss.set_class_counts(torch.tensor([dm.counts["train"][c] for c in self.class_names]))

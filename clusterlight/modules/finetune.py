@@ -5,20 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from torch import nn
 
+from clusterlight.callbacks.centroids import ClusterCentroids
+from clusterlight.distances import normalize_embeddings
 from clusterlight.features import LogMel
-from clusterlight.losses import ClassificationLoss
+from clusterlight.losses import ClassificationLoss, ClusterLoss
 from clusterlight.modules.classifier import Classifier
-from clusterlight.modules.cluster_access import default_centroid_callbacks, find_centroids
+from clusterlight.modules.cluster_access import CentroidUser, find_centroids
+from clusterlight.nets import Backbone
 
 
-class JointFinetune(Classifier):
-    """Loads front end + backbone from an :class:`EmbeddingPretrain` checkpoint and trains them with a new head.
+class JointFinetune(CentroidUser, Classifier):
+    """Front end + backbone from an :class:`EmbeddingPretrain` checkpoint, trained jointly with a new head.
 
     The backbone's learning rate is ``lr * backbone_lr_mult``. With ``cluster_loss_weight > 0``
     the cluster loss (``cluster_loss``) is kept as an auxiliary term, which needs the
-    ClusterCentroids callback (added by default) and re-clustering as in pretraining;
+    ``centroids`` callback (:class:`ClusterCentroids`, default settings when not given, unless
+    the trainer has one) and re-clustering as in pretraining;
     ``cluster_loss_warmup_epochs`` ramps its weight linearly from 0 at epoch 0 to the full
     weight at that epoch, so a run from scratch is not pulled towards clusters of a random network.
     """
@@ -26,26 +29,22 @@ class JointFinetune(Classifier):
     def __init__(
         self,
         frontend: LogMel,
-        backbone: nn.Module,
+        backbone: Backbone,
         class_names: list[str],
         pretrained_checkpoint: str | None = None,
         loss: ClassificationLoss | None = None,
         backbone_lr_mult: float = 0.5,
         cluster_loss_weight: float = 0.0,
-        cluster_loss: nn.Module | None = None,
+        cluster_loss: ClusterLoss | None = None,
         cluster_loss_warmup_epochs: int = 0,
-        centroid_momentum: float = 0.9,
-        embedding_source: str = "exact",
+        centroids: ClusterCentroids | None = None,
         lr: float = 1e-3,
         weight_decay: float = 1e-4,
     ) -> None:
         super().__init__(frontend, backbone, class_names, loss, lr, weight_decay)
         self.backbone_lr_mult, self.cluster_loss_weight = backbone_lr_mult, cluster_loss_weight
-        self.cluster_loss, self.centroid_momentum, self.embedding_source = (
-            cluster_loss,
-            centroid_momentum,
-            embedding_source,
-        )
+        self.cluster_loss = cluster_loss
+        self._init_centroids(centroids)
         if cluster_loss_warmup_epochs < 0:
             raise ValueError(f"cluster_loss_warmup_epochs must be >= 0, got {cluster_loss_warmup_epochs}")
         self.cluster_loss_warmup_epochs = cluster_loss_warmup_epochs
@@ -69,15 +68,12 @@ class JointFinetune(Classifier):
         wanted = [k for k in missing if k.startswith("backbone.")]
         if wanted or unexpected:
             raise ValueError(
-                f"pretrained_checkpoint {path} does not fit this backbone: missing {wanted[:5]}, unexpected {unexpected[:5]}"
+                f"pretrained_checkpoint {path} does not fit this backbone: "
+                f"missing {wanted[:5]}, unexpected {unexpected[:5]}"
             )
 
     def configure_callbacks(self) -> list:
-        return (
-            default_centroid_callbacks(self, self.centroid_momentum, self.embedding_source)
-            if self.cluster_loss_weight > 0
-            else []
-        )
+        return self.centroid_callbacks() if self.cluster_loss_weight > 0 else []
 
     def training_step(self, batch: dict, batch_idx: int):
         z = self.features(batch["wave"])
@@ -85,7 +81,7 @@ class JointFinetune(Classifier):
         if self.cluster_loss_weight <= 0:
             return loss
         tracker = find_centroids(self)
-        zn = nn.functional.normalize(z.float(), dim=1)
+        zn = normalize_embeddings(z)
         aux = self.cluster_loss(zn, batch["cluster"], tracker.centroids, tracker.cluster_classes)
         self.log("train/cluster_loss", aux)
         return {"loss": loss + self.current_cluster_loss_weight * aux, "embeddings": zn.detach()}

@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
+from clusterlight.callbacks.centroids import ClusterCentroids
 from clusterlight.callbacks.embedding_plot import EmbeddingPlot
+from clusterlight.distances import normalize_embeddings, squared_distances
 from clusterlight.features import LogMel
-from clusterlight.losses import ClusterMarginLoss
-from clusterlight.losses.distances import squared_distances
+from clusterlight.losses import ClusterLoss, ClusterMarginLoss
 from clusterlight.modules.base import AudioModule
-from clusterlight.modules.cluster_access import default_centroid_callbacks, find_centroids
+from clusterlight.modules.cluster_access import CentroidUser, find_centroids
+from clusterlight.nets import Backbone
 
 
-class EmbeddingPretrain(AudioModule):
+class EmbeddingPretrain(CentroidUser, AudioModule):
     """Backbone trained with a cluster loss (default :class:`ClusterMarginLoss`).
 
-    It adds a :class:`ClusterCentroids` callback (EMA ``centroid_momentum``, re-clustering
-    from ``embedding_source``: ``exact`` pass or memory ``bank``) and, with
-    ``plot_embeddings``, an :class:`EmbeddingPlot`, unless the trainer already has them.
+    It adds its ``centroids`` callback (:class:`ClusterCentroids`: EMA momentum, re-clustering
+    from an ``exact`` pass or a memory ``bank``; default settings when not given) unless the
+    trainer already has one, and, with ``plot_embeddings``, an :class:`EmbeddingPlot`.
     Validation reads the embedding out by nearest centroid (the class of the closest
     cluster), so ``val/macro_err`` tracks how well the embedding separates the classes.
     """
@@ -26,25 +27,21 @@ class EmbeddingPretrain(AudioModule):
     def __init__(
         self,
         frontend: LogMel,
-        backbone: nn.Module,
+        backbone: Backbone,
         class_names: list[str],
-        loss: nn.Module | None = None,
-        centroid_momentum: float = 0.9,
-        embedding_source: str = "exact",
+        loss: ClusterLoss | None = None,
+        centroids: ClusterCentroids | None = None,
         plot_embeddings: bool = True,
         lr: float = 1e-3,
         weight_decay: float = 1e-4,
     ) -> None:
         super().__init__(frontend, backbone, class_names, lr, weight_decay)
         self.loss = loss if loss is not None else ClusterMarginLoss()
-        self.centroid_momentum, self.embedding_source, self.plot_embeddings = (
-            centroid_momentum,
-            embedding_source,
-            plot_embeddings,
-        )
+        self._init_centroids(centroids)
+        self.plot_embeddings = plot_embeddings
 
     def configure_callbacks(self) -> list:
-        extra = default_centroid_callbacks(self, self.centroid_momentum, self.embedding_source)
+        extra = self.centroid_callbacks()
         if self.plot_embeddings and not any(isinstance(c, EmbeddingPlot) for c in self.trainer.callbacks):
             extra.append(EmbeddingPlot())
         return extra
@@ -61,6 +58,6 @@ class EmbeddingPretrain(AudioModule):
         if not tracker.ready:
             return None
         tracker.to(z.device)
-        d = squared_distances(nn.functional.normalize(z.float(), dim=1), tracker.centroids)
+        d = squared_distances(normalize_embeddings(z), tracker.centroids)
         scores = torch.full((len(z), self.num_classes), float("-inf"), device=z.device)
         return scores.scatter_reduce(1, tracker.cluster_classes.expand(len(z), -1), -d, reduce="amax")

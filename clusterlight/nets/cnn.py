@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from clusterlight.nets.base import Backbone
+
 
 def _block(c_in: int, c_out: int, convs: int) -> nn.Sequential:
     layers: list[nn.Module] = []
@@ -21,7 +23,7 @@ def _block(c_in: int, c_out: int, convs: int) -> nn.Sequential:
     )  # ceil_mode: never shrinks a short input to nothing
 
 
-class CNNEmbedder(nn.Module):
+class CNNEmbedder(Backbone, name="cnn"):
     """log-mel [B, n_mels, T] -> embedding [B, embed_dim]: VGG blocks (``convs_per_block`` 3x3 convs + 2x2
     pool), mean over frequency, mean+max over time, linear.
 
@@ -39,8 +41,7 @@ class CNNEmbedder(nn.Module):
         convs_per_block: int = 2,
         channels_last: bool = False,
     ) -> None:
-        super().__init__()
-        self.embed_dim = embed_dim
+        super().__init__(n_mels, embed_dim)
         self.channels_last = channels_last
         self.norm = nn.BatchNorm2d(1)
         widths = [1, *channels]

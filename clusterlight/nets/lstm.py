@@ -5,8 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from clusterlight.nets.base import Backbone
 
-class LSTMEmbedder(nn.Module):
+
+class LSTMEmbedder(Backbone, name="lstm"):
     """log-mel [B, n_mels, T] -> embedding [B, embed_dim]: input norm, LSTM, mean+max pooling over time, linear."""
 
     def __init__(
@@ -18,8 +20,7 @@ class LSTMEmbedder(nn.Module):
         dropout: float = 0.1,
         bidirectional: bool = False,
     ) -> None:
-        super().__init__()
-        self.embed_dim = embed_dim
+        super().__init__(n_mels, embed_dim)
         self.norm = nn.BatchNorm1d(n_mels)
         self.lstm = nn.LSTM(
             n_mels,

@@ -1,26 +1,23 @@
-"""k-means in torch (runs on the embeddings' device) and the per-class cluster split of the method."""
+"""k-means in torch (runs on the embeddings' device) and the method's per-class cluster split."""
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-
-def _sq_dist(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-    return ((x * x).sum(1, keepdim=True) + (c * c).sum(1) - 2 * x @ c.T).clamp_min_(0)
+from clusterlight.distances import normalize_embeddings, squared_distances
 
 
 def kmeans_plus_plus(x: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
     """k-means++ seeding (D^2 sampling); the random draws use the CPU ``generator``."""
     first = int(torch.randint(len(x), (1,), generator=generator))
     centers = [x[first]]
-    d2 = _sq_dist(x, x[first : first + 1]).squeeze(1)
+    d2 = squared_distances(x, x[first : first + 1]).squeeze(1)
     for _ in range(1, k):
         probs = d2.double().cpu()
         probs = probs / probs.sum() if probs.sum() > 0 else torch.full_like(probs, 1.0 / len(probs))
         nxt = int(torch.multinomial(probs, 1, generator=generator))
         centers.append(x[nxt])
-        d2 = torch.minimum(d2, _sq_dist(x, x[nxt : nxt + 1]).squeeze(1))
+        d2 = torch.minimum(d2, squared_distances(x, x[nxt : nxt + 1]).squeeze(1))
     return torch.stack(centers)
 
 
@@ -70,7 +67,7 @@ def kmeans(
     x = x.float()
     centroids = init.float().clone() if init is not None else kmeans_plus_plus(x, k, generator)
     for _ in range(iters + 1):
-        dist = _sq_dist(x, centroids)
+        dist = squared_distances(x, centroids)
         labels = balanced_assign(dist) if balanced and k > 1 else dist.argmin(1)
         counts = torch.bincount(labels, minlength=k)
         empty = (counts == 0).nonzero().squeeze(1)
@@ -107,7 +104,7 @@ def cluster_per_class(
     centroids [K, d], each clip's cluster id [n], and each cluster's class [K]. ``init``
     (the previous centroids, same layout) warm-starts every class.
     """
-    z = F.normalize(embeddings.float(), dim=1)
+    z = normalize_embeddings(embeddings)
     generator = generator or torch.Generator().manual_seed(0)
     centroids, assignments, start = [], torch.empty(len(z), dtype=torch.long, device=z.device), 0
     for c, k in enumerate(k_per_class):
@@ -122,4 +119,4 @@ def cluster_per_class(
     classes = torch.repeat_interleave(
         torch.arange(len(k_per_class), device=z.device), torch.tensor(k_per_class, device=z.device)
     )
-    return F.normalize(torch.cat(centroids), dim=1), assignments, classes
+    return normalize_embeddings(torch.cat(centroids)), assignments, classes

@@ -1,0 +1,56 @@
+"""What the centroid callback needs from a DataModule: the contract, typed, with a clear error."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Protocol
+
+import torch
+from lightning.pytorch import Trainer
+from torch.utils.data import DataLoader
+
+from clusterlight.clusters.assignments import ClusterAssignments
+
+
+class ClusteredData(Protocol):
+    """A DataModule whose training clips can be clustered (:class:`~clusterlight.data.AudioDataModule`).
+
+    ``clusters`` holds the cluster state; ``train_labels`` [n_train] gives each training clip's
+    class index, in the order ``embedding_dataloader`` and batch ``index`` use; ``load_waves``
+    turns a batch of that loader into waveforms on a device.
+    """
+
+    clusters: ClusterAssignments
+
+    @property
+    def class_names(self) -> list[str]: ...
+
+    @property
+    def train_labels(self) -> torch.Tensor: ...
+
+    def embedding_dataloader(self) -> DataLoader: ...
+
+    def load_waves(self, batch: dict, device: torch.device) -> torch.Tensor: ...
+
+
+_MEMBERS = ("clusters", "class_names", "train_labels", "embedding_dataloader", "load_waves")
+
+
+def clustered_data(trainer: Trainer, who: str) -> ClusteredData:
+    """The trainer's DataModule as :class:`ClusteredData`, or a ``TypeError`` naming what is missing.
+
+    Checked statically (``inspect.getattr_static``): properties are not evaluated, so the check
+    works before ``setup``.
+    """
+    dm = trainer.datamodule
+    if dm is None:
+        raise TypeError(
+            f"{who} needs a DataModule (e.g. AudioDataModule) passed to the Trainer as datamodule"
+        )
+    missing = [name for name in _MEMBERS if inspect.getattr_static(dm, name, None) is None]
+    if missing:
+        raise TypeError(
+            f"{who} needs a DataModule that provides clusterlight.clusters.ClusteredData; "
+            f"{type(dm).__name__} lacks {missing}"
+        )
+    return dm
