@@ -1,11 +1,12 @@
-"""Epoch time, re-clustering time and peak memory of cluster pretraining at a given N (issue: speed and scale).
+"""Epoch time, re-clustering time and peak memory of cluster pretraining at a given N (speed and scale).
 
 One run = one N, in its own process so that its peak memory is its own. Training reads
 log-mel features [N, n_mels, frames] (random, float16) from a memory-mapped file, the way a
 feature cache would serve them, and runs the method's step: backbone, ClusterMarginLoss
-against the centroids, AdamW, the EMA centroid update and the memory-bank write. At the end
-of the epoch the classes are re-clustered: from the bank (k-means only) and, for
-comparison, with an exact embedding pass.
+against the centroids, AdamW, then the library's own ``ClusterCentroids.update`` (EMA centroid
+step and memory-bank write) on the library's ``ClusterAssignments``. At the end of the epoch
+the classes are re-clustered by ``ClusterAssignments.rebuild``: from the bank (k-means only)
+and, for comparison, with an exact embedding pass.
 
 With ``--steps`` below an epoch's N / batch steps (the default on CPU, where an epoch at
 N = 1M takes hours), the epoch time is the mean timed step times N / batch, and the exact
@@ -28,10 +29,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from clusterlight.callbacks.centroids import ema_update_
-from clusterlight.clustering import cluster_per_class, clusters_per_class
+from clusterlight.callbacks.centroids import ClusterCentroids
+from clusterlight.clusters import ClusterAssignments
+from clusterlight.distances import normalize_embeddings
 from clusterlight.losses import ClusterMarginLoss
 from clusterlight.nets import create_backbone
 
@@ -131,13 +132,18 @@ def _train_and_recluster(
     frames: int,
 ) -> dict:
     labels = ratio_labels(n).to(device)
-    ks = clusters_per_class(torch.bincount(labels).tolist())
+    names = [str(c) for c in range(len(RATIO))]
     torch.manual_seed(0)
     net = create_backbone(backbone, n_mels=n_mels).to(device)
     opt = torch.optim.AdamW(net.parameters(), 1e-3)
     loss_fn = ClusterMarginLoss()
-    bank = F.normalize(torch.randn(n, net.embed_dim, device=device), dim=1)  # last epoch's embeddings
-    centroids, assignments, cluster_classes = cluster_per_class(bank, labels, ks, iters=5)
+    # the library's cluster state and centroid callback, driven by hand: first clusters from random embeddings
+    clusters = ClusterAssignments(kmeans_iters=5)
+    tracker = ClusterCentroids(momentum=0.9, embedding_source="bank")
+    tracker.clusters = clusters
+    start = normalize_embeddings(torch.randn(n, net.embed_dim, device=device))
+    tracker.reset(clusters.rebuild(start, labels, names, None, epoch=0)[0], n)
+    del start
     amp = (
         torch.autocast("cuda", torch.bfloat16)
         if device.type == "cuda"
@@ -153,16 +159,13 @@ def _train_and_recluster(
     def train_step(idx: torch.Tensor) -> None:
         x, rows = load(idx)
         with amp:
-            z = F.normalize(net(x).float(), dim=1)
-        clusters = assignments[rows]
-        loss = loss_fn(z, clusters, centroids, cluster_classes)
+            z = normalize_embeddings(net(x))
+        ids = clusters.lookup(rows)
+        loss = loss_fn(z, ids, tracker.centroids, tracker.cluster_classes)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        zd = z.detach()
-        sums = torch.zeros_like(centroids).index_add_(0, clusters, zd)
-        ema_update_(centroids, sums, torch.bincount(clusters, minlength=len(centroids)), 0.9)
-        bank[rows] = zd
+        tracker.update(z.detach(), ids, rows)  # EMA step and memory-bank write, as in training
 
     order = torch.randperm(n).split(batch)
     total_steps = len(order)
@@ -182,8 +185,12 @@ def _train_and_recluster(
             with amp:
                 net(x)
     exact_pass_s = embed.seconds / timed * total_steps
+    unseen = tracker.bank_count == 0  # on CPU only part of the epoch ran: fill the rest as if seen
+    tracker.bank[unseen] = normalize_embeddings(torch.randn(int(unseen.sum()), net.embed_dim, device=device))
+    tracker.bank_count[unseen] = 1
+    clusters.kmeans_iters = 20
     with Timer(device) as km:
-        cluster_per_class(bank, labels, ks, iters=20, init=centroids)
+        clusters.rebuild(tracker.bank_embeddings(), labels, names, tracker.centroids, epoch=1)
     if device.type == "cuda":
         peak = torch.cuda.max_memory_allocated() / 2**20
         peak_kind = "GPU max_memory_allocated"
@@ -195,7 +202,7 @@ def _train_and_recluster(
         "backbone": backbone,
         "batch": batch,
         "device": str(device),
-        "clusters": len(centroids),
+        "clusters": len(tracker.centroids),
         "timed_steps": timed,
         "epoch_steps": total_steps,
         "estimated": timed < total_steps,

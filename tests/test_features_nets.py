@@ -1,8 +1,8 @@
 from pathlib import Path
 
 import pytest
-import yaml
 import torch
+import yaml
 
 from clusterlight.features import LogMel
 from clusterlight.nets import Backbone, CNNEmbedder, LSTMEmbedder, create_backbone

@@ -158,7 +158,8 @@ def test_pretrain_predicts_from_a_checkpoint_and_explains_when_it_cannot(synth_r
 
 
 def test_bf16_mixed_precision_end_to_end(synth_root, tmp_path):
-    """The GPU configs train in bf16-mixed; the same path (autocast, float32 losses and centroids) runs on CPU.
+    """The GPU configs train in bf16-mixed; the same path (autocast, float32 losses and centroids)
+    runs on CPU.
     CNN backbone: oneDNN has no bf16 LSTM kernel on CPUs without native bf16 (cuDNN has one on GPUs)."""
     torch.manual_seed(0)
     dm = tiny_datamodule(synth_root, tmp_path / "cache")

@@ -42,7 +42,8 @@ class ClusterCentroids(Callback):
             raise ValueError(f"ClusterCentroids.momentum must be in [0, 1), got {momentum}")
         if embedding_source not in EMBEDDING_SOURCES:
             raise ValueError(
-                f"ClusterCentroids.embedding_source must be one of {EMBEDDING_SOURCES}, got {embedding_source!r}"
+                f"ClusterCentroids.embedding_source must be one of {EMBEDDING_SOURCES}, got "
+                f"{embedding_source!r}"
             )
         self.momentum, self.embedding_source = momentum, embedding_source
         self.centroids: torch.Tensor | None = None
@@ -73,19 +74,24 @@ class ClusterCentroids(Callback):
         epoch = trainer.current_epoch
         if self.centroids is not None and not self.clusters.due(epoch):
             return
-        embeddings = self._bank_embeddings()
+        embeddings = self.bank_embeddings()
         if embeddings is None:
             embeddings = embed_training_set(trainer, pl_module)
         centroids, stats = self.clusters.rebuild(
             embeddings, data.train_labels, data.class_names, self.centroids, epoch
         )
-        if self.embedding_source == "bank":
-            self.bank = torch.zeros_like(embeddings)
-            self.bank_count = torch.zeros(len(embeddings), device=embeddings.device)
-        self.centroids = centroids
+        self.reset(centroids, len(embeddings))
         pl_module.log_dict(
             {f"cluster/{k}": v for k, v in stats.items()}, on_step=False, on_epoch=True, rank_zero_only=True
         )
+
+    def reset(self, centroids: torch.Tensor, n_clips: int) -> None:
+        """Start from freshly built clusters' ``centroids`` [K, d], with an empty memory bank for
+        ``n_clips`` training clips when the bank is on."""
+        self.centroids = centroids
+        if self.embedding_source == "bank":
+            self.bank = torch.zeros(n_clips, centroids.shape[1], device=centroids.device)
+            self.bank_count = torch.zeros(n_clips, device=centroids.device)
 
     @torch.no_grad()
     def on_train_batch_end(
@@ -108,7 +114,7 @@ class ClusterCentroids(Callback):
             self.bank.index_add_(0, index, z)
             self.bank_count.index_add_(0, index, torch.ones_like(index, dtype=z.dtype))
 
-    def _bank_embeddings(self) -> torch.Tensor | None:
+    def bank_embeddings(self) -> torch.Tensor | None:
         """The memory bank's per-clip mean embedding, or None when it does not cover every clip."""
         if self.bank is None:
             return None

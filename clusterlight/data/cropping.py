@@ -47,7 +47,8 @@ def clip_positions(
 def fit_length(
     wave: np.ndarray, n: int, mode: str, offset: int, rng: np.random.Generator | None = None
 ) -> np.ndarray:
-    """Crop or pad ``wave`` to ``n`` samples from ``offset`` by the rule above (``noise`` draws from ``rng``)."""
+    """Crop or pad ``wave`` to ``n`` samples from ``offset`` by the rule above (``noise`` draws from
+    ``rng``)."""
     if mode not in PADDING_MODES:
         raise DataError(f"padding must be one of {PADDING_MODES}, got {mode!r}")
     m = len(wave)

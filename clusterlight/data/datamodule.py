@@ -113,7 +113,8 @@ class AudioDataModule(LightningDataModule):
         self.val_fraction, self.val_part, self.test_fraction = val_fraction, val_part, test_fraction
         if val_part is not None and not 0 <= val_part < self.val_parts:
             raise DataError(
-                f"data.val_part must be in [0, {self.val_parts}) for val_fraction {val_fraction}, got {val_part}"
+                f"data.val_part must be in [0, {self.val_parts}) for val_fraction {val_fraction}, "
+                f"got {val_part}"
             )
         self.class_ratio, self.seed = class_ratio, seed
         self.sample_rate, self.duration, self.padding = sample_rate, duration, padding
@@ -144,8 +145,10 @@ class AudioDataModule(LightningDataModule):
                 if unknown:
                     bad = Counter(c.label for c in unknown)
                     raise DataError(
-                        f"label {unknown[0].label!r} of {unknown[0].path} is not in data.classes {self.classes} "
-                        f"({sum(bad.values())} clip(s) with labels {sorted(bad)}); add it to classes or map it with class_map"
+                        f"label {unknown[0].label!r} of {unknown[0].path} is not in data.classes "
+                        f"{self.classes} "
+                        f"({sum(bad.values())} clip(s) with labels {sorted(bad)}); add it to "
+                        "classes or map it with class_map"
                     )
             self._clips = mapped
         return self._clips
@@ -198,11 +201,13 @@ class AudioDataModule(LightningDataModule):
         empty = [c for c, n in self.counts["train"].items() if n == 0]
         if empty:
             raise DataError(
-                f"class(es) {empty} have no training clips (train folds {self.folds['train']}); every class needs some"
+                f"class(es) {empty} have no training clips (train folds {self.folds['train']}); "
+                "every class needs some"
             )
         for name in SPLITS:
             rank_zero_info(
-                f"[clusterlight] {name:5s} clips per class: {self.counts[name]} (total {sum(self.counts[name].values())})"
+                f"[clusterlight] {name:5s} clips per class: {self.counts[name]} (total "
+                f"{sum(self.counts[name].values())})"
             )
 
     def _split(self, clips: list[Clip]) -> dict[str, list[int]]:
@@ -210,7 +215,8 @@ class AudioDataModule(LightningDataModule):
             self.folds["val"] is not None or all(c.fold is None for c in clips)
         ):
             raise DataError(
-                "data.val_part needs val_folds: null and a source with folds (it partitions the training folds)"
+                "data.val_part needs val_folds: null and a source with folds (it partitions the "
+                "training folds)"
             )
         if all(c.fold is None for c in clips):
             fr = [1 - self.val_fraction - self.test_fraction, self.val_fraction, self.test_fraction]
@@ -279,7 +285,8 @@ class AudioDataModule(LightningDataModule):
         if self.resident is None or self.resident.device != torch.device(device):
             self.resident = ResidentWaveforms(self.store, device)
             rank_zero_info(
-                f"[clusterlight] decoded waveforms resident on {device}: {self.resident.nbytes / 2**20:.0f} MiB"
+                f"[clusterlight] decoded waveforms resident on {device}: "
+                f"{self.resident.nbytes / 2**20:.0f} MiB"
             )
         return self.resident.crop(
             batch["row"], batch["start"], self.datasets["train"].n_samples, self.padding
@@ -304,7 +311,8 @@ class AudioDataModule(LightningDataModule):
         return torch.from_numpy(self.datasets["train"].labels)
 
     def embedding_dataloader(self) -> DataLoader:
-        """This rank's shard (``rank::world``) of the training clips, deterministic crops, for re-clustering."""
+        """This rank's shard (``rank::world``) of the training clips, deterministic crops, for
+        re-clustering."""
         train = self.datasets["train"]
         ds = ClipDataset(
             train.store, train.rows, train.labels, train.n_samples, train.padding, False, train.with_wave

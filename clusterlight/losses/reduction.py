@@ -1,4 +1,5 @@
-"""Reducers: how per-clip cluster-loss values [B] become one number (pluggable, as in pytorch-metric-learning)."""
+"""Reducers: how per-clip cluster-loss values [B] become one number (pluggable, as in
+pytorch-metric-learning)."""
 
 from __future__ import annotations
 

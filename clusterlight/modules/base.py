@@ -31,7 +31,8 @@ class AudioModule(LightningModule):
         super().__init__()
         if backbone.n_mels != frontend.n_mels:
             raise ValueError(
-                f"model.backbone.n_mels ({backbone.n_mels}) must equal model.frontend.n_mels ({frontend.n_mels})"
+                f"model.backbone.n_mels ({backbone.n_mels}) must equal model.frontend.n_mels "
+                f"({frontend.n_mels})"
             )
         self.frontend, self.backbone = frontend, backbone
         self.class_names = list(class_names)
@@ -72,7 +73,8 @@ class AudioModule(LightningModule):
         return {"embeddings": normalize_embeddings(z).detach(), "labels": batch["label"]}
 
     def scores_from_features(self, z: torch.Tensor) -> torch.Tensor | None:
-        """Class scores [B, num_classes] from backbone output, or ``None`` while the module cannot classify yet."""
+        """Class scores [B, num_classes] from backbone output, or ``None`` while the module cannot
+        classify yet."""
         raise NotImplementedError
 
     def validation_step(self, batch: dict, batch_idx: int) -> dict:
@@ -105,7 +107,8 @@ class AudioModule(LightningModule):
         scores = self.scores_from_features(self.features(batch["wave"]))
         if scores is None:
             raise RuntimeError(
-                f"{type(self).__name__} cannot classify yet: it has no cluster centroids. Predict with a checkpoint "
+                f"{type(self).__name__} cannot classify yet: it has no cluster centroids. Predict "
+                "with a checkpoint "
                 "of a trained run (ckpt_path=...), whose ClusterCentroids state holds them."
             )
         return {"index": batch["index"], "pred": scores.argmax(1), "scores": scores}

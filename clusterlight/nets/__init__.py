@@ -1,4 +1,5 @@
-"""Backbones: ``create_backbone("lstm", embed_dim=64)``; each subclass of :class:`Backbone` registers itself."""
+"""Backbones: ``create_backbone("lstm", embed_dim=64)``; each subclass of :class:`Backbone` registers
+itself."""
 
 from clusterlight.nets.base import Backbone, create_backbone
 from clusterlight.nets.cnn import CNNEmbedder
