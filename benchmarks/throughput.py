@@ -12,7 +12,8 @@ Prints, on the device it runs on (GPU when present, else CPU), numbered as in th
   6. cold-cache (decode) vs warm-cache (memory-mapped) first epoch, and on CPU the README main
      job's wall time (``--main_job``)
   7. with ``--compile``: baseline clips/s with the backbone compiled (CompileModel) vs eager
-Not part of the test suite. Usage: python benchmarks/throughput.py [--backbone lstm] [--steps 30] [--main_job] [--compile]
+Not part of the test suite. Usage: python benchmarks/throughput.py \
+[--backbone lstm] [--steps 30] [--main_job] [--compile]
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from lightning.pytorch import Callback
 from clusterlight import (
     AudioDataModule,
     Classifier,
+    ClusterCentroids,
     CompileModel,
     EmbeddingPretrain,
     LogMel,
@@ -94,7 +96,8 @@ def _parts(backbone: str):
 
 
 def train_throughput(dm, backbone, steps, accelerator, names=("baseline", "exact", "bank")):
-    """Clips/s over ``steps`` steps (several epochs, re-clustering included) for the baseline and pretraining."""
+    """Clips/s over ``steps`` steps (several epochs, re-clustering included) for the baseline and
+    pretraining."""
     out = {}
     for name in names:
         torch.manual_seed(0)
@@ -102,7 +105,10 @@ def train_throughput(dm, backbone, steps, accelerator, names=("baseline", "exact
             model = Classifier(*_parts(backbone), dm.class_names)
         else:
             model = EmbeddingPretrain(
-                *_parts(backbone), dm.class_names, embedding_source=name, plot_embeddings=False
+                *_parts(backbone),
+                dm.class_names,
+                centroids=ClusterCentroids(embedding_source=name),
+                plot_embeddings=False,
             )
         timer = StepTimer(
             warmup=8 if name == "compiled" else 3
@@ -256,7 +262,8 @@ def main() -> None:
     accelerator = "gpu" if torch.cuda.is_available() else "cpu"
     device = torch.device("cuda" if accelerator == "gpu" else "cpu")
     print(
-        f"device: {torch.cuda.get_device_name() if accelerator == 'gpu' else 'cpu'} ({torch.get_num_threads()} threads), backbone {a.backbone}",
+        f"device: {torch.cuda.get_device_name() if accelerator == 'gpu' else 'cpu'} "
+        f"({torch.get_num_threads()} threads), backbone {a.backbone}",
         flush=True,
     )
     source = SyntheticSource(root=f"{a.cache_dir}/synth")
@@ -271,8 +278,10 @@ def main() -> None:
 
     tp = train_throughput(dm, a.backbone, a.steps, accelerator)
     print(
-        f"1. training clips/s over {a.steps} steps, re-clustering every epoch included: baseline {tp['baseline']:.0f}, cluster pretraining "
-        f"{tp['exact']:.0f} with an exact embedding pass (ratio {tp['exact'] / tp['baseline']:.2f}), {tp['bank']:.0f} with the memory bank "
+        f"1. training clips/s over {a.steps} steps, re-clustering every epoch included: "
+        f"baseline {tp['baseline']:.0f}, cluster pretraining "
+        f"{tp['exact']:.0f} with an exact embedding pass (ratio {tp['exact'] / tp['baseline']:.2f}), "
+        f"{tp['bank']:.0f} with the memory bank "
         f"(ratio {tp['bank'] / tp['baseline']:.2f}; target >= 0.9 on GPU)",
         flush=True,
     )
@@ -284,8 +293,10 @@ def main() -> None:
     ]
     pure = pure_compute(dm, a.backbone, a.steps, accelerator)
     print(
-        f"2. end-to-end baseline training vs pure compute {pure:.0f} clips/s on in-memory tensors: from the memory-mapped cache "
-        f"{tp['baseline']:.0f} clips/s (ratio {tp['baseline'] / pure:.2f}), waveforms resident on the device {tp['resident']:.0f} clips/s "
+        f"2. end-to-end baseline training vs pure compute {pure:.0f} clips/s on in-memory tensors: "
+        f"from the memory-mapped cache "
+        f"{tp['baseline']:.0f} clips/s (ratio {tp['baseline'] / pure:.2f}), "
+        f"waveforms resident on the device {tp['resident']:.0f} clips/s "
         f"(ratio {tp['resident'] / pure:.2f}; target >= 0.8 for the LSTM on GPU)",
         flush=True,
     )
@@ -296,16 +307,22 @@ def main() -> None:
         if r["estimated"]
         else "a whole epoch timed"
     )
+    exact_share = (
+        100 * (r["exact_pass_s"] + r["kmeans_s"]) / (r["epoch_s"] + r["exact_pass_s"] + r["kmeans_s"])
+    )
     print(
-        f"3. re-clustering at N=100,000 ({r['clusters']} clusters; epoch {r['epoch_s']:.1f} s, {how}): memory bank (k-means only) "
-        f"{r['kmeans_s']:.2f} s = {100 * r['kmeans_s'] / (r['epoch_s'] + r['kmeans_s']):.2f}% of an epoch (target <= 5%); exact pass "
-        f"{r['exact_pass_s']:.1f} s + k-means = {100 * (r['exact_pass_s'] + r['kmeans_s']) / (r['epoch_s'] + r['exact_pass_s'] + r['kmeans_s']):.1f}%",
+        f"3. re-clustering at N=100,000 ({r['clusters']} clusters; epoch {r['epoch_s']:.1f} s, {how}): "
+        f"memory bank (k-means only) "
+        f"{r['kmeans_s']:.2f} s = {100 * r['kmeans_s'] / (r['epoch_s'] + r['kmeans_s']):.2f}% of an epoch "
+        f"(target <= 5%); exact pass "
+        f"{r['exact_pass_s']:.1f} s + k-means = {exact_share:.1f}%",
         flush=True,
     )
     for nb in a.bank_sizes:
         c, pw = loss_cost(nb, device)
         print(
-            f"4. per-step loss cost, batch 256, 1000 centroids vs N={nb:,} stored embeddings: centroid {1e3 * c:.2f} ms, pairwise {1e3 * pw:.1f} ms, "
+            f"4. per-step loss cost, batch 256, 1000 centroids vs N={nb:,} stored embeddings: "
+            f"centroid {1e3 * c:.2f} ms, pairwise {1e3 * pw:.1f} ms, "
             f"ratio {pw / c:.0f}x",
             flush=True,
         )
@@ -313,22 +330,30 @@ def main() -> None:
     for n in sorted(a.scale_sizes):
         r = scale[n]
         grow = n / smallest["n"]
+        basis = (
+            "estimated from " + str(r["timed_steps"]) + " timed steps" if r["estimated"] else "whole epoch"
+        )
         print(
-            f"5. N={n:>9,}: epoch {r['epoch_s']:8.1f} s ({r['epoch_s'] / smallest['epoch_s']:6.1f}x for {grow:.0f}x the clips; "
-            f"{'estimated from ' + str(r['timed_steps']) + ' timed steps' if r['estimated'] else 'whole epoch'}), step {r['step_ms']:.0f} ms, "
-            f"k-means {r['kmeans_s']:.2f} s, peak anonymous memory {r['anon_peak_mib']:.0f} MiB ({r['anon_peak_mib'] / smallest['anon_peak_mib']:.1f}x), "
+            f"5. N={n:>9,}: epoch {r['epoch_s']:8.1f} s "
+            f"({r['epoch_s'] / smallest['epoch_s']:6.1f}x for {grow:.0f}x the clips; "
+            f"{basis}), "
+            f"step {r['step_ms']:.0f} ms, "
+            f"k-means {r['kmeans_s']:.2f} s, peak anonymous memory {r['anon_peak_mib']:.0f} MiB "
+            f"({r['anon_peak_mib'] / smallest['anon_peak_mib']:.1f}x), "
             f"peak {r['peak_mib']:.0f} MiB ({r['peak_kind']}); feature file {r['feature_file_gib']:.1f} GiB",
             flush=True,
         )
     cold, warm = first_epoch(source, Path(a.cache_dir), a.backbone, accelerator)
     print(
-        f"6. first epoch (data set-up + one baseline epoch, {len(dm.store.clips)} files): cold cache (decode) {cold:.1f} s, "
+        f"6. first epoch (data set-up + one baseline epoch, {len(dm.store.clips)} files): "
+        f"cold cache (decode) {cold:.1f} s, "
         f"warm cache (memory-map) {warm:.1f} s, ratio {cold / warm:.1f}x",
         flush=True,
     )
     if a.main_job:
         print(
-            f"6. README main job (clusterlight experiment, quickstart.yaml, from an empty folder): {main_job_wall_time() / 60:.1f} min "
+            f"6. README main job (clusterlight experiment, quickstart.yaml, from an empty folder): "
+            f"{main_job_wall_time() / 60:.1f} min "
             "(target < 5 min on this CPU)",
             flush=True,
         )
@@ -336,7 +361,8 @@ def main() -> None:
     if a.compile:
         compiled = train_throughput(dm, a.backbone, a.steps + 5, accelerator, names=("compiled",))["compiled"]
         print(
-            f"7. baseline with the backbone compiled (torch.compile, after 8 untimed steps) {compiled:.0f} clips/s vs eager "
+            f"7. baseline with the backbone compiled (torch.compile, after 8 untimed steps) "
+            f"{compiled:.0f} clips/s vs eager "
             f"{tp['baseline']:.0f} clips/s: ratio {compiled / tp['baseline']:.2f}",
             flush=True,
         )

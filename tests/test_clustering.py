@@ -14,8 +14,8 @@ def test_kmeans_recovers_separable_blobs():
     x, truth = _blobs()
     _, labels = kmeans(x, 4, iters=30, generator=torch.Generator().manual_seed(1))
     # each true blob maps to exactly one cluster and vice versa
-    pairs = {(int(t), int(l)) for t, l in zip(truth, labels)}
-    assert len(pairs) == 4 and len({l for _, l in pairs}) == 4
+    pairs = {(int(t), int(lab)) for t, lab in zip(truth, labels)}
+    assert len(pairs) == 4 and len({lab for _, lab in pairs}) == 4
 
 
 def test_kmeans_is_seeded():

@@ -25,8 +25,8 @@ def test_focal_loss_formula():
     logits, target = _batch()
     ref = (
         sum(
-            -((1 - _softmax_row(l.tolist())[t]) ** 2) * math.log(_softmax_row(l.tolist())[t])
-            for l, t in zip(logits, target.tolist())
+            -((1 - _softmax_row(row.tolist())[t]) ** 2) * math.log(_softmax_row(row.tolist())[t])
+            for row, t in zip(logits, target.tolist())
         )
         / 12
     )
@@ -38,7 +38,7 @@ def test_class_balanced_loss_formula():
     beta = 0.99
     w = [(1 - beta) / (1 - beta**n) for n in COUNTS.tolist()]
     w = [x * 4 / sum(w) for x in w]
-    num = sum(w[t] * -math.log(_softmax_row(l.tolist())[t]) for l, t in zip(logits, target.tolist()))
+    num = sum(w[t] * -math.log(_softmax_row(row.tolist())[t]) for row, t in zip(logits, target.tolist()))
     den = sum(w[t] for t in target.tolist())
     loss = ClassBalancedLoss(beta)
     loss.set_class_counts(COUNTS)
@@ -56,8 +56,8 @@ def test_ldam_margins_and_drw():
 
     def reference(weights):
         num = den = 0.0
-        for l, t in zip(logits.tolist(), target.tolist()):
-            z = [2.0 * (v - (m[t] if j == t else 0.0)) for j, v in enumerate(l)]
+        for row, t in zip(logits.tolist(), target.tolist()):
+            z = [2.0 * (v - (m[t] if j == t else 0.0)) for j, v in enumerate(row)]
             num += weights[t] * -math.log(_softmax_row(z)[t])
             den += weights[t]
         return num / den
@@ -74,8 +74,8 @@ def test_logit_adjusted_loss_formula(tau):
     prior = [n / float(COUNTS.sum()) for n in COUNTS.tolist()]
     ref = (
         sum(
-            -math.log(_softmax_row([v + tau * math.log(p) for v, p in zip(l, prior)])[t])
-            for l, t in zip(logits.tolist(), target.tolist())
+            -math.log(_softmax_row([v + tau * math.log(p) for v, p in zip(row, prior)])[t])
+            for row, t in zip(logits.tolist(), target.tolist())
         )
         / 12
     )

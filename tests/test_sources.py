@@ -89,7 +89,11 @@ def test_folder_without_audio_is_an_error(tmp_path):
 
 
 def test_class_map_pools_and_wildcard(tmp_path):
-    rows = [[f"{l}{i}.wav", l, "1", f"{l}{i}"] for l in ("dog_bark", "siren", "drilling") for i in range(2)]
+    rows = [
+        [f"{label}{i}.wav", label, "1", f"{label}{i}"]
+        for label in ("dog_bark", "siren", "drilling")
+        for i in range(2)
+    ]
     _write_csv(tmp_path / "manifest.csv", ["path", "label", "fold", "group"], rows)
     dm = AudioDataModule(
         source=ManifestSource(str(tmp_path)),

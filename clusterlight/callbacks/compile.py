@@ -6,7 +6,8 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 
 
 class CompileModel(Callback):
-    """Compiles the module's backbone (and with ``frontend=True`` its log-mel front end) in place when a run starts.
+    """Compiles the module's backbone (and with ``frontend=True`` its log-mel front end) in place when a
+    run starts.
 
     In place (``nn.Module.compile``), so parameter names do not change: a checkpoint written
     by a compiled run loads into an eager one and back. The front end is left eager by

@@ -19,7 +19,8 @@ def ratio_counts(available: dict[str, int], ratio: dict[str, float]) -> dict[str
     missing = sorted(set(available) - set(ratio))
     if unknown or missing:
         raise DataError(
-            f"class_ratio must name exactly the classes {sorted(available)}; unknown: {unknown}, missing: {missing}"
+            f"class_ratio must name exactly the classes {sorted(available)}; "
+            f"unknown: {unknown}, missing: {missing}"
         )
     bad = {c: r for c, r in ratio.items() if not (isinstance(r, (int, float)) and math.isfinite(r) and r > 0)}
     if bad:
@@ -32,7 +33,8 @@ def ratio_counts(available: dict[str, int], ratio: dict[str, float]) -> dict[str
     zero = [c for c, n in counts.items() if n == 0]
     if zero:
         raise DataError(
-            f"class_ratio {ratio} is impossible with training counts {available}: class(es) {zero} would get 0 clips"
+            f"class_ratio {ratio} is impossible with training counts {available}: "
+            f"class(es) {zero} would get 0 clips"
         )
     return counts
 

@@ -21,7 +21,8 @@ def shuffle_sampler(dataset: Dataset, rank: int, world: int, seed: int) -> Distr
 
 
 class OversamplingSampler(DistributedSampler):
-    """Random oversampling: each epoch draws ``len(labels)`` clips with replacement, every class equally likely."""
+    """Random oversampling: each epoch draws ``len(labels)`` clips with replacement, every class equally
+    likely."""
 
     def __init__(self, labels: torch.Tensor, rank: int, world: int, seed: int) -> None:
         self.labels = labels.long()

@@ -41,7 +41,8 @@ def _optional(row: dict[str, str], column: str | None) -> str | None:
 
 
 class ManifestSource(ClipSource):
-    """A CSV with ``path,label`` and optional fold (or split) and group columns; paths relative to ``root``."""
+    """A CSV with ``path,label`` and optional fold (or split) and group columns; paths relative to
+    ``root``."""
 
     def __init__(
         self,
@@ -134,6 +135,7 @@ class FolderSource(ClipSource):
             out.extend(Clip(path=str(p), label=class_dir.name) for p in files)
         if not out:
             raise DataError(
-                f"folder dataset {self.root} has no audio files ({', '.join(AUDIO_SUFFIXES)}) in class sub-folders"
+                f"folder dataset {self.root} has no audio files ({', '.join(AUDIO_SUFFIXES)}) "
+                "in class sub-folders"
             )
         return out

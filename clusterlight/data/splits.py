@@ -11,8 +11,8 @@ def group_split(clips: list[Clip], fractions: list[float], seed: int) -> list[li
     """Split clip indices into ``len(fractions)`` parts of about those shares, never splitting a group.
 
     Clips without a group are their own group. Groups are shuffled with ``seed`` and dealt
-    greedily, per class (of a group's first clip), to the part furthest below its target share, so each part keeps
-    roughly the class balance of the whole.
+    greedily, per class (of a group's first clip), to the part furthest below its target share, so
+    each part keeps roughly the class balance of the whole.
     """
     if not np.isclose(sum(fractions), 1.0) or min(fractions) < 0:
         raise DataError(f"split fractions must be non-negative and sum to 1, got {fractions}")

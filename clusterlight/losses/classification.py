@@ -8,7 +8,8 @@ from torch import nn
 
 
 class ClassificationLoss(nn.Module):
-    """Base: ``forward(logits, target)``; ``set_class_counts`` is called with the training counts before fitting."""
+    """Base: ``forward(logits, target)``; ``set_class_counts`` is called with the training counts
+    before fitting."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -39,7 +40,8 @@ def inverse_frequency_weights(counts: torch.Tensor) -> torch.Tensor:
 
 
 class WeightedCrossEntropy(ClassificationLoss):
-    """Cross-entropy with class weights inversely proportional to the training counts (mean 1): the paper's baseline."""
+    """Cross-entropy with class weights inversely proportional to the training counts (mean 1): the
+    paper's baseline."""
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(

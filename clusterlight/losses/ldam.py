@@ -10,7 +10,8 @@ from clusterlight.losses.classification import ClassificationLoss
 
 
 class LDAMLoss(ClassificationLoss):
-    """Cross-entropy on ``scale * (logits - Delta_y on the true class)`` with ``Delta_c proportional to n_c^(-1/4)``.
+    """Cross-entropy on ``scale * (logits - Delta_y on the true class)`` with
+    ``Delta_c proportional to n_c^(-1/4)``.
 
     The largest margin is ``max_margin``. From epoch ``drw_epoch`` on (deferred re-weighting),
     clips are weighted by inverse effective numbers with ``drw_beta``; ``None`` disables it.

@@ -9,7 +9,8 @@ from clusterlight.nets.base import Backbone
 
 
 class LSTMEmbedder(Backbone, name="lstm"):
-    """log-mel [B, n_mels, T] -> embedding [B, embed_dim]: input norm, LSTM, mean+max pooling over time, linear."""
+    """log-mel [B, n_mels, T] -> embedding [B, embed_dim]: input norm, LSTM, mean+max pooling over time,
+    linear."""
 
     def __init__(
         self,
