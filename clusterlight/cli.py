@@ -6,31 +6,7 @@ import argparse
 import json
 import sys
 
-from lightning.pytorch.cli import LightningCLI
-
-from clusterlight.data.datamodule import AudioDataModule
-from clusterlight.modules.base import AudioModule
-
-
-def class_names_of(datamodule: AudioDataModule) -> list[str]:
-    """A named function, not a lambda: ``ddp_spawn`` pickles the parser with the trainer."""
-    return datamodule.class_names
-
-
-class ClusterlightCLI(LightningCLI):
-    """LightningCLI in subclass mode for model and data; the model's ``class_names`` come from the data."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        kwargs.setdefault("subclass_mode_model", True)
-        kwargs.setdefault("subclass_mode_data", True)
-        kwargs.setdefault("save_config_kwargs", {"overwrite": True})
-        kwargs.setdefault("parser_kwargs", {"parser_mode": "omegaconf"})
-        super().__init__(AudioModule, AudioDataModule, *args, **kwargs)
-
-    def add_arguments_to_parser(self, parser) -> None:
-        parser.link_arguments(
-            "data", "model.init_args.class_names", compute_fn=class_names_of, apply_on="instantiate"
-        )
+from clusterlight.lightning_cli import ClusterlightCLI
 
 
 def synth_main(argv: list[str]) -> None:

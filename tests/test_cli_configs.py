@@ -1,50 +1,20 @@
-"""Every YAML under configs/ instantiates; the CLI trains; the experiment writes its results."""
+"""Every YAML under configs/ instantiates, alone or composed as documented; the CLI trains."""
 
-import json
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, TINY_COUNTS
 from jsonargparse import ArgumentParser
+from lightning.pytorch.callbacks import ModelCheckpoint
+from tiny_configs import CONFIGS, model_configs, tiny_data, write_yaml
 
-from clusterlight.cli import ClusterlightCLI, main
+from clusterlight.cli import main
 from clusterlight.data import AudioDataModule
+from clusterlight.lightning_cli import ClusterlightCLI
 
-CONFIGS = ROOT / "configs"
-TINY_DATA = {
-    "data": {
-        "class_path": "clusterlight.data.AudioDataModule",
-        "init_args": {
-            "source": {
-                "class_path": "clusterlight.data.SyntheticSource",
-                "init_args": {
-                    "counts": TINY_COUNTS,
-                    "sample_rate": 8000,
-                    "duration": 1.0,
-                    "snr_db": [6.0, 12.0],
-                },
-            },
-            "classes": ["dog_bark", "baby_cry", "gunshot", "background"],
-            "sample_rate": 8000,
-            "duration": 1.0,
-            "batch_size": 16,
-        },
-    }
-}
-
-
-def _tiny_data(tmp_path):
-    cfg = json.loads(json.dumps(TINY_DATA))
-    cfg["data"]["init_args"]["source"]["init_args"]["root"] = str(tmp_path / "synth")
-    cfg["data"]["init_args"]["cache_dir"] = str(tmp_path / "cache")
-    return cfg
-
-
-def _write(tmp_path, name, cfg) -> str:
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump(cfg))
-    return str(path)
+CLASSES = ["dog_bark", "baby_cry", "gunshot", "background"]
+STAGES = {"baseline": "Classifier", "pretrain": "EmbeddingPretrain", "finetune": "JointFinetune"}
+NETS = {"lstm": "LSTMEmbedder", "cnn": "CNNEmbedder"}
 
 
 @pytest.mark.parametrize("path", sorted((CONFIGS / "data").glob("*.yaml")), ids=lambda p: p.name)
@@ -56,16 +26,29 @@ def test_data_configs_instantiate(path, tmp_path):
     assert isinstance(dm, AudioDataModule)
 
 
-@pytest.mark.parametrize("model", sorted((CONFIGS / "model").glob("*.yaml")), ids=lambda p: p.name)
+def test_model_configs_are_the_stages_and_the_nets():
+    """A stage config names the module class, a net config the front end and backbone; nothing else
+    (adding a backbone = one Python file + one YAML in model/net/)."""
+    assert sorted(p.stem for p in (CONFIGS / "model").glob("*.yaml")) == sorted(STAGES)
+    assert sorted(p.stem for p in (CONFIGS / "model/net").glob("*.yaml")) == sorted(NETS)
+    for stage in STAGES:
+        model = yaml.safe_load((CONFIGS / f"model/{stage}.yaml").read_text())["model"]
+        assert "class_path" in model and not {"frontend", "backbone"} & set(model["init_args"])
+    for net in NETS:
+        model = yaml.safe_load((CONFIGS / f"model/net/{net}.yaml").read_text())["model"]
+        assert set(model) == {"init_args"} and set(model["init_args"]) == {"frontend", "backbone"}
+
+
+@pytest.mark.parametrize("net", sorted(NETS))
+@pytest.mark.parametrize("stage", sorted(STAGES))
 @pytest.mark.parametrize("trainer", ["cpu.yaml", "gpu.yaml", "ddp_cpu.yaml", "ddp_gpu.yaml"])
-def test_model_and_trainer_configs_instantiate(model, trainer, tmp_path):
+def test_model_and_trainer_configs_instantiate(stage, net, trainer, tmp_path):
     args = [
         "--config",
         str(CONFIGS / "trainer" / trainer),
+        *model_configs(stage, net),
         "--config",
-        str(model),
-        "--config",
-        _write(tmp_path, "d.yaml", _tiny_data(tmp_path)),
+        write_yaml(tmp_path, "d.yaml", tiny_data(tmp_path)),
     ]
     if "gpu" in trainer:
         args += [
@@ -81,8 +64,114 @@ def test_model_and_trainer_configs_instantiate(model, trainer, tmp_path):
     if "ddp_cpu" in trainer:
         args += ["--trainer.devices", "1", "--trainer.strategy", "auto"]
     cli = ClusterlightCLI(args=args, run=False)
-    assert cli.model.class_names == ["dog_bark", "baby_cry", "gunshot", "background"]
+    assert cli.model.class_names == CLASSES
     assert cli.trainer.max_epochs == 20
+    assert type(cli.model).__name__ == STAGES[stage] and type(cli.model.backbone).__name__ == NETS[net]
+    assert cli.trainer.checkpoint_callback.monitor == "val/macro_err"  # every trainer config: the same rule
+
+
+@pytest.mark.parametrize("net", sorted(NETS))
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_fit_config_composes_stage_and_net(stage, net, tmp_path):
+    """``fit --config model/<stage>.yaml --config model/net/<net>.yaml``: the net file (no class_path)
+    fills the stage's init_args; the stage's own settings stay."""
+    data = write_yaml(tmp_path, "d.yaml", tiny_data(tmp_path))
+    stage_cfg = yaml.safe_load((CONFIGS / f"model/{stage}.yaml").read_text())["model"]
+    net_cfg = yaml.safe_load((CONFIGS / f"model/net/{net}.yaml").read_text())["model"]["init_args"]
+    cli = ClusterlightCLI(
+        args=["--config", str(CONFIGS / "trainer/cpu.yaml"), *model_configs(stage, net), "--config", data],
+        run=False,
+    )
+    model = cli.config.model
+    assert model.class_path == stage_cfg["class_path"]
+    for part in ("frontend", "backbone"):
+        assert model.init_args[part].class_path == net_cfg[part]["class_path"]
+        for k, v in net_cfg[part]["init_args"].items():
+            assert model.init_args[part].init_args[k] == v
+    assert model.init_args.lr == stage_cfg["init_args"]["lr"]
+    assert model.init_args.loss.class_path == stage_cfg["init_args"]["loss"]["class_path"]
+    assert type(cli.model).__name__ == STAGES[stage]
+    assert type(cli.model.backbone).__name__ == NETS[net] and type(cli.model.frontend).__name__ == "LogMel"
+    assert cli.model.frontend.n_mels == net_cfg["frontend"]["init_args"]["n_mels"]
+    assert type(cli.model.loss).__name__ == stage_cfg["init_args"]["loss"]["class_path"].rsplit(".", 1)[1]
+
+
+def _assert_contains(config, fragment, where=""):
+    """Every leaf of ``fragment`` is in ``config`` at the same place (lists and tuples alike)."""
+    if isinstance(fragment, dict):
+        for k, v in fragment.items():
+            _assert_contains(config[k], v, f"{where}.{k}")
+    else:
+        same = list(config) == fragment if isinstance(fragment, list) else config == fragment
+        assert same, f"{where}: {config!r} != {fragment!r}"
+
+
+@pytest.mark.parametrize(
+    "fragment, stage, built",
+    [
+        ("data/mixing/background.yaml", "baseline", lambda cli: type(cli.datamodule.mixing).__name__),
+        ("data/mixing/within_cluster.yaml", "finetune", lambda cli: type(cli.datamodule.mixing).__name__),
+        ("model/loss/cross_entropy.yaml", "baseline", lambda cli: type(cli.model.loss).__name__),
+        ("model/loss/cluster_softmax.yaml", "pretrain", lambda cli: type(cli.model.loss).__name__),
+        ("model/frontend/specaug.yaml", "finetune", lambda cli: len(cli.model.frontend.freq_masks)),
+    ],
+)
+def test_fragment_configs_compose(fragment, stage, built, tmp_path):
+    """The blocks the experiments share, each written once: added after the stage and net configs,
+    a fragment sets its settings and nothing else is lost."""
+    cfg = yaml.safe_load((CONFIGS / fragment).read_text())
+    args = [
+        "--config",
+        str(CONFIGS / "trainer/cpu.yaml"),
+        "--config",
+        write_yaml(tmp_path, "d.yaml", tiny_data(tmp_path)),
+        *model_configs(stage, "lstm"),
+    ]
+    cli = ClusterlightCLI(args=[*args, "--config", str(CONFIGS / fragment)], run=False)
+    _assert_contains(cli.config.as_dict(), cfg)
+    expected = {
+        "background.yaml": "BackgroundMix",
+        "within_cluster.yaml": "WithinClusterMix",
+        "cross_entropy.yaml": "CrossEntropy",
+        "cluster_softmax.yaml": "ClusterSoftmaxLoss",
+        "specaug.yaml": 2,
+    }
+    assert built(cli) == expected[Path(fragment).name]
+    assert type(cli.model).__name__ == STAGES[stage] and type(cli.model.backbone).__name__ == "LSTMEmbedder"
+
+
+def test_checkpoint_callback_is_built_in_with_the_selection_rule(tmp_path):
+    """One ModelCheckpoint for every run (no trainer config names it): best val macro error and the
+    last epoch; any of its settings can be changed on the command line."""
+    args = [
+        "--config",
+        str(CONFIGS / "trainer/cpu.yaml"),
+        *model_configs("baseline", "lstm"),
+        "--config",
+        write_yaml(tmp_path, "d.yaml", tiny_data(tmp_path)),
+    ]
+    for trainer in (CONFIGS / "trainer").glob("*.yaml"):
+        assert "callbacks" not in yaml.safe_load(trainer.read_text())["trainer"], trainer.name
+    cli = ClusterlightCLI(args=args, run=False)
+    ckpts = [c for c in cli.trainer.callbacks if isinstance(c, ModelCheckpoint)]
+    assert ckpts == [cli.trainer.checkpoint_callback]
+    ckpt = cli.trainer.checkpoint_callback
+    assert (ckpt.monitor, ckpt.mode, ckpt.save_last, ckpt.filename) == (
+        "val/macro_err",
+        "min",
+        True,
+        "best-{epoch:03d}",
+    )
+    cli = ClusterlightCLI(
+        args=[*args, "--checkpoint.monitor", "val/acc", "--checkpoint.mode", "max"], run=False
+    )
+    ckpt = cli.trainer.checkpoint_callback
+    assert (ckpt.monitor, ckpt.mode, ckpt.save_last, ckpt.filename) == (
+        "val/acc",
+        "max",
+        True,
+        "best-{epoch:03d}",
+    )
 
 
 @pytest.mark.parametrize("logger", sorted((CONFIGS / "logger").glob("*.yaml")), ids=lambda p: p.name)
@@ -94,12 +183,11 @@ def test_logger_configs_instantiate(logger, tmp_path, monkeypatch):
         str(CONFIGS / "trainer/cpu.yaml"),
         "--config",
         str(logger),
-        "--config",
-        str(CONFIGS / "model/baseline_lstm.yaml"),
+        *model_configs("baseline", "lstm"),
     ]
     args += [
         "--config",
-        _write(tmp_path, "d.yaml", _tiny_data(tmp_path)),
+        write_yaml(tmp_path, "d.yaml", tiny_data(tmp_path)),
         "--trainer.logger.init_args.save_dir",
         str(tmp_path),
     ]
@@ -118,14 +206,13 @@ def test_experiment_configs_reference_existing_files():
 
 
 def test_cli_fit_fast_dev_run(tmp_path):
-    data = _write(tmp_path, "d.yaml", _tiny_data(tmp_path))
+    data = write_yaml(tmp_path, "d.yaml", tiny_data(tmp_path))
     main(
         [
             "fit",
             "--config",
             str(CONFIGS / "trainer/cpu.yaml"),
-            "--config",
-            str(CONFIGS / "model/pretrain_lstm.yaml"),
+            *model_configs("pretrain", "lstm"),
             "--config",
             data,
             "--trainer.fast_dev_run",
@@ -141,8 +228,7 @@ def test_cli_fit_fast_dev_run(tmp_path):
             "fit",
             "--config",
             str(CONFIGS / "trainer/cpu.yaml"),
-            "--config",
-            str(CONFIGS / "model/baseline_cnn.yaml"),
+            *model_configs("baseline", "cnn"),
             "--config",
             data,
             "--trainer.fast_dev_run",
@@ -164,7 +250,7 @@ def test_cli_fit_fast_dev_run(tmp_path):
     ],
 )
 def test_cli_fit_with_batch_mixing(tmp_path, mixing):
-    cfg = _tiny_data(tmp_path)
+    cfg = tiny_data(tmp_path)
     cfg["data"]["init_args"].update(mixing=mixing, balanced_clusters=True)
     model = [
         "--model.init_args.frontend.init_args.sample_rate",
@@ -177,10 +263,9 @@ def test_cli_fit_with_batch_mixing(tmp_path, mixing):
             "fit",
             "--config",
             str(CONFIGS / "trainer/cpu.yaml"),
+            *model_configs("finetune", "lstm"),
             "--config",
-            str(CONFIGS / "model/finetune_lstm.yaml"),
-            "--config",
-            _write(tmp_path, "d.yaml", cfg),
+            write_yaml(tmp_path, "d.yaml", cfg),
             "--trainer.fast_dev_run",
             "2",
             "--trainer.default_root_dir",
@@ -189,16 +274,15 @@ def test_cli_fit_with_batch_mixing(tmp_path, mixing):
         ]
     )
     assert type(cli.datamodule.mixing).__name__ == mixing["class_path"].rsplit(".", 1)[1]
-    assert cli.datamodule.mixing.p == 1.0 and cli.datamodule.balanced_clusters
+    assert cli.datamodule.mixing.p == 1.0 and cli.datamodule.clusters.balanced  # balanced_clusters
 
 
 def test_cli_fit_then_test_from_checkpoint(tmp_path, capsys):
-    data = _write(tmp_path, "d.yaml", _tiny_data(tmp_path))
+    data = write_yaml(tmp_path, "d.yaml", tiny_data(tmp_path))
     common = [
         "--config",
         str(CONFIGS / "trainer/cpu.yaml"),
-        "--config",
-        str(CONFIGS / "model/baseline_lstm.yaml"),
+        *model_configs("baseline", "lstm"),
         "--config",
         data,
         "--trainer.default_root_dir",
@@ -229,180 +313,3 @@ def test_data_synth_command(tmp_path, capsys):
     )
     assert (tmp_path / "s" / "manifest.csv").is_file()
     assert "wrote" in capsys.readouterr().out
-
-
-def _tiny_experiment(tmp_path) -> dict:
-    model_over = {
-        "model": {
-            "init_args": {
-                "frontend": {"init_args": {"sample_rate": 8000}},
-                "backbone": {"init_args": {"hidden": 32, "layers": 1}},
-            }
-        }
-    }
-    return {
-        "name": "tiny",
-        "seeds": [0, 1],
-        "common": [
-            str(CONFIGS / "trainer/cpu.yaml"),
-            str(CONFIGS / "logger/csv.yaml"),
-            _write(tmp_path, "d.yaml", _tiny_data(tmp_path)),
-        ],
-        "overrides": {
-            "trainer": {"enable_progress_bar": False, "enable_model_summary": False, "max_epochs": 1},
-            **model_over,
-        },
-        "methods": {
-            "baseline": {"stages": [{"name": "fit", "configs": [str(CONFIGS / "model/baseline_lstm.yaml")]}]},
-            "clustered": {
-                "stages": [
-                    {"name": "pretrain", "configs": [str(CONFIGS / "model/pretrain_lstm.yaml")]},
-                    {
-                        "name": "finetune",
-                        "configs": [str(CONFIGS / "model/finetune_lstm.yaml")],
-                        "init_from": "pretrain",
-                    },
-                ]
-            },
-        },
-    }
-
-
-def test_experiment_writes_complete_results_and_reuses_finished_runs(tmp_path, capsys):
-    exp_file = _write(tmp_path, "exp.yaml", _tiny_experiment(tmp_path))
-    main(
-        [
-            "experiment",
-            "--config",
-            exp_file,
-            "--output_dir",
-            str(tmp_path / "out"),
-            "--methods",
-            "baseline",
-            "--seeds",
-            "0",
-        ]
-    )
-    first = json.loads((tmp_path / "out/results.json").read_text())
-    assert list(first["runs"]) == ["baseline"] and first["summary"]["baseline"]["macro_err"]["values"]
-    capsys.readouterr()
-
-    main(["experiment", "--config", exp_file, "--output_dir", str(tmp_path / "out")])
-    assert "seed 0 (1/2) | baseline: reusing the finished run" in capsys.readouterr().out
-    result = json.loads((tmp_path / "out/results.json").read_text())
-    assert result["runs"]["baseline"]["0"] == first["runs"]["baseline"]["0"]
-    assert result["seeds"] == [0, 1] and result["classes"] == [
-        "dog_bark",
-        "baby_cry",
-        "gunshot",
-        "background",
-    ]
-    for method in ("baseline", "clustered"):
-        assert set(result["runs"][method]) == {"0", "1"}
-        assert len(result["summary"][method]["macro_err"]["values"]) == 2
-    red = result["reduction"]["clustered"]
-    base, clus = (
-        result["summary"]["baseline"]["macro_err"]["mean"],
-        result["summary"]["clustered"]["macro_err"]["mean"],
-    )
-    assert red["macro_err"] == pytest.approx((base - clus) / base)
-    assert result["wall_s"] == pytest.approx(
-        sum(r["wall_s"] for per in result["runs"].values() for r in per.values())
-    )
-    val = result["runs"]["baseline"]["0"]["val"]  # the selected checkpoint's validation metrics
-    assert val["metrics"]["macro_err"] == pytest.approx(
-        result["runs"]["baseline"]["0"]["selected_val_macro_err"]
-    )
-    assert sum(map(sum, val["confusion"])) == sum(TINY_COUNTS["val"].values())
-    md = (tmp_path / "out/results.md").read_text()
-    assert "| clustered |" in md and "error reduction vs baseline" in md and "**macro**" in md
-    assert "validation error, pooled over seeds" in md
-    assert (tmp_path / "out/seed1/clustered/finetune").is_dir()
-
-
-def test_run_hash_follows_the_configs_not_the_folder(tmp_path):
-    from omegaconf import OmegaConf
-
-    from clusterlight.experiment import run_hash
-
-    exp_file = Path(_write(tmp_path, "exp.yaml", _tiny_experiment(tmp_path)))
-    exp = OmegaConf.load(exp_file)
-    spec = exp.methods.clustered
-    same = run_hash(exp, spec, 0, exp_file)
-    assert same == run_hash(OmegaConf.load(exp_file), spec, 0, exp_file)
-    assert same != run_hash(exp, spec, 1, exp_file)
-    exp.overrides.trainer.max_epochs = 2
-    assert same != run_hash(exp, spec, 0, exp_file)
-
-
-def test_experiment_rejects_unknown_method(tmp_path):
-    exp_file = _write(tmp_path, "exp.yaml", _tiny_experiment(tmp_path))
-    with pytest.raises(ValueError, match=r"no method\(s\) \['bogus'\]"):
-        main(
-            ["experiment", "--config", exp_file, "--output_dir", str(tmp_path / "out"), "--methods", "bogus"]
-        )
-
-
-def test_merge_replaces_a_node_whose_class_changes():
-    from clusterlight.experiment import merge_configs
-
-    base = {
-        "model": {
-            "init_args": {"lr": 1e-3, "loss": {"class_path": "a.Margin", "init_args": {"margin_inter": 1.0}}}
-        }
-    }
-    same = merge_configs(
-        base,
-        {"model": {"init_args": {"loss": {"class_path": "a.Margin", "init_args": {"margin_intra": 0.1}}}}},
-    )
-    assert same["model"]["init_args"]["loss"]["init_args"] == {"margin_inter": 1.0, "margin_intra": 0.1}
-    other = merge_configs(
-        base,
-        {"model": {"init_args": {"loss": {"class_path": "a.Softmax", "init_args": {"temperature": 0.1}}}}},
-    )
-    assert other["model"]["init_args"] == {
-        "lr": 1e-3,
-        "loss": {"class_path": "a.Softmax", "init_args": {"temperature": 0.1}},
-    }
-
-
-def test_summary_compares_methods_on_shared_seeds():
-    from clusterlight.experiment import summarize
-
-    def run(err: float) -> dict:
-        return {"metrics": {"err_a": err, "err_b": err, "macro_err": err, "acc": 1 - err}}
-
-    runs = {
-        "base": {s: run(e) for s, e in enumerate([0.4, 0.4, 0.4, 0.8, 0.8])},
-        "new": {s: run(0.3) for s in range(3)},
-    }
-    result = summarize(runs, ["a", "b"], "base")
-    assert result["summary"]["base"]["macro_err"]["mean"] == pytest.approx(0.56)
-    assert result["reduction"]["new"]["seeds"] == [0, 1, 2]
-    assert result["reduction"]["new"]["macro_err"] == pytest.approx(
-        0.25
-    )  # against 0.4, the base mean on seeds 0-2
-    assert result["reduction"]["new"]["macro_err_per_seed"] == pytest.approx([0.25, 0.25, 0.25])
-
-
-def test_pooled_errors_sum_confusions_before_dividing():
-    from clusterlight.experiment import pooled_errors
-
-    fold_a = [[3, 1], [0, 1]]  # class a: 3 of 4 right; class b: 1 of 1
-    fold_b = [[1, 0], [3, 1]]  # class a: 1 of 1; class b: 1 of 4
-    pooled = pooled_errors([fold_a, fold_b], ["a", "b"])
-    assert pooled["err_a"] == pytest.approx(1 / 5) and pooled["err_b"] == pytest.approx(3 / 5)
-    assert pooled["macro_err"] == pytest.approx(0.4)
-
-
-def test_cross_validate_makes_each_seed_validate_on_its_own_part(tmp_path):
-    from omegaconf import OmegaConf
-
-    from clusterlight.experiment import stage_config
-
-    exp_file = Path(_write(tmp_path, "exp.yaml", _tiny_experiment(tmp_path)))
-    exp = OmegaConf.load(exp_file)
-    stage = exp.methods.baseline.stages[0]
-    assert "val_part" not in stage_config(exp, stage, 3, tmp_path / "run", exp_file, {})["data"]["init_args"]
-    exp.cross_validate = True
-    assert stage_config(exp, stage, 3, tmp_path / "run", exp_file, {})["data"]["init_args"]["val_part"] == 3

@@ -1,0 +1,37 @@
+"""``clusterlight experiment``: every method, every seed, same data and budget; then the comparison table.
+
+An experiment file names LightningCLI config files shared by all stages (``common``), and
+per method a list of stages, each with its own config files and overrides. A stage with
+``init_from: <stage>`` starts from that stage's selected checkpoint (it sets
+``model.init_args.pretrained_checkpoint``). The last stage of each method is tested on the
+test split with its checkpoint selected by validation macro error. With
+``cross_validate: true`` seed ``s`` also selects the validation part ``s`` of the training
+folds (``data.val_part``), so seeds ``0 .. n-1`` cross-validate every method.
+
+Each finished (method, seed) leaves ``seed<s>/<method>/result.json`` with a hash of its
+resolved stage configs; a rerun into the same folder reuses every result whose configs are
+unchanged, so an interrupted experiment continues where it stopped and extra seeds or
+methods can be added later (``--methods``), the table covering every finished run.
+
+The modules, by job: ``configs`` (an experiment file to each stage's resolved config and the
+run hash), ``runner`` (training the stages, reusing saved results), ``report`` (the summary
+over seeds and the tables), ``main`` (the command line).
+"""
+
+from clusterlight.experiment.configs import merge_configs, run_hash, stage_config
+from clusterlight.experiment.main import experiment_main
+from clusterlight.experiment.report import markdown_table, pooled_errors, summarize, write_results
+from clusterlight.experiment.runner import run_experiment, run_stage
+
+__all__ = [
+    "experiment_main",
+    "markdown_table",
+    "merge_configs",
+    "pooled_errors",
+    "run_experiment",
+    "run_hash",
+    "run_stage",
+    "stage_config",
+    "summarize",
+    "write_results",
+]

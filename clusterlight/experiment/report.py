@@ -1,0 +1,144 @@
+"""The comparison over seeds: summary statistics, relative error reductions, the tables, results files."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from clusterlight.data.atomic import atomic_file
+from clusterlight.metrics import relative_error_reduction
+
+
+def _stats(vals: list[float]) -> dict:
+    return {
+        "mean": statistics.fmean(vals),
+        "std": statistics.stdev(vals) if len(vals) > 1 else 0.0,
+        "values": vals,
+    }
+
+
+def _mean_over(per_seed: dict[int, dict], seeds: list[int], k: str) -> float:
+    return statistics.fmean(per_seed[s]["metrics"][k] for s in seeds)
+
+
+def pooled_errors(confusions: list[list[list[int]]], class_names: list[str]) -> dict:
+    """Per-class and macro error of the summed confusion matrices (rows: true class): over
+    cross-validation folds, the error on every validation clip at once."""
+    total = [
+        [sum(cells) for cells in zip(*rows)] for rows in zip(*confusions)
+    ]  # element-wise sum of the matrices
+    errs = {
+        f"err_{c}": 1 - total[i][i] / sum(total[i]) if sum(total[i]) else float("nan")
+        for i, c in enumerate(class_names)
+    }
+    return {**errs, "macro_err": statistics.fmean(errs.values())}
+
+
+def summarize(runs: dict[str, dict[int, dict]], class_names: list[str], reference: str) -> dict:
+    """Mean and std over seeds of each error, and relative reductions against ``reference``, computed
+    on the seeds a method shares with the reference (so a method run with fewer seeds is compared
+    with the reference on the same ones)."""
+    keys = [f"err_{c}" for c in class_names] + ["macro_err", "acc"]
+    summary = {}
+    for method, per_seed in runs.items():
+        summary[method] = {}
+        for k in keys:
+            vals = [r["metrics"][k] for r in per_seed.values()]
+            summary[method][k] = _stats(vals)
+        val = [r.get("selected_val_macro_err") for r in per_seed.values()]
+        if val and None not in val:
+            summary[method]["selected_val_macro_err"] = _stats(val)
+        confusions = [r["val"]["confusion"] for r in per_seed.values() if "val" in r]
+        if confusions and len(confusions) == len(per_seed):
+            summary[method]["val_pooled"] = pooled_errors(confusions, class_names)
+    reductions = {}
+    for method in runs:
+        if method == reference:
+            continue
+        seeds = sorted(set(runs[method]) & set(runs[reference]))  # paired: only the seeds both have
+        if not seeds:
+            continue
+        reductions[method] = {
+            k: relative_error_reduction(
+                _mean_over(runs[reference], seeds, k), _mean_over(runs[method], seeds, k)
+            )
+            for k in keys
+            if k != "acc"
+        }
+        reductions[method]["seeds"] = seeds
+        reductions[method]["macro_err_per_seed"] = [
+            relative_error_reduction(
+                runs[reference][s]["metrics"]["macro_err"], runs[method][s]["metrics"]["macro_err"]
+            )
+            for s in seeds
+        ]
+    return {"summary": summary, "reduction": reductions}
+
+
+def markdown_table(result: dict, class_names: list[str], reference: str) -> str:
+    """Two tables: error per class and macro (mean ± std over seeds) per method, then each
+    method's relative error reduction against ``reference`` (positive = fewer errors)."""
+    keys = [*(f"err_{c}" for c in class_names), "macro_err"]
+    head = "| {} | " + " | ".join([*class_names, "**macro**"]) + " |"
+    rule = "|---" * (len(keys) + 1) + "|"
+    lines = [
+        head.format("test error (1 - recall)")[:-1] + "| val macro (selection) | seeds |",
+        rule + "---|---|",
+    ]
+
+    def cell(stats: dict | None) -> str:
+        return "n/a" if stats is None else f"{stats['mean']:.3f} ± {stats['std']:.3f}"
+
+    for m, summary in result["summary"].items():
+        cells = [cell(summary[k]) for k in keys] + [
+            cell(summary.get("selected_val_macro_err")),
+            str(len(summary["macro_err"]["values"])),
+        ]
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    lines += ["", head.format(f"error reduction vs {reference}"), rule]
+    for m, red in result["reduction"].items():
+        lines.append(
+            f"| {m} | "
+            + " | ".join("n/a" if math.isnan(red[k]) else f"{100 * red[k]:+.1f}%" for k in keys)
+            + " |"
+        )
+    pooled = {m: s["val_pooled"] for m, s in result["summary"].items() if "val_pooled" in s}
+    if pooled:
+        lines += ["", head.format("validation error, pooled over seeds (selected checkpoints)"), rule]
+        lines += [f"| {m} | " + " | ".join(f"{p[k]:.3f}" for k in keys) + " |" for m, p in pooled.items()]
+    return "\n".join(lines)
+
+
+def write_results(out: Path, exp, runs: dict, class_names: list[str], reference: str) -> dict:
+    """Write ``results.json`` and ``results.md`` for the runs finished so far (called after every run);
+    ``wall_s`` is the sum of their wall times."""
+    done = {m: dict(sorted(per.items())) for m, per in runs.items() if per}
+    wall_s = sum(r["wall_s"] for per in done.values() for r in per.values())
+    seeds = sorted({s for per in done.values() for s in per})
+    result = {
+        "name": exp.name,
+        "seeds": seeds,
+        "reference": reference,
+        "classes": class_names,
+        "wall_s": wall_s,
+    }
+    result.update(
+        summarize(done, class_names, reference) if reference in done else {"summary": {}, "reduction": {}}
+    )
+    result["runs"] = {m: {str(s): r for s, r in per.items()} for m, per in done.items()}
+    result["experiment"] = OmegaConf.to_container(exp, resolve=True)
+    table = markdown_table(result, class_names, reference)
+    seeds_of = "; ".join(f"{m}: {list(per)}" for m, per in done.items())
+    with atomic_file(out / "results.json") as tmp:
+        tmp.write_text(json.dumps(result, indent=2))
+    with atomic_file(out / "results.md") as tmp:
+        tmp.write_text(
+            f"# {exp.name}\n\nTest-split error per class (1 - recall), mean ± std over seeds ({seeds_of}); "
+            f"relative error reduction = (err_{reference} - err_method) / err_{reference}, "
+            f"on the seeds both share.\n\n{table}\n\nWall time: {wall_s:.0f} s\n"
+        )
+    return result
