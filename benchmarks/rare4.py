@@ -81,7 +81,8 @@ def main() -> None:
         )
     if not (DATA / "labels.csv").is_file():
         sys.exit(
-            f"rare4 benchmark: {DATA}/labels.csv not found. It needs the UrbanSound8K dev clips in ../shared/data/us8k_dev."
+            f"rare4 benchmark: {DATA}/labels.csv not found. It needs the UrbanSound8K dev clips in "
+            "../shared/data/us8k_dev."
         )
     rows, t0 = [], time.time()
     for backbone in a.backbones:

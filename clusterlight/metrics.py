@@ -20,9 +20,14 @@ def confusion_matrix(preds: torch.Tensor, target: torch.Tensor, num_classes: int
 
 
 def per_class_error_from_confusion(confusion: torch.Tensor) -> torch.Tensor:
-    """``1 - recall`` per class; NaN for a class without clips (its error is not measured)."""
+    """``1 - recall`` per class; NaN for a class without clips (its error is not measured).
+
+    Counts are divided in float32, or in the confusion matrix's own floating dtype (float64 for
+    figures pooled over runs)."""
     confusion = torch.as_tensor(confusion)
-    return 1 - confusion.diagonal().float() / confusion.sum(1).float()
+    if not confusion.is_floating_point():
+        confusion = confusion.float()
+    return 1 - confusion.diagonal() / confusion.sum(1)
 
 
 def per_class_f1_from_confusion(confusion: torch.Tensor) -> torch.Tensor:

@@ -7,10 +7,11 @@ import math
 import statistics
 from pathlib import Path
 
+import torch
 from omegaconf import OmegaConf
 
 from clusterlight.data.atomic import atomic_file
-from clusterlight.metrics import relative_error_reduction
+from clusterlight.metrics import per_class_error_from_confusion, relative_error_reduction
 
 
 def _stats(vals: list[float]) -> dict:
@@ -28,13 +29,8 @@ def _mean_over(per_seed: dict[int, dict], seeds: list[int], k: str) -> float:
 def pooled_errors(confusions: list[list[list[int]]], class_names: list[str]) -> dict:
     """Per-class and macro error of the summed confusion matrices (rows: true class): over
     cross-validation folds, the error on every validation clip at once."""
-    total = [
-        [sum(cells) for cells in zip(*rows)] for rows in zip(*confusions)
-    ]  # element-wise sum of the matrices
-    errs = {
-        f"err_{c}": 1 - total[i][i] / sum(total[i]) if sum(total[i]) else float("nan")
-        for i, c in enumerate(class_names)
-    }
+    total = torch.tensor(confusions, dtype=torch.float64).sum(0)  # element-wise sum of the matrices
+    errs = dict(zip((f"err_{c}" for c in class_names), per_class_error_from_confusion(total).tolist()))
     return {**errs, "macro_err": statistics.fmean(errs.values())}
 
 
