@@ -18,7 +18,9 @@ setup: $(BIN)/clusterlight
 demo: setup  ## the main job: baseline vs clustered on the built-in synthetic data
 	$(BIN)/clusterlight experiment --config configs/experiment/quickstart.yaml
 
-test: setup  ## the test suite (CPU, own data, a few minutes)
+test: setup  ## lint, format check and the test suite (CPU, own data, a few minutes)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest tests
 
 clean:

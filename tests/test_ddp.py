@@ -5,7 +5,7 @@ import json
 import torch
 from conftest import tiny_datamodule, tiny_parts, tiny_trainer
 from lightning.pytorch import Callback
-from test_cli_configs import CONFIGS, _tiny_data, _write
+from tiny_configs import CONFIGS, tiny_data, write_yaml
 
 from clusterlight import ClusterCentroids, EmbeddingPretrain
 from clusterlight.cli import main
@@ -65,7 +65,7 @@ def test_ddp_two_cpu_processes_keep_identical_cluster_state(synth_root, tmp_path
 
 
 def test_ddp_baseline_fit_through_cli(tmp_path):
-    data = _write(tmp_path, "d.yaml", _tiny_data(tmp_path))
+    data = write_yaml(tmp_path, "d.yaml", tiny_data(tmp_path))
     main(
         [
             "fit",
