@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import yaml
 from jsonargparse import Namespace
-from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
+from clusterlight import runs
+from clusterlight.callbacks.checkpoint import BestAndLastCheckpoint
 from clusterlight.data.datamodule import AudioDataModule
+from clusterlight.metrics import report_table
 from clusterlight.modules.base import AudioModule
 
 CHECKPOINT_DEFAULTS = {
@@ -22,12 +27,33 @@ def class_names_of(datamodule: AudioDataModule) -> list[str]:
     return datamodule.class_names
 
 
+class LoggedConfig(SaveConfigCallback):
+    """Writes ``config.yaml`` to the run folder and hands the resolved config to every logger: the W&B
+    run config (so runs can be grouped and filtered by any setting), TensorBoard's hparams, the CSV
+    logger's ``hparams.yaml``."""
+
+    def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        config = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
+        for logger in trainer.loggers:
+            logger.log_hyperparams(config)
+
+
+def _short(class_path) -> str:
+    return str(class_path).rsplit(".", 1)[-1]
+
+
 class ClusterlightCLI(LightningCLI):
     """LightningCLI in subclass mode for model and data; the model's ``class_names`` come from the data.
 
     Every run has a ``ModelCheckpoint`` (``checkpoint.*``, Lightning's forced-callback pattern):
-    by default it keeps the best validation macro error and the last epoch, the same selection
-    rule for every method and trainer config; ``--checkpoint.monitor`` etc. change it.
+    by default it keeps the best validation macro error and, after every epoch, ``last.ckpt``:
+    the same selection rule for every method and trainer config; ``--checkpoint.monitor`` etc.
+    change it. ``--ckpt_path last`` / ``best`` in a new process mean the newest earlier run's
+    checkpoint (:mod:`clusterlight.runs`): ``fit --ckpt_path last`` resumes an interrupted run in
+    its own folder, ``test --ckpt_path best`` tests the checkpoint a fit selected. ``fit`` ends by
+    printing the selected checkpoint's per-class validation table. The resolved config goes to
+    every logger (:class:`LoggedConfig`); a W&B run without a name is named after the module,
+    the backbone and the seed.
     """
 
     def __init__(self, *args, **kwargs) -> None:
@@ -35,10 +61,11 @@ class ClusterlightCLI(LightningCLI):
         kwargs.setdefault("subclass_mode_data", True)
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
         kwargs.setdefault("parser_kwargs", {"parser_mode": "omegaconf"})
+        kwargs.setdefault("save_config_callback", LoggedConfig)
         super().__init__(AudioModule, AudioDataModule, *args, **kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(BestAndLastCheckpoint, "checkpoint")
         parser.set_defaults(CHECKPOINT_DEFAULTS)
         parser.link_arguments(
             "data", "model.init_args.class_names", compute_fn=class_names_of, apply_on="instantiate"
@@ -53,3 +80,61 @@ class ClusterlightCLI(LightningCLI):
             self.config = parser.parse_object(args)
         else:
             super().parse_arguments(parser, args)
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config.get(str(self.subcommand), self.config) if self.subcommand else self.config
+        logger = config.trainer.get("logger") if config.get("trainer") else None
+        if isinstance(logger, Namespace) and _short(logger.get("class_path")) == "WandbLogger":
+            args = logger.init_args
+            if not args.get("name"):
+                model = config.model
+                backbone = model.init_args.get("backbone")
+                backbone = _short(backbone.class_path) if isinstance(backbone, Namespace) else "model"
+                args.name = f"{_short(model.class_path)}/{backbone}/seed{config.get('seed_everything')}"
+            if "job_type" not in args or not args.get("job_type"):
+                args.job_type = str(self.subcommand)
+
+    def _resolve_ckpt_path(self, resume: bool) -> None:
+        config = self.config_init[self.subcommand]
+        which = config.get("ckpt_path")
+        if which not in ("last", "best"):
+            return
+        found = runs.resolve(self.trainer, which)
+        if found is None and resume and which == "last":
+            rank_zero_warn(
+                "--ckpt_path last: no earlier run with a last.ckpt was found; training from scratch"
+            )
+            config["ckpt_path"] = None
+            return
+        if found is None:
+            root = self.trainer.logger.root_dir if self.trainer.logger else self.trainer.default_root_dir
+            raise FileNotFoundError(
+                f"--ckpt_path {which}: no earlier run under {root} holds a {which} checkpoint; "
+                "run fit first with the same trainer.default_root_dir/logger, or give a checkpoint path"
+            )
+        rank_zero_info(f"[clusterlight] --ckpt_path {which}: {found}")
+        config["ckpt_path"] = str(found)
+
+    def before_fit(self) -> None:
+        self._resolve_ckpt_path(resume=True)
+
+    def before_validate(self) -> None:
+        self._resolve_ckpt_path(resume=False)
+
+    def before_test(self) -> None:
+        self._resolve_ckpt_path(resume=False)
+
+    def before_predict(self) -> None:
+        self._resolve_ckpt_path(resume=False)
+
+    def after_fit(self) -> None:
+        """Validate the selected checkpoint and print its per-class table."""
+        best = self.trainer.checkpoint_callback.best_model_path if self.trainer.checkpoint_callback else ""
+        if not best or self.trainer.interrupted:
+            return
+        self.trainer.validate(self.model, datamodule=self.datamodule, ckpt_path=best, verbose=False)
+        # callback_metrics: also filled in this process when ddp_spawn validated in workers
+        metrics = {k[4:]: float(v) for k, v in self.trainer.callback_metrics.items() if k.startswith("val/")}
+        if "macro_err" in metrics and self.trainer.is_global_zero:
+            title = f"validation, selected checkpoint {best}"
+            print("\n" + report_table(metrics, self.model.class_names, title) + "\n", flush=True)

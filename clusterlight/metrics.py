@@ -53,6 +53,15 @@ def relative_error_reduction(err_baseline: float, err_method: float) -> float:
     return (err_baseline - err_method) / err_baseline if err_baseline > 0 else float("nan")
 
 
+def report_table(metrics: dict[str, float], class_names: list[str], title: str) -> str:
+    """A Markdown table of per-class error and F1 with the macro error and accuracy, from the
+    ``{stage}/...``-less metric names ``ClassificationReport.compute`` returns."""
+    lines = [f"| {title} | error (1 - recall) | F1 |", "|---|---|---|"]
+    lines += [f"| {c} | {metrics[f'err_{c}']:.3f} | {metrics[f'f1_{c}']:.3f} |" for c in class_names]
+    lines.append(f"| **macro** | {metrics['macro_err']:.3f} | accuracy {metrics['acc']:.3f} |")
+    return "\n".join(lines)
+
+
 class ClassificationReport(nn.Module):
     """Accumulates a confusion matrix; ``compute()`` gives macro error, accuracy, per-class error and F1.
 

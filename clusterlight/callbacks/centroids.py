@@ -81,8 +81,9 @@ class ClusterCentroids(Callback):
             embeddings, data.train_labels, data.class_names, self.centroids, epoch
         )
         self.reset(centroids, len(embeddings))
+        # identical on every rank (rank 0's clusters are broadcast): sync_dist averages equal values
         pl_module.log_dict(
-            {f"cluster/{k}": v for k, v in stats.items()}, on_step=False, on_epoch=True, rank_zero_only=True
+            {f"cluster/{k}": v for k, v in stats.items()}, on_step=False, on_epoch=True, sync_dist=True
         )
 
     def reset(self, centroids: torch.Tensor, n_clips: int) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
-from lightning.pytorch.utilities import rank_zero_only
 
+from clusterlight import distributed
 from clusterlight.callbacks.centroids import ClusterCentroids
 
 log = logging.getLogger(__name__)
@@ -48,16 +48,24 @@ class EmbeddingPlot(Callback):
             self._z.append(outputs["embeddings"].float().cpu())
             self._y.append(outputs["labels"].cpu())
 
-    @rank_zero_only
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if trainer.sanity_checking or not self._z or trainer.current_epoch % self.every_n_epochs:
+        """Every rank takes part in the collectives (gathering the points, resolving ``log_dir``);
+        only rank 0 draws and writes: no collective may run inside a rank-zero-only path."""
+        if trainer.sanity_checking or trainer.current_epoch % self.every_n_epochs:
             return
+        local = (torch.cat(self._z), torch.cat(self._y)) if self._z else None
+        parts = [p for p in distributed.all_gather_objects(local) if p is not None]
+        folder = Path(trainer.log_dir or trainer.default_root_dir) / "embeddings"
+        if parts and trainer.is_global_zero:
+            z, y = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+            self._draw(trainer, pl_module, z[: self.max_points], y[: self.max_points], folder)
+
+    def _draw(self, trainer: Trainer, pl_module: LightningModule, z, y, folder: Path) -> None:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        z, y = torch.cat(self._z), torch.cat(self._y)
         tracker = next((c for c in trainer.callbacks if isinstance(c, ClusterCentroids) and c.ready), None)
         cents = tracker.centroids.float().cpu() if tracker else torch.zeros(0, z.shape[1])
         z2, c2 = pca_2d(z, cents)
@@ -69,7 +77,6 @@ class EmbeddingPlot(Callback):
             ax.scatter(c2[:, 0], c2[:, 1], marker="x", c="black", s=40, label="centroids")
         ax.set_title(f"validation embeddings (PCA), epoch {trainer.current_epoch}")
         ax.legend(fontsize=7, markerscale=2)
-        folder = Path(trainer.log_dir or trainer.default_root_dir) / "embeddings"
         folder.mkdir(parents=True, exist_ok=True)
         self.last_path = folder / f"epoch_{trainer.current_epoch:03d}.png"
         fig.savefig(self.last_path, dpi=100, bbox_inches="tight")

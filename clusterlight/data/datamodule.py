@@ -22,7 +22,7 @@ from clusterlight.data.imbalance import subsample_to_ratio
 from clusterlight.data.mixing import BatchMix
 from clusterlight.data.records import Clip, DataError
 from clusterlight.data.resident import RESIDENT_PADDING, ResidentWaveforms
-from clusterlight.data.sampling import OversamplingSampler, shuffle_sampler
+from clusterlight.data.sampling import EvaluationShard, OversamplingSampler, ShuffleSampler, loader_seed
 from clusterlight.data.sources import ClipSource
 from clusterlight.data.splits import group_split
 from clusterlight.data.synth import SyntheticSource
@@ -245,6 +245,9 @@ class AudioDataModule(LightningDataModule):
         return parts
 
     def _loader(self, dataset, **kwargs) -> DataLoader:
+        """A loader with its own generator (evaluation and embedding passes: a fixed one), so that
+        making its iterator never draws from the global RNG that dropout, crops and mixing use."""
+        kwargs.setdefault("generator", torch.Generator().manual_seed(self.seed))
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
@@ -260,17 +263,25 @@ class AudioDataModule(LightningDataModule):
         if self.sampler == "oversample":
             sampler = OversamplingSampler(torch.from_numpy(ds.labels), rank, world, self.seed)
         else:
-            sampler = shuffle_sampler(ds, rank, world, self.seed)
-        return self._loader(ds, sampler=sampler)
+            sampler = ShuffleSampler(ds, rank, world, self.seed)
+        epoch = self.trainer.current_epoch if self.trainer is not None else 0
+        sampler.loader_generator = torch.Generator().manual_seed(loader_seed(self.seed, epoch))
+        return self._loader(ds, sampler=sampler, generator=sampler.loader_generator)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.datasets["val"])
+        return self._evaluation_loader(self.datasets["val"])
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.datasets["test"])
+        return self._evaluation_loader(self.datasets["test"])
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader(self.datasets["test"])
+        return self._evaluation_loader(self.datasets["test"])
+
+    def _evaluation_loader(self, dataset: ClipDataset) -> DataLoader:
+        """In order; under DDP each rank takes its shard, no clip repeated (``EvaluationShard``)."""
+        rank, world = self._rank_world()
+        sampler = EvaluationShard(dataset, rank, world) if world > 1 else None
+        return self._loader(dataset, sampler=sampler)
 
     def _rank_world(self) -> tuple[int, int]:
         trainer = self.trainer

@@ -6,6 +6,7 @@ import torch
 from lightning.pytorch import LightningModule
 from torch import nn
 
+from clusterlight.callbacks.random_state import RandomState
 from clusterlight.distances import normalize_embeddings
 from clusterlight.features import LogMel
 from clusterlight.metrics import ClassificationReport
@@ -46,6 +47,11 @@ class AudioModule(LightningModule):
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    def configure_callbacks(self) -> list:
+        """Every run saves and restores its random states with its checkpoints (bit-exact resume)."""
+        has = any(isinstance(c, RandomState) for c in self.trainer.callbacks)
+        return [] if has else [RandomState()]
 
     def setup(self, stage: str) -> None:
         """Check the audio settings shared with the DataModule (given twice, they must agree)."""
@@ -91,7 +97,9 @@ class AudioModule(LightningModule):
         confusion = report.confusion_matrix()
         report.reset()
         self._updated[stage] = False
-        self.log_dict({f"{stage}/{k}": v for k, v in values.items()})
+        # the values are already summed over ranks (the confusion matrix is synced): sync_dist
+        # averages identical numbers, and says so to Lightning, which otherwise warns under DDP
+        self.log_dict({f"{stage}/{k}": v for k, v in values.items()}, sync_dist=True)
         self.results[stage] = {
             "metrics": {k: float(v) for k, v in values.items()},
             "confusion": confusion.cpu().tolist(),

@@ -33,8 +33,8 @@ class CentroidUser:
                 f"{self.centroid_callback.embedding_source!r}) and trainer.callbacks (momentum "
                 f"{configured[0].momentum}, embedding_source {configured[0].embedding_source!r}); keep one"
             )
-        if configured:
-            return []
+        if configured or self.centroid_callback in self.trainer.callbacks:
+            return []  # the trainer's own, or ours attached by an earlier fit/test of this trainer
         if self.centroid_callback is None:
             self.centroid_callback = ClusterCentroids()
         return [self.centroid_callback]

@@ -73,7 +73,8 @@ class JointFinetune(CentroidUser, Classifier):
             )
 
     def configure_callbacks(self) -> list:
-        return self.centroid_callbacks() if self.cluster_loss_weight > 0 else []
+        extra = super().configure_callbacks()
+        return extra + self.centroid_callbacks() if self.cluster_loss_weight > 0 else extra
 
     def training_step(self, batch: dict, batch_idx: int):
         z = self.features(batch["wave"])

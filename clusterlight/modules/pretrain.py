@@ -41,7 +41,7 @@ class EmbeddingPretrain(CentroidUser, AudioModule):
         self.plot_embeddings = plot_embeddings
 
     def configure_callbacks(self) -> list:
-        extra = self.centroid_callbacks()
+        extra = super().configure_callbacks() + self.centroid_callbacks()
         if self.plot_embeddings and not any(isinstance(c, EmbeddingPlot) for c in self.trainer.callbacks):
             extra.append(EmbeddingPlot())
         return extra
