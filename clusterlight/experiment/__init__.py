@@ -13,17 +13,31 @@ resolved stage configs; a rerun into the same folder reuses every result whose c
 unchanged, so an interrupted experiment continues where it stopped and extra seeds or
 methods can be added later (``--methods``), the table covering every finished run.
 
+Command-line overrides (``--trainer.max_epochs 2``, ``--model.init_args.lr=0.01``, also
+``--data.*`` and ``--checkpoint.*``) are set in every stage of every method after the file's own
+overrides and are part of the run hash; ``--dry_run`` prints the plan; Lightning's own output is
+quiet unless ``--verbose``, and one progress line per stage start/end and per epoch gives the
+elapsed time and an ETA for the whole experiment. With a ``WandbLogger`` each (method, seed, stage)
+is one W&B run in the experiment's group, and the comparison one more (``job_type="summary"``).
+
 The modules, by job: ``configs`` (an experiment file to each stage's resolved config and the
-run hash), ``runner`` (training the stages, reusing saved results), ``report`` (the summary
-over seeds and the tables), ``main`` (the command line).
+run hash), ``overrides`` (command-line overrides, checked against each stage's parser),
+``runner`` (training the stages, reusing saved results), ``progress`` (progress lines, ETA,
+quiet Lightning), ``report`` (the summary over seeds and the tables), ``wandb_summary`` (the
+W&B summary run; imports wandb only when called), ``main`` (the command line).
 """
 
 from clusterlight.experiment.configs import merge_configs, run_hash, stage_config
 from clusterlight.experiment.main import experiment_main
+from clusterlight.experiment.overrides import check_overrides, split_overrides
+from clusterlight.experiment.progress import ExperimentProgress, ProgressCallback
 from clusterlight.experiment.report import markdown_table, pooled_errors, summarize, write_results
 from clusterlight.experiment.runner import run_experiment, run_stage
 
 __all__ = [
+    "ExperimentProgress",
+    "ProgressCallback",
+    "check_overrides",
     "experiment_main",
     "markdown_table",
     "merge_configs",
@@ -31,6 +45,7 @@ __all__ = [
     "run_experiment",
     "run_hash",
     "run_stage",
+    "split_overrides",
     "stage_config",
     "summarize",
     "write_results",

@@ -109,9 +109,12 @@ def markdown_table(result: dict, class_names: list[str], reference: str) -> str:
     return "\n".join(lines)
 
 
-def write_results(out: Path, exp, runs: dict, class_names: list[str], reference: str) -> dict:
+def write_results(
+    out: Path, exp, runs: dict, class_names: list[str], reference: str, overrides: dict | None = None
+) -> dict:
     """Write ``results.json`` and ``results.md`` for the runs finished so far (called after every run);
-    ``wall_s`` is the sum of their wall times."""
+    ``wall_s`` is the sum of their wall times. ``overrides``: the command line's ``--trainer.*`` etc.,
+    which every run of these results has (recorded as ``overrides`` when there are any)."""
     done = {m: dict(sorted(per.items())) for m, per in runs.items() if per}
     wall_s = sum(r["wall_s"] for per in done.values() for r in per.values())
     seeds = sorted({s for per in done.values() for s in per})
@@ -127,14 +130,23 @@ def write_results(out: Path, exp, runs: dict, class_names: list[str], reference:
     )
     result["runs"] = {m: {str(s): r for s, r in per.items()} for m, per in done.items()}
     result["experiment"] = OmegaConf.to_container(exp, resolve=True)
+    if overrides:
+        result["overrides"] = dict(overrides)
     table = markdown_table(result, class_names, reference)
     seeds_of = "; ".join(f"{m}: {list(per)}" for m, per in done.items())
+    over = (
+        " Every stage with the command-line overrides "
+        + ", ".join(f"`{k}={json.dumps(v)}`" for k, v in overrides.items())
+        + "."
+        if overrides
+        else ""
+    )
     with atomic_file(out / "results.json") as tmp:
         tmp.write_text(json.dumps(result, indent=2))
     with atomic_file(out / "results.md") as tmp:
         tmp.write_text(
             f"# {exp.name}\n\nTest-split error per class (1 - recall), mean ± std over seeds ({seeds_of}); "
             f"relative error reduction = (err_{reference} - err_method) / err_{reference}, "
-            f"on the seeds both share.\n\n{table}\n\nWall time: {wall_s:.0f} s\n"
+            f"on the seeds both share.{over}\n\n{table}\n\nWall time: {wall_s:.0f} s\n"
         )
     return result

@@ -1,0 +1,181 @@
+"""W&B as the comparison dashboard: one offline run per (method, seed, stage) in the experiment's group, and
+a summary run with the comparison table. The offline run folders are read back record by record."""
+
+import json
+import struct
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+from test_experiment import _tiny_experiment
+from tiny_configs import CONFIGS, write_yaml
+
+from clusterlight.cli import main
+from clusterlight.experiment import run_hash, stage_config
+
+wandb = pytest.importorskip("wandb")
+
+
+def wandb_records(path: Path):
+    """The protobuf records of an offline run's ``run-<id>.wandb`` file: a 7-byte header (``:W&B``, magic,
+    version), then LevelDB-log records in 32 KiB blocks (4-byte CRC, 2-byte length, 1-byte type: full,
+    first, middle, last)."""
+    from wandb.proto import wandb_internal_pb2
+
+    data = path.read_bytes()
+    assert data[:4] == b":W&B"
+    pos, block, chunks = 7, 32768, b""
+    while pos + 7 <= len(data):
+        left = block - pos % block
+        if left < 7:  # a block's tail too short for a header is padding
+            pos += left
+            continue
+        _, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        if length == 0 and kind == 0:
+            pos += left
+            continue
+        chunks += data[pos + 7 : pos + 7 + length]
+        pos += 7 + length
+        if kind in (1, 4):  # full, or the last chunk of one
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(chunks)
+            chunks = b""
+            yield record
+
+
+def read_offline_run(folder: Path) -> dict:
+    """name, group, job_type, tags, config keys, logged keys (history and summary) and files of a run."""
+    run = {"config": set(), "keys": set(), "files": []}
+    for record in wandb_records(next(folder.glob("run-*.wandb"))):
+        kind = record.WhichOneof("record_type")
+        if kind == "run":
+            r = record.run
+            run.update(name=r.display_name, group=r.run_group, job_type=r.job_type, tags=list(r.tags))
+            run["config"] |= {item.key for item in r.config.update}
+            run["experiment"] = next(
+                (json.loads(i.value_json) for i in r.config.update if i.key == "experiment"), None
+            )
+        elif kind == "config":
+            run["config"] |= {item.key for item in record.config.update}
+        elif kind in ("history", "summary"):
+            items = record.history.item if kind == "history" else record.summary.update
+            run["keys"] |= {item.key or "/".join(item.nested_key) for item in items}
+        elif kind == "files":
+            run["files"] += [f.path for f in record.files.files]
+    return run
+
+
+def _wandb_experiment(tmp_path) -> dict:
+    exp = _tiny_experiment(tmp_path)
+    exp["seeds"] = [0, 1]
+    exp["common"][1] = str(CONFIGS / "logger/wandb.yaml")
+    return exp
+
+
+def test_wandb_identity_is_set_per_stage_and_kept_out_of_the_hash(tmp_path):
+    exp_file = Path(write_yaml(tmp_path, "exp.yaml", _wandb_experiment(tmp_path)))
+    exp = OmegaConf.load(exp_file)
+    stage = exp.methods.clustered.stages[1]
+    ratio = {"data.init_args.class_ratio": {"dog_bark": 2, "baby_cry": 2, "gunshot": 1, "background": 4}}
+    cfg = stage_config(
+        exp, stage, 1, tmp_path / "seed1/clustered/finetune", exp_file, {"pretrain": "p"}, ratio
+    )
+    args = cfg["trainer"]["logger"]["init_args"]
+    assert args["name"] == "clustered/seed1" and args["group"] == "tiny" and args["job_type"] == "finetune"
+    assert args["tags"] == ["clustered", "LSTMEmbedder", "ratio=2:2:1:4", "seed=1"]
+    assert args["config"] == {
+        "experiment": {"name": "tiny", "method": "clustered", "seed": 1, "stage": "finetune"}
+    }
+    assert args["save_dir"] == str(tmp_path / "seed1/clustered/finetune")
+    plain = stage_config(exp, exp.methods.baseline.stages[0], 0, tmp_path / "r/baseline/fit", exp_file, {})
+    assert "ratio=natural" in plain["trainer"]["logger"]["init_args"]["tags"]
+
+    same = run_hash(exp, exp.methods.clustered, 0, exp_file)
+    exp.name = "renamed"  # a new W&B group, the same training: the finished runs stay valid
+    assert run_hash(exp, exp.methods.clustered, 0, exp_file) == same
+    exp.overrides.trainer.max_epochs = 2
+    assert run_hash(exp, exp.methods.clustered, 0, exp_file) != same
+
+
+def test_experiment_logs_one_wandb_run_per_stage_and_a_summary_run(tmp_path, monkeypatch, capsys):
+    for var in ("WANDB_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR", "WANDB_CONFIG_DIR", "WANDB_ARTIFACT_DIR"):
+        monkeypatch.setenv(var, str(tmp_path / "wandb_home" / var.lower()))
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    exp_file = write_yaml(tmp_path, "exp.yaml", _wandb_experiment(tmp_path))
+    out = tmp_path / "out"
+    main(["experiment", "--config", exp_file, "--output_dir", str(out), "--trainer.max_epochs", "1"])
+    printed = capsys.readouterr().out
+    assert f"W&B: summary run tiny/summary in {out / 'wandb'}" in printed
+    assert "wandb sync" in printed
+
+    folders = sorted(out.rglob("offline-run-*"))
+    assert all(f.is_relative_to(out) for f in folders)
+    runs = [read_offline_run(f) for f in folders]
+    assert len(runs) == 3 * 2 + 1  # (fit; pretrain, finetune) x 2 seeds + the summary
+    assert {r["group"] for r in runs} == {"tiny"}
+    stages = sorted((r["name"], r["job_type"]) for r in runs if r["job_type"] != "summary")
+    assert stages == [
+        ("baseline/seed0", "fit"),
+        ("baseline/seed1", "fit"),
+        ("clustered/seed0", "finetune"),
+        ("clustered/seed0", "pretrain"),
+        ("clustered/seed1", "finetune"),
+        ("clustered/seed1", "pretrain"),
+    ]
+    classes = ["dog_bark", "baby_cry", "gunshot", "background"]
+    for run in runs:
+        if run["job_type"] == "summary":
+            continue
+        method, seed = run["name"].split("/seed")
+        assert run["tags"] == [method, "LSTMEmbedder", "ratio=natural", f"seed={seed}"]
+        assert {"model", "data", "trainer", "experiment"} <= run["config"]  # the resolved stage config
+        assert run["experiment"] == {
+            "name": "tiny",
+            "method": method,
+            "seed": int(seed),
+            "stage": run["job_type"],
+        }
+        assert {
+            "val/macro_err",
+            *(f"val/err_{c}" for c in classes),
+            *(f"val/f1_{c}" for c in classes),
+        } <= run["keys"]
+        if run["job_type"] != "pretrain":  # the last stage of a method is tested
+            assert {"test/macro_err", "test/err_gunshot"} <= run["keys"]
+
+    (summary,) = [r for r in runs if r["job_type"] == "summary"]
+    assert summary["name"] == "tiny/summary"
+    assert summary["tags"] == ["summary", "method=baseline", "method=clustered"]
+    assert {"experiment", "reference", "seeds"} <= summary["config"]
+    assert {
+        "comparison/_type",
+        "baseline/macro_err/mean",
+        "clustered/err_gunshot/reduction",
+        "clustered/seeds",
+    } <= (summary["keys"])
+    assert "results.json" in summary["files"]
+    (folder,) = [f for f, r in zip(folders, runs) if r["job_type"] == "summary"]
+    results = json.loads((out / "results.json").read_text())
+    assert json.loads((folder / "files/results.json").read_text()) == results
+    (table_file,) = (folder / "files/media/table").glob("comparison_*.table.json")
+    table = json.loads(table_file.read_text())
+    assert table["columns"] == [
+        "method",
+        "class",
+        "mean",
+        "std",
+        "mean ± std",
+        "reduction vs reference",
+        "seeds",
+    ]
+    rows = {(row[0], row[1]): row for row in table["data"]}
+    assert len(rows) == 2 * (len(classes) + 1)
+    macro = results["summary"]["clustered"]["macro_err"]
+    assert rows["clustered", "macro"][2:4] == pytest.approx([macro["mean"], macro["std"]])
+    assert rows["clustered", "macro"][5] == pytest.approx(results["reduction"]["clustered"]["macro_err"])
+    assert rows["baseline", "gunshot"][5] is None and rows["baseline", "gunshot"][6] == 2
+
+    # everything reused: no stage runs again and the summary run already holds these results
+    main(["experiment", "--config", exp_file, "--output_dir", str(out), "--trainer.max_epochs", "1"])
+    assert "the summary run already holds these results" in capsys.readouterr().out
+    assert len(sorted(out.rglob("offline-run-*"))) == len(folders)
