@@ -132,6 +132,7 @@ class ClusterlightCLI(LightningCLI):
         best = self.trainer.checkpoint_callback.best_model_path if self.trainer.checkpoint_callback else ""
         if not best or self.trainer.interrupted:
             return
+        runs.log_into_run_of(self.trainer, best)
         self.trainer.validate(self.model, datamodule=self.datamodule, ckpt_path=best, verbose=False)
         # callback_metrics: also filled in this process when ddp_spawn validated in workers
         metrics = {k[4:]: float(v) for k, v in self.trainer.callback_metrics.items() if k.startswith("val/")}

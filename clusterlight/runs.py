@@ -33,6 +33,15 @@ def _versioned_run(trainer: Trainer) -> tuple[Path, object] | None:
     return newest / "checkpoints", logger
 
 
+def log_into_run_of(trainer: Trainer, checkpoint: str | Path) -> None:
+    """Point a CSV/TensorBoard logger at the ``version_N`` folder that holds ``checkpoint``, e.g.
+    for the validation after a ``ddp_spawn`` fit, whose workers chose the version (the main process
+    would otherwise open a new one)."""
+    logger, run = trainer.logger, Path(checkpoint).parent.parent
+    if hasattr(logger, "_version") and run.name.removeprefix("version_").isdigit():
+        logger._version = int(run.name.removeprefix("version_"))
+
+
 def checkpoint_folder(trainer: Trainer) -> Path | None:
     """Where this trainer's earlier run keeps its checkpoints (pointing the logger at that run)."""
     callback = trainer.checkpoint_callback

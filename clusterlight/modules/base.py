@@ -7,6 +7,7 @@ from lightning.pytorch import LightningModule
 from torch import nn
 
 from clusterlight.callbacks.random_state import RandomState
+from clusterlight.confusion import log_confusion
 from clusterlight.distances import normalize_embeddings
 from clusterlight.features import LogMel
 from clusterlight.metrics import ClassificationReport
@@ -104,6 +105,15 @@ class AudioModule(LightningModule):
             "metrics": {k: float(v) for k, v in values.items()},
             "confusion": confusion.cpu().tolist(),
         }
+        if self.trainer.is_global_zero and not self.trainer.sanity_checking:
+            log_confusion(
+                self.trainer.loggers,
+                stage,
+                confusion.cpu(),
+                self.class_names,
+                self.current_epoch,
+                self.global_step,
+            )
 
     def on_validation_epoch_end(self) -> None:
         self._log_report("val")
