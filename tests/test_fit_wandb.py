@@ -37,4 +37,5 @@ def test_single_fit_gets_a_name_its_config_and_the_reports(tmp_path):
     run = read_offline_run(folder)
     assert run["name"] == "Classifier/LSTMEmbedder/seed3" and run["job_type"] == "fit"
     assert {"model", "data", "trainer", "checkpoint"} <= run["config"]
-    assert {"val/macro_err", "val/err_gunshot", "val/f1_gunshot", "val/confusion_table"} <= run["keys"]
+    assert {"val/macro_err", "val/err_gunshot", "val/f1_gunshot"} <= run["keys"]
+    assert {"val/confusion/_type", "val/confusion_table/_type"} <= run["keys"]  # the picture and the table
