@@ -6,7 +6,9 @@ import argparse
 import json
 import sys
 
+from clusterlight import __version__
 from clusterlight.lightning_cli import ClusterlightCLI
+from clusterlight.packaged_configs import listing, resolve_config_args
 
 
 def synth_main(argv: list[str]) -> None:
@@ -37,8 +39,12 @@ def synth_main(argv: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = sys.argv[1:] if argv is None else list(argv)
-    if args[:1] == ["experiment"]:
+    args = resolve_config_args(sys.argv[1:] if argv is None else list(argv))
+    if args[:1] == ["--version"]:
+        print(f"clusterlight {__version__}")
+    elif args[:2] == ["configs", "list"]:
+        print(listing())
+    elif args[:1] == ["experiment"]:
         from clusterlight.experiment import experiment_main
 
         experiment_main(args[1:])
@@ -47,8 +53,10 @@ def main(argv: list[str] | None = None) -> None:
     else:
         if args[:1] in (["-h"], ["--help"]):
             print("clusterlight experiment --config FILE   every method, every seed, one comparison table")
-            print("clusterlight data synth --out DIR       write the built-in synthetic dataset\n")
-        ClusterlightCLI(args=argv)  # None: LightningCLI reads sys.argv itself
+            print("clusterlight data synth --out DIR       write the built-in synthetic dataset")
+            print("clusterlight configs list               the packaged configs (--config clusterlight:NAME)")
+            print("clusterlight --version\n")
+        ClusterlightCLI(args=args)
 
 
 if __name__ == "__main__":

@@ -72,14 +72,14 @@ class ClusterlightCLI(LightningCLI):
         )
 
     def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
-        """A whole config object (dict or Namespace, as ``clusterlight experiment`` passes) is parsed
-        as it is. Lightning warns when ``args`` is given while ``sys.argv`` holds arguments, in case
-        command-line strings were meant; a config object never mixes with ``sys.argv``, so it is
-        parsed without that warning whatever the process's own command line is."""
+        """Parse ``args`` (a list of command-line strings, or a whole config as a dict or Namespace,
+        as ``clusterlight experiment`` passes), or ``sys.argv`` when None. Lightning warns whenever
+        ``args`` is given while ``sys.argv`` holds arguments, in case both were meant; the
+        ``clusterlight`` command passes its own, already rewritten, command line, so no warning."""
         if isinstance(args, (dict, Namespace)):
             self.config = parser.parse_object(args)
         else:
-            super().parse_arguments(parser, args)
+            self.config = parser.parse_args(args)
 
     def before_instantiate_classes(self) -> None:
         config = self.config.get(str(self.subcommand), self.config) if self.subcommand else self.config
