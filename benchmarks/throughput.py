@@ -12,8 +12,10 @@ Prints, on the device it runs on (GPU when present, else CPU), numbered as in th
   6. cold-cache (decode) vs warm-cache (memory-mapped) first epoch, and on CPU the README main
      job's wall time (``--main_job``)
   7. with ``--compile``: baseline clips/s with the backbone compiled (CompileModel) vs eager
+  8. opening the waveform cache with ``verify_cache: size`` vs ``full`` (seconds, ratio), and what
+     the checksums cost when the cache is written; ``--cache_verify_only`` runs this item alone
 Not part of the test suite. Usage: python benchmarks/throughput.py \
-[--backbone lstm] [--steps 30] [--main_job] [--compile]
+[--backbone lstm] [--steps 30] [--main_job] [--compile] [--cache_verify_only]
 """
 
 from __future__ import annotations
@@ -215,6 +217,44 @@ def scale_run(n: int, backbone: str, steps: int | None) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
+def cache_verify_cost(dm: AudioDataModule, repeats: int = 3) -> dict:
+    """Item 8: seconds to open the data module's waveform cache with each ``verify`` mode (best of
+    ``repeats``, page cache warm), and the checksum work its writing adds (every audio file + both
+    arrays hashed once)."""
+    from clusterlight.data.audio import file_digest, load_waveforms
+
+    clips = dm.labelled_clips()
+    store = load_waveforms(clips, dm.sample_rate, dm.cache_dir, dm.on_bad_file)  # built if absent
+    out = {"files": len(clips), "cache_mib": store.waves.nbytes / 2**20}
+    out["audio_mib"] = sum(Path(c.path).stat().st_size for c in clips) / 2**20
+    for mode in ("size", "full"):
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            load_waveforms(clips, dm.sample_rate, dm.cache_dir, dm.on_bad_file, verify=mode)
+            times.append(time.perf_counter() - t)
+        out[mode] = min(times)
+    folder = Path(store.waves.filename).parent
+    t = time.perf_counter()
+    for c in clips:
+        file_digest(c.path)
+    for name in ("waves.npy", "offsets.npy"):
+        file_digest(folder / name)
+    out["write_checksums"] = time.perf_counter() - t
+    return out
+
+
+def print_cache_verify_cost(dm: AudioDataModule) -> None:
+    r = cache_verify_cost(dm)
+    print(
+        f"8. opening the waveform cache ({r['files']} files, {r['audio_mib']:.0f} MiB audio, "
+        f"{r['cache_mib']:.0f} MiB cache; best of 3, page cache warm): verify_cache size "
+        f"{r['size']:.3f} s, full {r['full']:.3f} s (ratio {r['full'] / r['size']:.0f}x vs size); "
+        f"checksums added to writing the cache: {r['write_checksums']:.2f} s",
+        flush=True,
+    )
+
+
 def main_job_wall_time() -> float:
     """The README's main job (``clusterlight experiment`` on quickstart.yaml) in an empty folder, so
     the synthetic data, the cache and every run are made from nothing, as on a fresh clone."""
@@ -254,6 +294,11 @@ def main() -> None:
         help="also time the baseline with torch.compile (CompileModel) against eager",
     )
     p.add_argument(
+        "--cache_verify_only",
+        action="store_true",
+        help="run only item 8 (the cost of opening the waveform cache with verify_cache size vs full)",
+    )
+    p.add_argument(
         "--main_job",
         action="store_true",
         help="also time the README main job from scratch (about 3 min on a 2-core CPU)",
@@ -275,6 +320,9 @@ def main() -> None:
         num_workers=2 if accelerator == "gpu" else 0,
     )
     dm.prepare_data()
+    if a.cache_verify_only:
+        print_cache_verify_cost(dm)
+        return
 
     tp = train_throughput(dm, a.backbone, a.steps, accelerator)
     print(
@@ -366,6 +414,7 @@ def main() -> None:
             f"{tp['baseline']:.0f} clips/s: ratio {compiled / tp['baseline']:.2f}",
             flush=True,
         )
+    print_cache_verify_cost(dm)
 
 
 if __name__ == "__main__":

@@ -92,3 +92,12 @@ def test_silent_zero_length_file_is_an_error(tmp_path):
     sf.write(p, np.zeros(0), 8000)
     with pytest.raises(DataError, match="zero.wav"):
         decode(str(p), 8000)
+
+
+@pytest.mark.parametrize("subtype, channels", [("PCM_16", 1), ("PCM_24", 2), ("FLOAT", 2)])
+def test_complete_wav_with_extra_chunks_is_not_called_truncated(tmp_path, subtype, channels):
+    x = 0.3 * np.sin(np.arange(8001) / 5)
+    with sf.SoundFile(tmp_path / "m.wav", "w", 8000, channels, subtype) as f:
+        f.title, f.artist = "odd", "abc"  # a LIST chunk before the data chunk
+        f.write(np.stack([x] * channels, axis=1))
+    assert len(decode(str(tmp_path / "m.wav"), 8000)) == 8001

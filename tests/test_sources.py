@@ -143,3 +143,14 @@ def test_unknown_fold_names_the_folds_found(tmp_path):
         DataError, match=r"train_folds \['1'\] match no clip; the source's folds are \['fold1'\]"
     ):
         dm.setup("fit")
+
+
+def test_the_same_file_through_a_symlink_is_a_duplicate(tmp_path):
+    write_tone(tmp_path / "dog" / "a.wav")
+    (tmp_path / "cat").mkdir()
+    (tmp_path / "cat" / "a.wav").symlink_to(tmp_path / "dog" / "a.wav")
+    dm = AudioDataModule(source=FolderSource(str(tmp_path)))
+    with pytest.raises(
+        DataError, match=r"1 audio file\(s\) are listed more than once.*a\.wav x2 \(labels \['cat', 'dog'\]"
+    ):
+        dm.labelled_clips()

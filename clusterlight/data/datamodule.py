@@ -15,15 +15,15 @@ from torch.utils.data import DataLoader, Subset
 
 from clusterlight import distributed
 from clusterlight.clusters import ClusterAssignments
-from clusterlight.data.audio import WaveformStore, load_waveforms
+from clusterlight.data.audio import VERIFY_MODES, WaveformStore, load_waveforms
 from clusterlight.data.cropping import PADDING_MODES
 from clusterlight.data.dataset import ClipDataset
-from clusterlight.data.imbalance import subsample_to_ratio
+from clusterlight.data.imbalance import ratio_counts, subsample_to_ratio
 from clusterlight.data.mixing import BatchMix
 from clusterlight.data.records import Clip, DataError
 from clusterlight.data.resident import RESIDENT_PADDING, ResidentWaveforms
 from clusterlight.data.sampling import EvaluationShard, OversamplingSampler, ShuffleSampler, loader_seed
-from clusterlight.data.sources import ClipSource
+from clusterlight.data.sources import ClipSource, check_duplicates
 from clusterlight.data.splits import group_split
 from clusterlight.data.synth import SyntheticSource
 
@@ -52,6 +52,13 @@ class AudioDataModule(LightningDataModule):
             ``duration`` seconds; ``padding`` is ``loop``, ``noise`` or ``zero``.
         sampler: ``shuffle`` or ``oversample`` (class-balanced draws with replacement).
         on_bad_file: ``error`` or ``skip`` (skipped files are counted and named in the log).
+        verify_cache: how an existing waveform cache is checked before use: ``size`` (default; byte
+            sizes, array headers, offsets: cheap, but blind to same-size garbage in the waveform
+            bytes and to audio rewritten with unchanged size and modification time) or ``full``
+            (also the checksums of the cache arrays and of every audio file, and finite values:
+            reads everything once). A cache failing its check is rebuilt, with a warning.
+        min_clip_seconds: clips shorter than this (after decoding), and all-zero clips, are counted
+            and named in one warning at set-up (kept, not errors).
         cluster_size: target clips per cluster (default: the smallest training class's count).
         cluster_every_n_epochs: rebuild the clusters every N training epochs.
         kmeans_iters: Lloyd iterations per rebuild.
@@ -88,6 +95,8 @@ class AudioDataModule(LightningDataModule):
         sampler: str = "shuffle",
         cache_dir: str = ".cache",
         on_bad_file: str = "error",
+        verify_cache: str = "size",
+        min_clip_seconds: float = 0.05,
         cluster_size: int | None = None,
         cluster_every_n_epochs: int = 1,
         kmeans_iters: int = 20,
@@ -104,6 +113,10 @@ class AudioDataModule(LightningDataModule):
             )
         if sampler not in ("shuffle", "oversample"):
             raise DataError(f"data.sampler must be 'shuffle' or 'oversample', got {sampler!r}")
+        if verify_cache not in VERIFY_MODES:
+            raise DataError(f"data.verify_cache must be one of {VERIFY_MODES}, got {verify_cache!r}")
+        if not min_clip_seconds >= 0:
+            raise DataError(f"data.min_clip_seconds must be >= 0, got {min_clip_seconds!r}")
         self.source = source or SyntheticSource(root=f"{cache_dir}/synth")
         self.classes, self.class_map = list(classes) if classes else None, dict(class_map or {})
         self.folds = {
@@ -120,6 +133,7 @@ class AudioDataModule(LightningDataModule):
         self.sample_rate, self.duration, self.padding = sample_rate, duration, padding
         self.batch_size, self.num_workers, self.sampler = batch_size, num_workers, sampler
         self.cache_dir, self.on_bad_file = cache_dir, on_bad_file
+        self.verify_cache, self.min_clip_seconds = verify_cache, min_clip_seconds
         self.clusters = ClusterAssignments(
             cluster_size, cluster_every_n_epochs, kmeans_iters, balanced_clusters, seed
         )
@@ -132,9 +146,11 @@ class AudioDataModule(LightningDataModule):
 
     # ---- metadata -------------------------------------------------------------------
     def labelled_clips(self) -> list[Clip]:
-        """All clips of the source with labels mapped; checks every label is a known class."""
+        """All clips of the source with labels mapped; checks no file is listed twice and every label
+        is a known class."""
         if self._clips is None:
             raw = self.source.clips()
+            check_duplicates(raw)
             mapped = [
                 Clip(c.path, self.class_map.get(c.label, self.class_map.get("*", c.label)), c.fold, c.group)
                 for c in raw
@@ -171,12 +187,40 @@ class AudioDataModule(LightningDataModule):
     def prepare_data(self) -> None:
         self.source.clips()  # generates the synthetic dataset once, on one process
 
+    def check_metadata(self) -> None:
+        """Every check the manifest alone allows, before any audio is decoded: duplicates and labels
+        (``labelled_clips``), the split, a class without training clips, an impossible ``class_ratio``.
+        ``setup`` repeats the last three on the clips kept after decoding (``on_bad_file: skip``)."""
+        clips = self.labelled_clips()
+        parts = self._split(clips)
+        self._check_train_counts(Counter(clips[i].label for i in parts["train"]))
+
+    def _check_train_counts(self, counts: Counter) -> None:
+        available = {c: counts.get(c, 0) for c in self.class_names}
+        empty = [c for c, n in available.items() if n == 0]
+        if empty:
+            raise DataError(
+                f"class(es) {empty} have no training clips (train folds {self.folds['train']}); "
+                "every class needs some"
+            )
+        if self.class_ratio:
+            ratio_counts(available, self.class_ratio)
+
     def setup(self, stage: str | None = None) -> None:
         if self.store is not None:
             return
-        self.store = load_waveforms(self.labelled_clips(), self.sample_rate, self.cache_dir, self.on_bad_file)
+        self.check_metadata()
+        self.store = load_waveforms(
+            self.labelled_clips(),
+            self.sample_rate,
+            self.cache_dir,
+            self.on_bad_file,
+            self.verify_cache,
+            self.min_clip_seconds,
+        )
         clips = self.store.clips
         parts = self._split(clips)
+        self._check_train_counts(Counter(clips[i].label for i in parts["train"]))
         if self.class_ratio:
             train = parts["train"]
             keep = subsample_to_ratio(
@@ -198,12 +242,6 @@ class AudioDataModule(LightningDataModule):
                 not self.waveforms_on_device,
             )
             self.counts[name] = {c: int((labels == k).sum()) for c, k in index.items()}
-        empty = [c for c, n in self.counts["train"].items() if n == 0]
-        if empty:
-            raise DataError(
-                f"class(es) {empty} have no training clips (train folds {self.folds['train']}); "
-                "every class needs some"
-            )
         for name in SPLITS:
             rank_zero_info(
                 f"[clusterlight] {name:5s} clips per class: {self.counts[name]} (total "

@@ -3,11 +3,53 @@
 from __future__ import annotations
 
 import csv
+import os
+from collections import defaultdict
 from pathlib import Path
 
 from clusterlight.data.records import Clip, DataError
 
 AUDIO_SUFFIXES = (".wav", ".ogg", ".flac", ".mp3", ".aiff", ".aif")
+LIST_MAX = 10  # entries named in one message
+
+
+def _more(n: int) -> str:
+    return f"; {n - LIST_MAX} more not shown" if n > LIST_MAX else ""
+
+
+def check_inside_root(clips: list[Clip], root: Path, where: Path | str) -> None:
+    """Raise :class:`DataError` listing the clips whose path lies outside ``root`` (``../x.wav``,
+    an absolute path elsewhere). Compared after normalising ``..`` and ``.`` (not following symlinks,
+    so a link inside the root to files elsewhere stays allowed)."""
+    base = os.path.normpath(os.path.abspath(root))
+    outside = [
+        c.path for c in clips if os.path.commonpath([base, os.path.normpath(os.path.abspath(c.path))]) != base
+    ]
+    if outside:
+        raise DataError(
+            f"{where}: {len(outside)} path(s) lie outside the dataset root {base}: "
+            f"{', '.join(outside[:LIST_MAX])}{_more(len(outside))}; set allow_outside_root: true if "
+            "that is intended"
+        )
+
+
+def check_duplicates(clips: list[Clip]) -> None:
+    """Raise :class:`DataError` listing files that appear more than once (compared as resolved
+    paths: the same file under two spellings or symlinks is one file), with their labels and folds."""
+    rows: dict[str, list[Clip]] = defaultdict(list)
+    for c in clips:
+        rows[str(Path(c.path).resolve())].append(c)
+    dups = [(path, cs) for path, cs in rows.items() if len(cs) > 1]
+    if dups:
+        shown = [
+            f"{path} x{len(cs)} (labels {sorted({c.label for c in cs})}, folds "
+            f"{sorted({str(c.fold) for c in cs})})"
+            for path, cs in dups[:LIST_MAX]
+        ]
+        raise DataError(
+            f"{len(dups)} audio file(s) are listed more than once (each file may appear once, with "
+            f"one label, in one split): {'; '.join(shown)}{_more(len(dups))}"
+        )
 
 
 class ClipSource:
@@ -42,7 +84,8 @@ def _optional(row: dict[str, str], column: str | None) -> str | None:
 
 class ManifestSource(ClipSource):
     """A CSV with ``path,label`` and optional fold (or split) and group columns; paths relative to
-    ``root``."""
+    ``root``. A path outside ``root`` (``../x.wav``, an absolute path elsewhere) is an error unless
+    ``allow_outside_root``."""
 
     def __init__(
         self,
@@ -52,11 +95,13 @@ class ManifestSource(ClipSource):
         label_column: str = "label",
         fold_column: str | None = "fold",
         group_column: str | None = "group",
+        allow_outside_root: bool = False,
     ) -> None:
         self.root = Path(root).expanduser()
         self.manifest = self.root / manifest
         self.path_column, self.label_column = path_column, label_column
         self.fold_column, self.group_column = fold_column, group_column
+        self.allow_outside_root = allow_outside_root
 
     def clips(self) -> list[Clip]:
         rows = _read_csv(self.manifest, [self.path_column, self.label_column])
@@ -77,19 +122,22 @@ class ManifestSource(ClipSource):
                     group=_optional(row, self.group_column),
                 )
             )
+        if not self.allow_outside_root:
+            check_inside_root(out, self.root, self.manifest)
         return out
 
 
 class UrbanSound8KSource(ClipSource):
     """The original UrbanSound8K layout: ``metadata/UrbanSound8K.csv`` and ``audio/foldN/``."""
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, allow_outside_root: bool = False) -> None:
         self.root = Path(root).expanduser()
+        self.allow_outside_root = allow_outside_root
 
     def clips(self) -> list[Clip]:
         meta = self.root / "metadata" / "UrbanSound8K.csv"
         rows = _read_csv(meta, ["slice_file_name", "fsID", "fold", "class"])
-        return [
+        out = [
             Clip(
                 path=str(self.root / "audio" / f"fold{r['fold']}" / r["slice_file_name"]),
                 label=r["class"],
@@ -98,18 +146,22 @@ class UrbanSound8KSource(ClipSource):
             )
             for r in rows
         ]
+        if not self.allow_outside_root:
+            check_inside_root(out, self.root, meta)
+        return out
 
 
 class ESC50Source(ClipSource):
     """The ESC-50 layout: ``meta/esc50.csv`` and ``audio/``."""
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, allow_outside_root: bool = False) -> None:
         self.root = Path(root).expanduser()
+        self.allow_outside_root = allow_outside_root
 
     def clips(self) -> list[Clip]:
         meta = self.root / "meta" / "esc50.csv"
         rows = _read_csv(meta, ["filename", "fold", "category", "src_file"])
-        return [
+        out = [
             Clip(
                 path=str(self.root / "audio" / r["filename"]),
                 label=r["category"],
@@ -118,6 +170,9 @@ class ESC50Source(ClipSource):
             )
             for r in rows
         ]
+        if not self.allow_outside_root:
+            check_inside_root(out, self.root, meta)
+        return out
 
 
 class FolderSource(ClipSource):
