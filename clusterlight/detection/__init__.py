@@ -1,0 +1,25 @@
+"""Sound event detection in long recordings: window scores -> events (``events``), event-based scoring
+with the DCASE 2017 task 2 rule (``scoring``)."""
+
+from clusterlight.detection.events import (
+    Event,
+    choose_thresholds,
+    median_filter,
+    read_events_csv,
+    scores_to_events,
+    write_events_csv,
+)
+from clusterlight.detection.scoring import Counts, EventScores, event_based_scores, match_onsets
+
+__all__ = [
+    "Counts",
+    "Event",
+    "EventScores",
+    "choose_thresholds",
+    "event_based_scores",
+    "match_onsets",
+    "median_filter",
+    "read_events_csv",
+    "scores_to_events",
+    "write_events_csv",
+]
