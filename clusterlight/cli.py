@@ -7,6 +7,7 @@ import json
 import sys
 
 from clusterlight import __version__
+from clusterlight.inference.commands import detect_main, is_file_prediction, predict_main
 from clusterlight.lightning_cli import ClusterlightCLI
 from clusterlight.packaged_configs import listing, resolve_config_args
 
@@ -44,6 +45,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"clusterlight {__version__}")
     elif args[:2] == ["configs", "list"]:
         print(listing())
+    elif args[:1] == ["predict"] and is_file_prediction(args[1:]):
+        predict_main(args[1:])
+    elif args[:1] == ["detect"]:
+        detect_main(args[1:])
     elif args[:1] == ["experiment"]:
         from clusterlight.experiment import experiment_main
 
@@ -54,6 +59,8 @@ def main(argv: list[str] | None = None) -> None:
         if args[:1] in (["-h"], ["--help"]):
             print("clusterlight experiment --config FILE   every method, every seed, one comparison table")
             print("clusterlight data synth --out DIR       write the built-in synthetic dataset")
+            print("clusterlight predict --ckpt_path X INPUT...   class probabilities of audio files")
+            print("clusterlight detect --ckpt_path X RECORDING...   sound events in long recordings")
             print("clusterlight configs list               the packaged configs (--config clusterlight:NAME)")
             print("clusterlight --version\n")
         ClusterlightCLI(args=args)

@@ -11,6 +11,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from clusterlight import runs
 from clusterlight.callbacks.checkpoint import BestAndLastCheckpoint
 from clusterlight.data.datamodule import AudioDataModule
+from clusterlight.inference.load import CARD_KEY, model_card
 from clusterlight.metrics import report_table
 from clusterlight.modules.base import AudioModule
 
@@ -28,14 +29,21 @@ def class_names_of(datamodule: AudioDataModule) -> list[str]:
 
 
 class LoggedConfig(SaveConfigCallback):
-    """Writes ``config.yaml`` to the run folder and hands the resolved config to every logger: the W&B
-    run config (so runs can be grouped and filtered by any setting), TensorBoard's hparams, the CSV
-    logger's ``hparams.yaml``."""
+    """Writes ``config.yaml`` to the run folder, hands the resolved config to every logger (the W&B
+    run config, so runs can be grouped and filtered by any setting; TensorBoard's hparams; the CSV
+    logger's ``hparams.yaml``) and puts the model card into every checkpoint."""
 
     def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        config = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
         for logger in trainer.loggers:
-            logger.log_hyperparams(config)
+            logger.log_hyperparams(self._resolved())
+
+    def _resolved(self) -> dict:
+        return yaml.safe_load(self.parser.dump(self.config, skip_none=False))
+
+    def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict) -> None:
+        """The model card (:mod:`clusterlight.inference.load`): the checkpoint rebuilds its module alone."""
+        card = model_card(self._resolved()["model"], pl_module.class_names, trainer.datamodule)
+        checkpoint[CARD_KEY] = card
 
 
 def _short(class_path) -> str:

@@ -1,0 +1,89 @@
+"""``clusterlight predict --ckpt_path X INPUT...`` and ``clusterlight detect --ckpt_path X RECORDING...``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from clusterlight.detection import write_events_csv
+from clusterlight.inference.detect import detect
+from clusterlight.inference.load import load
+from clusterlight.inference.predict import Predictor, audio_inputs, write_predictions
+
+
+def is_file_prediction(args: list[str]) -> bool:
+    """``predict`` on files (this module) rather than LightningCLI's ``predict`` on a DataModule split:
+    a checkpoint is given and no ``--config``."""
+    return "--ckpt_path" in " ".join(args).replace("=", " ").split() and not any(
+        a == "--config" or a.startswith("--config=") for a in args
+    )
+
+
+def _progress(done: int, total: int, t0: float) -> None:
+    rate = done / max(time.time() - t0, 1e-9)
+    print(f"\r[clusterlight] {done}/{total} files, {rate:.1f} files/s", end="", file=sys.stderr, flush=True)
+
+
+def predict_main(argv: list[str]) -> None:
+    p = argparse.ArgumentParser(
+        prog="clusterlight predict", description="Class probabilities of audio files."
+    )
+    p.add_argument("--ckpt_path", required=True, help="a checkpoint written by clusterlight fit/experiment")
+    p.add_argument(
+        "inputs", nargs="+", help="audio files, folders (recursive) or manifests (CSV with 'path')"
+    )
+    p.add_argument("--out", default="predictions.csv", help="CSV to write (and the same name .jsonl)")
+    p.add_argument("--embeddings", default=None, help="also write each file's mean embedding to this .npy")
+    p.add_argument(
+        "--hop", type=float, default=None, help="window hop in s for long files (default: half a clip)"
+    )
+    p.add_argument("--device", default="cpu")
+    a = p.parse_args(argv)
+    model = load(a.ckpt_path, a.device)
+    paths = audio_inputs(a.inputs)
+    predictor, t0 = Predictor(model, a.hop), time.time()
+
+    def rows():
+        for i, row in enumerate(predictor.predict(paths), 1):
+            _progress(i, len(paths), t0)
+            yield row
+
+    out = Path(a.out)
+    written, skipped = write_predictions(
+        rows(), predictor.class_names, out, Path(a.embeddings) if a.embeddings else None
+    )
+    print(file=sys.stderr)
+    for row in skipped:
+        print(f"[clusterlight] skipped {row['path']}: {row['error']}", file=sys.stderr)
+    print(
+        f"wrote {written} predictions to {out} and {out.with_suffix('.jsonl')}; "
+        f"skipped {len(skipped)} file(s)"
+    )
+
+
+def detect_main(argv: list[str]) -> None:
+    p = argparse.ArgumentParser(prog="clusterlight detect", description="Sound events in long recordings.")
+    p.add_argument("--ckpt_path", required=True)
+    p.add_argument("recordings", nargs="+", help="audio files, folders or manifests")
+    p.add_argument("--out", default="events.csv", help="CSV of file, onset, offset, event_label, score")
+    p.add_argument("--hop", type=float, default=None, help="window hop in s (default: half a clip)")
+    p.add_argument(
+        "--thresholds",
+        type=json.loads,
+        default=None,
+        help='a number or JSON {"class": threshold}; default: the checkpoint\'s, else 0.5',
+    )
+    p.add_argument("--median_filter", type=int, default=3, help="median filter length in windows (odd)")
+    p.add_argument("--min_gap", type=float, default=0.0, help="merge same-class events closer than this (s)")
+    p.add_argument("--device", default="cpu")
+    a = p.parse_args(argv)
+    model = load(a.ckpt_path, a.device)
+    events = {}
+    for path in audio_inputs(a.recordings):
+        events[path.name] = detect(model, path, a.hop, a.thresholds, a.median_filter, a.min_gap)
+        print(f"[clusterlight] {path}: {len(events[path.name])} events", file=sys.stderr)
+    write_events_csv(a.out, events)
+    print(f"wrote {sum(map(len, events.values()))} events in {len(events)} recording(s) to {a.out}")
