@@ -1,6 +1,6 @@
 """clusterlight: cluster-based deep embeddings for rare sound events on imbalanced data."""
 
-from clusterlight.callbacks import ClusterCentroids, CompileModel, EmbeddingPlot
+from clusterlight.callbacks import ClusterCentroids, CompileModel, EmbeddingPlot, FiniteGuard, NonFiniteError
 from clusterlight.data import AudioDataModule, ManifestSource, SyntheticSource
 from clusterlight.features import LogMel
 from clusterlight.modules import Classifier, EmbeddingPretrain, JointFinetune
@@ -14,9 +14,11 @@ __all__ = [
     "CompileModel",
     "EmbeddingPlot",
     "EmbeddingPretrain",
+    "FiniteGuard",
     "JointFinetune",
     "LogMel",
     "ManifestSource",
+    "NonFiniteError",
     "SyntheticSource",
     "create_backbone",
 ]

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
+
+from clusterlight.checkpoints import load_checkpoint
 
 LAST = ModelCheckpoint.CHECKPOINT_NAME_LAST + ModelCheckpoint.FILE_EXTENSION  # last.ckpt
 
@@ -64,7 +65,7 @@ def best_in(folder: Path) -> Path | None:
     only ``best-*`` file."""
     last = folder / LAST
     if last.is_file():
-        state = torch.load(last, map_location="cpu", weights_only=True)
+        state = load_checkpoint(last)  # weights_only, allow-listed
         for key, value in state.get("callbacks", {}).items():
             path = value.get("best_model_path") if key.startswith("ModelCheckpoint") else None
             if path and Path(path).is_file():

@@ -6,6 +6,7 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 from clusterlight import distributed
+from clusterlight.callbacks.finite_guard import NonFiniteError, step_skipped
 from clusterlight.clusters import ClusterAssignments, clustered_data
 from clusterlight.distances import normalize_embeddings
 
@@ -31,6 +32,14 @@ class ClusterCentroids(Callback):
     No host sync happens per step. The centroids go into checkpoints; the assignments and the
     rebuild schedule are the DataModule's (:mod:`clusterlight.clusters`).
 
+    Non-finite embeddings are refused without a host sync per step: :meth:`update` leaves rows
+    with a NaN/inf out of the sums and counts (the centroids stay finite) and counts them on the
+    device; :meth:`check_finite` reads that count once per epoch (at its end, and before
+    re-clustering, whose k-means also refuses non-finite embeddings) and raises
+    :class:`NonFiniteError` naming how many rows were non-finite. A non-finite loss is caught at
+    once, before the step, by :class:`~clusterlight.callbacks.FiniteGuard`; a step it skips
+    (``on_nonfinite="skip"``) moves no centroid and writes nothing to the memory bank.
+
     ``embedding_source="bank"`` makes re-clustering nearly free: each clip's embedding from
     its training step since the last rebuild is kept in a device-side memory bank (summed
     over ranks at rebuild time) and clustered instead of running an extra embedding pass;
@@ -50,6 +59,7 @@ class ClusterCentroids(Callback):
         self.clusters: ClusterAssignments | None = None  # the DataModule's, attached at setup
         self.bank: torch.Tensor | None = None
         self.bank_count: torch.Tensor | None = None
+        self.nonfinite_rows: torch.Tensor | None = None  # [2] on the device: non-finite, finite rows
 
     @property
     def ready(self) -> bool:
@@ -72,6 +82,7 @@ class ClusterCentroids(Callback):
         data = clustered_data(trainer, type(self).__name__)
         self.to(pl_module.device)
         epoch = trainer.current_epoch
+        self.check_finite(f"before epoch {epoch}")
         if self.centroids is not None and not self.clusters.due(epoch):
             return
         embeddings = self.bank_embeddings()
@@ -98,22 +109,54 @@ class ClusterCentroids(Callback):
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs, batch: dict, batch_idx: int
     ) -> None:
+        if step_skipped(trainer):  # FiniteGuard(on_nonfinite="skip") dropped this step: so do we
+            return
         if isinstance(outputs, dict) and "embeddings" in outputs:  # else no cluster loss this run
             self.update(outputs["embeddings"], batch["cluster"], batch["index"])
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.check_finite(f"in epoch {trainer.current_epoch}")
 
     @torch.no_grad()
     def update(self, z: torch.Tensor, clusters: torch.Tensor, index: torch.Tensor) -> None:
         """One EMA step from a batch: unit-norm embeddings ``z`` [B, d] of training clips ``index``
-        [B] in ``clusters`` [B]; also accumulates the memory bank when it is on."""
+        [B] in ``clusters`` [B]; also accumulates the memory bank when it is on.
+
+        Rows of ``z`` with a NaN/inf are left out (of the centroids and the bank) and counted on the
+        device, without a host sync; :meth:`check_finite` raises on them."""
         z = z.float()
+        finite = torch.isfinite(z).all(1)
+        z = torch.where(finite[:, None], z, 0.0)
+        weight = finite.to(z.dtype)
+        rows = torch.stack([(~finite).sum(), finite.sum()])  # on the device: no host-to-device copy
+        self.nonfinite_rows = rows if self.nonfinite_rows is None else self.nonfinite_rows + rows
         sums = torch.zeros_like(self.centroids).index_add_(0, clusters, z)
-        counts = torch.bincount(clusters, minlength=len(self.centroids)).to(z.dtype)
+        counts = torch.zeros(len(self.centroids), dtype=z.dtype, device=z.device).index_add_(
+            0, clusters, weight
+        )
         distributed.all_reduce_sum_(sums)
         distributed.all_reduce_sum_(counts)
         ema_update_(self.centroids, sums, counts, self.momentum)
         if self.bank is not None:
             self.bank.index_add_(0, index, z)
-            self.bank_count.index_add_(0, index, torch.ones_like(index, dtype=z.dtype))
+            self.bank_count.index_add_(0, index, weight)
+
+    def check_finite(self, when: str = "") -> None:
+        """Raise :class:`NonFiniteError` if :meth:`update` was given non-finite embeddings since the last
+        check (one host read of a device counter; the same on every rank under DDP)."""
+        rows, self.nonfinite_rows = self.nonfinite_rows, None
+        if rows is None:
+            return
+        rows = distributed.all_reduce_sum_(rows.clone())
+        bad, good = (int(v) for v in rows.tolist())
+        total = bad + good
+        if bad:
+            raise NonFiniteError(
+                f"ClusterCentroids: {bad} of the {total} training embeddings {when} were non-finite "
+                "(NaN/inf); they were left out of the centroid update (the centroids stay finite), but "
+                "the network produces non-finite embeddings: lower the learning rate or check the data",
+                what="embeddings",
+            )
 
     def bank_embeddings(self) -> torch.Tensor | None:
         """The memory bank's per-clip mean embedding, or None when it does not cover every clip."""

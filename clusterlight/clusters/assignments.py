@@ -6,7 +6,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 
 from clusterlight import distributed
-from clusterlight.clusters.kmeans import cluster_per_class, clusters_per_class
+from clusterlight.clusters.kmeans import check_finite, cluster_per_class, clusters_per_class
 
 
 class ClusterAssignments:
@@ -72,8 +72,15 @@ class ClusterAssignments:
 
         ``init`` (the current centroids) warm-starts k-means when the cluster layout is unchanged.
         Rank 0's result is broadcast, so every rank holds identical assignments and centroids.
+        Non-finite embeddings are refused (``ValueError`` naming how many rows and per class) before
+        anything changes; they are identical on every rank, so every rank raises.
         """
         labels = labels.to(embeddings.device)
+        bad = ~torch.isfinite(embeddings).all(1)
+        if bool(bad.any()):
+            per_class = torch.bincount(labels[bad], minlength=len(class_names)).tolist()
+            classes = ", ".join(f"{c}: {n}" for c, n in zip(class_names, per_class) if n)
+            check_finite(embeddings, f"re-clustering at epoch {epoch} (non-finite rows per class: {classes})")
         counts = torch.bincount(labels, minlength=len(class_names)).tolist()
         ks = clusters_per_class(counts, self.size)
         if init is not None and len(init) != sum(ks):

@@ -7,6 +7,18 @@ import torch
 from clusterlight.distances import normalize_embeddings, squared_distances
 
 
+def check_finite(x: torch.Tensor, what: str = "k-means") -> None:
+    """Refuse embeddings ``x`` [n, d] with a NaN/inf in any row (one host read): clustering them would
+    give NaN centroids and arbitrary assignments."""
+    bad = ~torch.isfinite(x).all(1) if x.ndim > 1 else ~torch.isfinite(x)
+    n_bad = int(bad.sum())
+    if n_bad:
+        raise ValueError(
+            f"{what}: {n_bad} of {len(x)} embedding rows are non-finite (NaN/inf); refusing to cluster "
+            "them (the network producing them has diverged: lower the learning rate or check the data)"
+        )
+
+
 def kmeans_plus_plus(x: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
     """k-means++ seeding (D^2 sampling); the random draws use the CPU ``generator``."""
     first = int(torch.randint(len(x), (1,), generator=generator))
@@ -63,6 +75,7 @@ def kmeans(
     """
     if not 1 <= k <= len(x):
         raise ValueError(f"k-means needs 1 <= k <= n points, got k={k}, n={len(x)}")
+    check_finite(x)
     generator = generator or torch.Generator().manual_seed(0)
     x = x.float()
     centroids = init.float().clone() if init is not None else kmeans_plus_plus(x, k, generator)
@@ -102,8 +115,14 @@ def cluster_per_class(
 
     Cluster ids are contiguous per class (class 0's clusters first). Returns unit-norm
     centroids [K, d], each clip's cluster id [n], and each cluster's class [K]. ``init``
-    (the previous centroids, same layout) warm-starts every class.
+    (the previous centroids, same layout) warm-starts every class. Non-finite embeddings are refused
+    with a ``ValueError`` naming how many rows (and of which classes) hold a NaN/inf.
     """
+    bad = ~torch.isfinite(embeddings).all(1)
+    if bool(bad.any()):
+        per_class = torch.bincount(labels[bad].to(bad.device), minlength=len(k_per_class)).tolist()
+        classes = ", ".join(f"class {c}: {n}" for c, n in enumerate(per_class) if n)
+        check_finite(embeddings, f"k-means per class ({classes})")
     z = normalize_embeddings(embeddings)
     generator = generator or torch.Generator().manual_seed(0)
     centroids, assignments, start = [], torch.empty(len(z), dtype=torch.long, device=z.device), 0

@@ -77,24 +77,43 @@ def summarize(runs: dict[str, dict[int, dict]], class_names: list[str], referenc
 
 def markdown_table(result: dict, class_names: list[str], reference: str) -> str:
     """Two tables: error per class and macro (mean ± std over seeds) per method, then each
-    method's relative error reduction against ``reference`` (positive = fewer errors)."""
+    method's relative error reduction against ``reference`` (positive = fewer errors).
+
+    Failed runs (``result["failed"]``) are never averaged in: when there are any, the first table
+    gets a ``failed`` column (how many seeds failed, and which), a method whose every seed failed
+    shows ``failed`` in each cell, and a list under the tables gives each failure's stage and error."""
     keys = [*(f"err_{c}" for c in class_names), "macro_err"]
     head = "| {} | " + " | ".join([*class_names, "**macro**"]) + " |"
     rule = "|---" * (len(keys) + 1) + "|"
+    failed = {m: per for m, per in result.get("failed", {}).items() if per}
     lines = [
-        head.format("test error (1 - recall)")[:-1] + "| val macro (selection) | seeds |",
-        rule + "---|---|",
+        head.format("test error (1 - recall)")[:-1]
+        + "| val macro (selection) | seeds |"
+        + (" failed |" if failed else ""),
+        rule + "---|---|" + ("---|" if failed else ""),
     ]
 
     def cell(stats: dict | None) -> str:
         return "n/a" if stats is None else f"{stats['mean']:.3f} ± {stats['std']:.3f}"
 
+    def failed_cell(m: str) -> list[str]:
+        if not failed:
+            return []
+        seeds = sorted(failed.get(m, {}), key=int)
+        return [f"{len(seeds)} (seed {', '.join(map(str, seeds))})" if seeds else "0"]
+
     for m, summary in result["summary"].items():
         cells = [cell(summary[k]) for k in keys] + [
             cell(summary.get("selected_val_macro_err")),
             str(len(summary["macro_err"]["values"])),
+            *failed_cell(m),
         ]
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    for m in failed:
+        if m not in result["summary"]:  # no finished run to average: every seed it ran failed
+            lines.append(
+                f"| {m} | " + " | ".join(["failed"] * (len(keys) + 1) + ["0", *failed_cell(m)]) + " |"
+            )
     lines += ["", head.format(f"error reduction vs {reference}"), rule]
     for m, red in result["reduction"].items():
         lines.append(
@@ -106,16 +125,32 @@ def markdown_table(result: dict, class_names: list[str], reference: str) -> str:
     if pooled:
         lines += ["", head.format("validation error, pooled over seeds (selected checkpoints)"), rule]
         lines += [f"| {m} | " + " | ".join(f"{p[k]:.3f}" for k in keys) + " |" for m, p in pooled.items()]
+    if failed:
+        lines += ["", "Failed runs (not averaged in; a rerun retries them):", ""]
+        for m, per in failed.items():
+            for s, f in sorted(per.items(), key=lambda kv: int(kv[0])):
+                error = " ".join(str(f.get("error", "")).split())
+                error = error if len(error) <= 300 else error[:297] + "..."
+                lines.append(f"- {m}, seed {s}, stage {f.get('stage')}: {error}")
     return "\n".join(lines)
 
 
 def write_results(
-    out: Path, exp, runs: dict, class_names: list[str], reference: str, overrides: dict | None = None
+    out: Path,
+    exp,
+    runs: dict,
+    class_names: list[str],
+    reference: str,
+    overrides: dict | None = None,
+    failed: dict | None = None,
 ) -> dict:
     """Write ``results.json`` and ``results.md`` for the runs finished so far (called after every run);
     ``wall_s`` is the sum of their wall times. ``overrides``: the command line's ``--trainer.*`` etc.,
-    which every run of these results has (recorded as ``overrides`` when there are any)."""
+    which every run of these results has (recorded as ``overrides`` when there are any). ``failed``
+    (``{method: {seed: {"stage", "error", ...}}}``): runs that failed, recorded as ``failed`` and shown
+    as failed in the tables; every statistic is over finished runs only."""
     done = {m: dict(sorted(per.items())) for m, per in runs.items() if per}
+    failed = {m: {str(s): f for s, f in sorted(per.items())} for m, per in (failed or {}).items() if per}
     wall_s = sum(r["wall_s"] for per in done.values() for r in per.values())
     seeds = sorted({s for per in done.values() for s in per})
     result = {
@@ -129,11 +164,17 @@ def write_results(
         summarize(done, class_names, reference) if reference in done else {"summary": {}, "reduction": {}}
     )
     result["runs"] = {m: {str(s): r for s, r in per.items()} for m, per in done.items()}
+    if failed:
+        result["failed"] = failed
     result["experiment"] = OmegaConf.to_container(exp, resolve=True)
     if overrides:
         result["overrides"] = dict(overrides)
     table = markdown_table(result, class_names, reference)
     seeds_of = "; ".join(f"{m}: {list(per)}" for m, per in done.items())
+    if failed:
+        seeds_of += "; failed, not averaged: " + "; ".join(
+            f"{m}: {[int(s) for s in per]}" for m, per in failed.items()
+        )
     over = (
         " Every stage with the command-line overrides "
         + ", ".join(f"`{k}={json.dumps(v)}`" for k, v in overrides.items())

@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 import time
+import traceback
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -86,6 +88,26 @@ def _saved(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def is_failed(saved: dict | None) -> bool:
+    """Whether a saved ``result.json`` records a failed run (``status: failed``; a record without a
+    status is a finished run written before failures were recorded)."""
+    return saved is not None and saved.get("status") == "failed"
+
+
+class ExperimentRunsFailed(RuntimeError):
+    """Raised by :func:`run_experiment` after every run was tried and the results were written, when
+    runs failed in this call; ``failed`` maps (method, seed) to the failure record, ``result`` is the
+    results dict written to ``results.json``."""
+
+    def __init__(self, message: str, failed: dict[tuple[str, int], dict], result: dict) -> None:
+        super().__init__(message)
+        self.failed, self.result = failed, result
+
+
+def failure_text(failure: dict) -> str:
+    return f"stage {failure.get('stage')}: {failure.get('error')}"
+
+
 def _overrides_text(overrides: Mapping[str, Any]) -> str:
     return " ".join(f"--{k} {json.dumps(v) if not isinstance(v, str) else v}" for k, v in overrides.items())
 
@@ -128,12 +150,16 @@ def run_experiment(
             with contextlib.suppress(OverrideError):
                 hashes[m, s] = run_hash(exp, spec, s, exp_file, overrides)
     runs: dict[str, dict[int, dict]] = {m: {} for m in exp.methods}
+    failed: dict[str, dict[int, dict]] = {m: {} for m in exp.methods}  # shown as failed, never averaged
     stale: set[tuple[str, int]] = set()  # a finished run with other configs, which running replaces
     for (method, seed), config_hash in hashes.items():  # finished runs from earlier calls, any seed
         saved = _saved(out / f"seed{seed}" / method / "result.json")
         if saved is not None and saved.get("config_hash") == config_hash:
-            runs[method][seed] = saved["result"]
-        elif saved is not None:
+            if is_failed(saved):
+                failed[method][seed] = saved  # retried when selected: a failed run is never reused
+            else:
+                runs[method][seed] = saved["result"]
+        elif saved is not None and not is_failed(saved):
             stale.add((method, seed))
     class_names: list[str] = next((list(r["classes"]) for per in runs.values() for r in per.values()), [])
 
@@ -157,12 +183,13 @@ def run_experiment(
                     )
                 )
     if dry_run:
-        _print_plan(exp, out, seeds, selected, runs, stale, configs, plan, overrides)
+        _print_plan(exp, out, seeds, selected, runs, stale, configs, plan, overrides, failed)
         return None
 
     out.mkdir(parents=True, exist_ok=True)
     progress = ExperimentProgress(str(exp.name), plan)
-    result = write_results(out, exp, runs, class_names, reference, overrides)
+    result = write_results(out, exp, runs, class_names, reference, overrides, failed)
+    failed_now: dict[tuple[str, int], dict] = {}
     n_runs = len({(p.method, p.seed) for p in plan})
     n_epochs = sum(p.epochs or 0 for p in plan)
     print(
@@ -184,25 +211,48 @@ def run_experiment(
             method_dir = out / f"seed{seed}" / method
             checkpoints: dict[str, str] = {}
             ts = time.time()
-            for sti, stage in enumerate(spec.stages):
-                last = sti == len(spec.stages) - 1
-                progress.stage_start(i)
-                cfg = stage_config(
-                    exp, stage, seed, method_dir / stage.name, exp_file, checkpoints, overrides, method
-                )
-                checkpoints[stage.name], test = run_stage(
-                    cfg, test=last, callbacks=[progress.callback()], verbose=verbose
-                )
-                progress.stage_end(i)
-                i += 1
+            first = i
+            try:
+                for sti, stage in enumerate(spec.stages):
+                    last = sti == len(spec.stages) - 1
+                    progress.stage_start(i)
+                    cfg = stage_config(
+                        exp, stage, seed, method_dir / stage.name, exp_file, checkpoints, overrides, method
+                    )
+                    checkpoints[stage.name], test = run_stage(
+                        cfg, test=last, callbacks=[progress.callback()], verbose=verbose
+                    )
+                    progress.stage_end(i)
+                    i += 1
+            except Exception as e:  # the run failed (e.g. NonFiniteError): record it, go on with the others
+                traceback.print_exc(file=sys.stderr)
+                failure = {
+                    "config_hash": hashes[method, seed],
+                    "status": "failed",
+                    "stage": spec.stages[i - first].name,
+                    "error": f"{type(e).__name__}: {e}",
+                    "wall_s": time.time() - ts,
+                }
+                i = first + len(spec.stages)  # the failed stage and those after it will not run
+                progress.done.update(range(first, i))
+                progress.current = None
+                failed[method][seed] = failed_now[method, seed] = failure
+                runs[method].pop(seed, None)
+                with atomic_file(method_dir / "result.json") as tmp:
+                    tmp.write_text(json.dumps(failure, indent=2))
+                print(f"{tag}: FAILED in {failure_text(failure)}", flush=True)
+                result = write_results(out, exp, runs, class_names, reference, overrides, failed)
+                continue
             test["wall_s"] = time.time() - ts  # all stages of the method
             test["classes"] = [k[4:] for k in test["metrics"] if k.startswith("err_")]
             runs[method][seed] = test
+            failed[method].pop(seed, None)
             class_names = test["classes"]
             with atomic_file(method_dir / "result.json") as tmp:
-                tmp.write_text(json.dumps({"config_hash": hashes[method, seed], "result": test}, indent=2))
+                record = {"config_hash": hashes[method, seed], "status": "finished", "result": test}
+                tmp.write_text(json.dumps(record, indent=2))
             print(f"{tag}: test macro error {test['metrics']['macro_err']:.3f}", flush=True)
-            result = write_results(out, exp, runs, class_names, reference, overrides)
+            result = write_results(out, exp, runs, class_names, reference, overrides, failed)
     print(
         f"\n{markdown_table(result, class_names, reference)}\n\nwall time {time.time() - progress.t0:.0f} s; "
         f"wrote {out / 'results.json'} and {out / 'results.md'}",
@@ -210,6 +260,15 @@ def run_experiment(
     )
     if wandb_args is not None:
         _wandb_summary(out, exp, result, wandb_args, verbose)
+    if failed_now:
+        which = "; ".join(f"seed {s} | {m}: {failure_text(f)}" for (m, s), f in failed_now.items())
+        n_tried = n_runs
+        raise ExperimentRunsFailed(
+            f"[experiment {exp.name}] {len(failed_now)} of {n_tried} run(s) failed (recorded as failed in "
+            f"their result.json and the tables, not averaged in; a rerun retries them): {which}",
+            failed_now,
+            result,
+        )
     return result
 
 
@@ -240,7 +299,7 @@ def _wandb_summary(out: Path, exp, result: dict, wandb_args: dict, verbose: bool
         )
 
 
-def _print_plan(exp, out, seeds, selected, runs, stale, configs, plan, overrides) -> None:
+def _print_plan(exp, out, seeds, selected, runs, stale, configs, plan, overrides, failed=None) -> None:
     name = f"[experiment {exp.name}]"
     print(
         f"{name} dry run: {len(exp.methods)} method(s) x {len(seeds)} seed(s) x their stages; output {out}",
@@ -262,6 +321,8 @@ def _print_plan(exp, out, seeds, selected, runs, stale, configs, plan, overrides
                 status = f"reuse the finished run (test macro error {err:.3f})"
             elif method not in selected:
                 status = "skip (not in --methods)"
+            elif failed and seed in failed.get(method, {}):
+                status = f"run (retries a failed run: {failure_text(failed[method][seed])})"
             elif (method, seed) in stale:
                 status = "run (replaces a finished run made with other configs)"
             else:

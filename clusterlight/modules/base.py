@@ -6,6 +6,7 @@ import torch
 from lightning.pytorch import LightningModule
 from torch import nn
 
+from clusterlight.callbacks.finite_guard import FiniteGuard
 from clusterlight.callbacks.random_state import RandomState
 from clusterlight.confusion import log_confusion
 from clusterlight.distances import normalize_embeddings
@@ -50,9 +51,14 @@ class AudioModule(LightningModule):
         return len(self.class_names)
 
     def configure_callbacks(self) -> list:
-        """Every run saves and restores its random states with its checkpoints (bit-exact resume)."""
-        has = any(isinstance(c, RandomState) for c in self.trainer.callbacks)
-        return [] if has else [RandomState()]
+        """Every run saves and restores its random states with its checkpoints (bit-exact resume) and
+        stops at the first non-finite loss or gradient (:class:`FiniteGuard`); a trainer's own
+        ``RandomState`` / ``FiniteGuard`` (e.g. ``FiniteGuard(on_nonfinite="skip")``) is kept instead."""
+        extra = []
+        for kind in (RandomState, FiniteGuard):
+            if not any(isinstance(c, kind) for c in self.trainer.callbacks):
+                extra.append(kind())
+        return extra
 
     def setup(self, stage: str) -> None:
         """Check the audio settings shared with the DataModule (given twice, they must agree)."""

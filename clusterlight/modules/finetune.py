@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 
 from clusterlight.callbacks.centroids import ClusterCentroids
+from clusterlight.checkpoints import load_pretrained_weights
 from clusterlight.distances import normalize_embeddings
 from clusterlight.features import LogMel
 from clusterlight.losses import ClassificationLoss, ClusterLoss
@@ -54,23 +53,12 @@ class JointFinetune(CentroidUser, Classifier):
             self.load_pretrained(pretrained_checkpoint)
 
     def load_pretrained(self, path: str) -> None:
-        """Copy ``frontend.*`` and ``backbone.*`` weights from a pretraining checkpoint."""
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"pretrained_checkpoint {path} does not exist")
-        state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
-        keep = {k: v for k, v in state.items() if k.startswith(("frontend.", "backbone."))}
-        if not any(k.startswith("backbone.") for k in keep):
-            raise ValueError(f"pretrained_checkpoint {path} holds no backbone.* weights")
-        try:
-            missing, unexpected = self.load_state_dict(keep, strict=False)
-        except RuntimeError as e:  # shape mismatches
-            raise ValueError(f"pretrained_checkpoint {path} does not fit this backbone: {e}") from e
-        wanted = [k for k in missing if k.startswith("backbone.")]
-        if wanted or unexpected:
-            raise ValueError(
-                f"pretrained_checkpoint {path} does not fit this backbone: "
-                f"missing {wanted[:5]}, unexpected {unexpected[:5]}"
-            )
+        """Copy ``frontend.*`` and ``backbone.*`` weights from a pretraining checkpoint, loaded safely
+        (:func:`clusterlight.checkpoints.load_checkpoint`: ``weights_only=True``). A missing file is a
+        ``FileNotFoundError``; a file that is no checkpoint, holds unsafe objects, has no backbone, a
+        backbone of other shapes or non-finite weights is a ``CheckpointError`` (a ``ValueError``)
+        naming the file and what was wrong."""
+        load_pretrained_weights(self, path)
 
     def configure_callbacks(self) -> list:
         extra = super().configure_callbacks()
