@@ -7,7 +7,7 @@ import json
 import sys
 
 from clusterlight import __version__
-from clusterlight.inference.commands import detect_main, is_file_prediction, predict_main
+from clusterlight.inference.commands import detect_main, export_main, is_file_prediction, predict_main
 from clusterlight.lightning_cli import ClusterlightCLI
 from clusterlight.packaged_configs import listing, resolve_config_args
 
@@ -49,6 +49,8 @@ def main(argv: list[str] | None = None) -> None:
         predict_main(args[1:])
     elif args[:1] == ["detect"]:
         detect_main(args[1:])
+    elif args[:1] == ["export"]:
+        export_main(args[1:])
     elif args[:1] == ["experiment"]:
         from clusterlight.experiment import experiment_main
 
@@ -61,6 +63,7 @@ def main(argv: list[str] | None = None) -> None:
             print("clusterlight data synth --out DIR       write the built-in synthetic dataset")
             print("clusterlight predict --ckpt_path X INPUT...   class probabilities of audio files")
             print("clusterlight detect --ckpt_path X RECORDING...   sound events in long recordings")
+            print("clusterlight export --ckpt_path X --format onnx --out model.onnx   a model to ship")
             print("clusterlight configs list               the packaged configs (--config clusterlight:NAME)")
             print("clusterlight --version\n")
         ClusterlightCLI(args=args)

@@ -121,3 +121,19 @@ def test_a_checkpoint_without_a_card_says_so(tmp_path):
     (tmp_path / "junk.ckpt").write_bytes(b"junk")
     with pytest.raises(ValueError, match="junk.ckpt could not be read"):
         load(tmp_path / "junk.ckpt")
+
+
+def test_export_command_writes_an_onnx_model_that_onnxruntime_runs(trained, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    ckpt, data = trained
+    out = tmp_path / "model.onnx"
+    done = clusterlight(["export", "--ckpt_path", str(ckpt), "--format", "onnx", "--out", str(out)])
+    assert "wrote" in done.stdout and out.is_file()
+    sidecar = json.loads(out.with_name("model.onnx.json").read_text())
+    clip = sorted((data / "synth").rglob("*.wav"))[0]
+    wave = sf.read(clip, dtype="float32")[0][None]
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    probs = session.run(None, {session.get_inputs()[0].name: wave})[0][0]
+    expected = predict_files(load(ckpt), [clip])[0]
+    assert probs.tolist() == pytest.approx([expected[f"prob_{c}"] for c in sidecar["class_names"]], abs=1e-4)

@@ -87,3 +87,21 @@ def detect_main(argv: list[str]) -> None:
         print(f"[clusterlight] {path}: {len(events[path.name])} events", file=sys.stderr)
     write_events_csv(a.out, events)
     print(f"wrote {sum(map(len, events.values()))} events in {len(events)} recording(s) to {a.out}")
+
+
+def export_main(argv: list[str]) -> None:
+    p = argparse.ArgumentParser(prog="clusterlight export", description="A checkpoint as a model to ship.")
+    p.add_argument("--ckpt_path", required=True)
+    p.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")
+    p.add_argument("--out", required=True, help="the file to write (ONNX: a <out>.json sidecar beside it)")
+    p.add_argument("--no_frontend", action="store_true", help="ONNX from log-mel features, not waveforms")
+    a = p.parse_args(argv)
+    from clusterlight.inference.export import export_onnx, export_torchscript
+
+    model = load(a.ckpt_path)
+    t0 = time.time()
+    if a.format == "onnx":
+        out = export_onnx(model, a.out, include_frontend=not a.no_frontend)
+    else:
+        out = export_torchscript(model, a.out)
+    print(f"wrote {out} ({a.format}) in {time.time() - t0:.1f} s")
