@@ -3,6 +3,7 @@
 from clusterlight.callbacks import ClusterCentroids, CompileModel, EmbeddingPlot, FiniteGuard, NonFiniteError
 from clusterlight.data import AudioDataModule, ManifestSource, SyntheticSource
 from clusterlight.features import LogMel
+from clusterlight.inference import load
 from clusterlight.modules import Classifier, EmbeddingPretrain, JointFinetune
 from clusterlight.nets import create_backbone
 
@@ -21,4 +22,5 @@ __all__ = [
     "NonFiniteError",
     "SyntheticSource",
     "create_backbone",
+    "load",
 ]

@@ -119,7 +119,7 @@ def test_a_checkpoint_without_a_card_says_so(tmp_path):
     with pytest.raises(ValueError, match="has no model card"):
         load(path)
     (tmp_path / "junk.ckpt").write_bytes(b"junk")
-    with pytest.raises(ValueError, match="junk.ckpt could not be read"):
+    with pytest.raises(ValueError, match="junk.ckpt"):
         load(tmp_path / "junk.ckpt")
 
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import torch
 
+from clusterlight.checkpoints import load_checkpoint
+
 CARD_KEY = "clusterlight"
 
 
@@ -29,14 +31,8 @@ def model_card(config: dict, class_names: list[str], datamodule) -> dict:
 
 
 def read_checkpoint(path: str | Path) -> dict:
-    """The checkpoint dict, loaded with ``weights_only=True``; errors name the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # not a torch file, or objects outside the safe allow-list
-        raise ValueError(f"{path} could not be read as a clusterlight checkpoint: {e}") from e
+    """The checkpoint dict, loaded safely (:func:`clusterlight.checkpoints.load_checkpoint`)."""
+    return load_checkpoint(path)
 
 
 def load(path: str | Path, map_location: str | torch.device = "cpu"):
