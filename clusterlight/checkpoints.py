@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import pathlib
 import pickle
+import struct
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -92,7 +93,16 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
             f"written by torch.save or Lightning): {_first_line(e).split('. ')[0]}",
             path,
         ) from None
-    except (RuntimeError, KeyError, EOFError, ValueError, AttributeError, IndexError, TypeError) as e:
+    except (
+        RuntimeError,
+        KeyError,
+        EOFError,
+        ValueError,
+        AttributeError,
+        IndexError,
+        TypeError,
+        struct.error,
+    ) as e:
         raise CheckpointError(
             f"checkpoint {path} is not a PyTorch checkpoint (expected a file written by torch.save or "
             f"Lightning, a zip archive holding data.pkl; torch.load says {_first_line(e)})",
