@@ -17,8 +17,8 @@ from __future__ import annotations
 import contextlib
 import pathlib
 import pickle
-import struct
 import re
+import struct
 from collections.abc import Mapping
 from pathlib import Path
 
