@@ -11,6 +11,8 @@ import torch
 from omegaconf import OmegaConf
 
 from clusterlight.data.atomic import atomic_file
+from clusterlight.experiment.statistics import compare
+from clusterlight.experiment.statistics import markdown as comparison_markdown
 from clusterlight.metrics import per_class_error_from_confusion, relative_error_reduction
 
 
@@ -77,7 +79,10 @@ def summarize(runs: dict[str, dict[int, dict]], class_names: list[str], referenc
 
 def markdown_table(result: dict, class_names: list[str], reference: str) -> str:
     """Two tables: error per class and macro (mean ± std over seeds) per method, then each
-    method's relative error reduction against ``reference`` (positive = fewer errors).
+    method's relative error reduction against ``reference`` (positive = fewer errors); then the
+    paired comparison (``result["comparison"]``: reductions with 95% intervals from a bootstrap over
+    seeds and test clips, seed spread with its interval and the ratio to the reference's, the
+    share of seeds a method beats the reference on).
 
     Failed runs (``result["failed"]``) are never averaged in: when there are any, the first table
     gets a ``failed`` column (how many seeds failed, and which), a method whose every seed failed
@@ -121,6 +126,8 @@ def markdown_table(result: dict, class_names: list[str], reference: str) -> str:
             + " | ".join("n/a" if math.isnan(red[k]) else f"{100 * red[k]:+.1f}%" for k in keys)
             + " |"
         )
+    if result.get("comparison"):
+        lines += ["", comparison_markdown(result["comparison"], class_names)]
     pooled = {m: s["val_pooled"] for m, s in result["summary"].items() if "val_pooled" in s}
     if pooled:
         lines += ["", head.format("validation error, pooled over seeds (selected checkpoints)"), rule]
@@ -163,6 +170,8 @@ def write_results(
     result.update(
         summarize(done, class_names, reference) if reference in done else {"summary": {}, "reduction": {}}
     )
+    if reference in done:  # paired intervals over seeds and test clips (experiment/statistics.py)
+        result["comparison"] = compare(done, reference, class_names)
     result["runs"] = {m: {str(s): r for s, r in per.items()} for m, per in done.items()}
     if failed:
         result["failed"] = failed

@@ -6,6 +6,7 @@ import torch
 from lightning.pytorch import LightningModule
 from torch import nn
 
+from clusterlight import distributed
 from clusterlight.callbacks.finite_guard import FiniteGuard
 from clusterlight.callbacks.random_state import RandomState
 from clusterlight.confusion import log_confusion
@@ -45,6 +46,7 @@ class AudioModule(LightningModule):
         )
         self.results: dict[str, dict] = {}
         self._updated = {"val": False, "test": False}
+        self._clip_predictions: dict[str, list[torch.Tensor]] = {"val": [], "test": []}
 
     @property
     def num_classes(self) -> int:
@@ -81,7 +83,9 @@ class AudioModule(LightningModule):
         z = self.features(batch["wave"])
         scores = self.scores_from_features(z)
         if scores is not None:
-            self.reports[stage].update(scores.argmax(1), batch["label"])
+            preds = scores.argmax(1)
+            self.reports[stage].update(preds, batch["label"])
+            self._clip_predictions[stage].append(torch.stack([batch["index"], preds, batch["label"]]))
             self._updated[stage] = True
         return {"embeddings": normalize_embeddings(z).detach(), "labels": batch["label"]}
 
@@ -110,6 +114,7 @@ class AudioModule(LightningModule):
         self.results[stage] = {
             "metrics": {k: float(v) for k, v in values.items()},
             "confusion": confusion.cpu().tolist(),
+            **self._gather_clip_predictions(stage),
         }
         if self.trainer.is_global_zero and not self.trainer.sanity_checking:
             log_confusion(
@@ -120,6 +125,16 @@ class AudioModule(LightningModule):
                 self.current_epoch,
                 self.global_step,
             )
+
+    def _gather_clip_predictions(self, stage: str) -> dict[str, list[int]]:
+        """Each clip's predicted and true class, in split order, from every rank (a collective: all
+        ranks call it). Paired statistics resample clips from these (``experiment.statistics``)."""
+        parts = self._clip_predictions[stage]
+        local = torch.cat(parts, dim=1).cpu() if parts else torch.zeros(3, 0, dtype=torch.long)
+        self._clip_predictions[stage] = []
+        every = torch.cat(distributed.all_gather_objects(local), dim=1)
+        order = every[0].argsort()
+        return {"predictions": every[1, order].tolist(), "labels": every[2, order].tolist()}
 
     def on_validation_epoch_end(self) -> None:
         self._log_report("val")
