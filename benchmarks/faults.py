@@ -108,7 +108,8 @@ def short(text: str, n: int = 160) -> str:
 def error_line(stderr: str, names=("NonFiniteError", "CheckpointError", "Error:")) -> str:
     """The last line of a traceback that names an exception."""
     lines = [ln for ln in stderr.splitlines() if any(n in ln for n in names) and not ln.startswith(" ")]
-    return lines[-1] if lines else stderr.strip().splitlines()[-1] if stderr.strip() else ""
+    line = lines[-1] if lines else stderr.strip().splitlines()[-1] if stderr.strip() else ""
+    return line.replace("clusterlight.callbacks.finite_guard.", "")
 
 
 def write_yaml(path: Path, cfg: dict) -> str:
@@ -205,13 +206,14 @@ def nan_run(work: Path) -> Row:
     last = folder / "last.ckpt"
     intact = last.is_file() and torch.load(last, weights_only=True)["epoch"] == 0 and finite_state(last)
     err = error_line(done.stderr)
+    named = f"the last good checkpoint is {last}" in err
     outcome = (
-        f"clear error, exit {done.returncode}: {short(err, 150)}; checkpoints {files}, "
-        "last.ckpt = epoch 0, finite"
-        if done.returncode != 0 and "NonFiniteError" in err and intact
+        f"clear error, exit {done.returncode}: {short(err.split('; the gradient')[0], 110)} (+ the "
+        f"parameters, the last good checkpoint); checkpoints {files}, last.ckpt = epoch 0, finite"
+        if done.returncode != 0 and "NonFiniteError" in err and intact and named
         else f"exit {done.returncode}; {short(err)}; checkpoints {files}, last.ckpt intact: {intact}"
     )
-    lost = not (done.returncode != 0 and intact and files == ["best-epoch=000.ckpt", "last.ckpt"])
+    lost = not (done.returncode != 0 and intact and named and files == ["best-epoch=000.ckpt", "last.ckpt"])
     return Row("NaN run (CLI fit, lr 1e9 from epoch 1)", outcome, lost)
 
 

@@ -18,7 +18,6 @@ import contextlib
 import pathlib
 import pickle
 import re
-import struct
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -93,16 +92,9 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
             f"written by torch.save or Lightning): {_first_line(e).split('. ')[0]}",
             path,
         ) from None
-    except (
-        RuntimeError,
-        KeyError,
-        EOFError,
-        ValueError,
-        AttributeError,
-        IndexError,
-        TypeError,
-        struct.error,
-    ) as e:
+    except OSError:
+        raise  # unreadable (permissions, I/O): the OS error names the file
+    except Exception as e:  # anything else torch.load trips on (zip, legacy format, struct, ...)
         raise CheckpointError(
             f"checkpoint {path} is not a PyTorch checkpoint (expected a file written by torch.save or "
             f"Lightning, a zip archive holding data.pkl; torch.load says {_first_line(e)})",

@@ -337,6 +337,11 @@ def test_load_checkpoint_names_the_file_and_what_was_expected(tmp_path, synth_ro
     a_pickle.write_bytes(pickle.dumps({"state_dict": {}}))
     empty = tmp_path / "empty.ckpt"
     empty.write_bytes(b"")
+    junk = tmp_path / "junk.ckpt"
+    junk.write_bytes(b"junk")  # struct.error inside torch.load
+    cut = tmp_path / "cut.ckpt"
+    torch.save({"state_dict": {"w": torch.zeros(1000)}}, cut)
+    cut.write_bytes(cut.read_bytes()[:2000])  # an interrupted copy
     no_state = tmp_path / "no_state.ckpt"
     torch.save({"epoch": 3}, no_state)
     cases = {
@@ -344,6 +349,8 @@ def test_load_checkpoint_names_the_file_and_what_was_expected(tmp_path, synth_ro
         a_zip: "is not a PyTorch checkpoint",
         a_pickle: "is not a PyTorch checkpoint",
         empty: r"is empty \(0 bytes\)",
+        junk: "is not a PyTorch checkpoint",
+        cut: "is not a PyTorch checkpoint",
         tmp_path: "is not a file",
         no_state: r"has no 'state_dict' \(its keys: \['epoch'\]\)",
     }
