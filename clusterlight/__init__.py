@@ -6,8 +6,8 @@ from clusterlight.features import LogMel
 from clusterlight.inference import load
 from clusterlight.modules import Classifier, EmbeddingPretrain, JointFinetune
 from clusterlight.nets import create_backbone
+from clusterlight.version import __version__ as __version__
 
-__version__ = "0.1.0"
 __all__ = [
     "AudioDataModule",
     "Classifier",

@@ -6,10 +6,10 @@ import argparse
 import json
 import sys
 
-from clusterlight import __version__
 from clusterlight.inference.commands import detect_main, export_main, is_file_prediction, predict_main
 from clusterlight.lightning_cli import ClusterlightCLI
 from clusterlight.packaged_configs import listing, resolve_config_args
+from clusterlight.version import __version__
 
 
 def synth_main(argv: list[str]) -> None:

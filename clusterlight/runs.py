@@ -67,7 +67,11 @@ def best_in(folder: Path) -> Path | None:
     if last.is_file():
         state = load_checkpoint(last)  # weights_only, allow-listed
         for key, value in state.get("callbacks", {}).items():
-            path = value.get("best_model_path") if key.startswith("ModelCheckpoint") else None
+            path = (
+                value.get("best_model_path")
+                if key.startswith(("ModelCheckpoint", "BestAndLastCheckpoint"))
+                else None
+            )
             if path and Path(path).is_file():
                 return Path(path)
     best = sorted(folder.glob("best*.ckpt"))

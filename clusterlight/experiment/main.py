@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from clusterlight.experiment.overrides import OverrideError, split_overrides
-from clusterlight.experiment.runner import run_experiment
+from clusterlight.experiment.runner import ExperimentRunsFailed, run_experiment
 
 EPILOG = """overrides, applied to every stage of every method after the file's own overrides (part of the
 run hash, so an overridden run is never reused as a plain one, nor the other way round):
@@ -59,3 +60,6 @@ def experiment_main(argv: list[str]) -> None:
         )
     except OverrideError as e:  # checked before anything trains: a usage error, no traceback
         p.error(str(e))
+    except ExperimentRunsFailed as e:  # each failure was printed with its traceback when it happened
+        print(f"clusterlight experiment: {e}", file=sys.stderr)
+        raise SystemExit(1) from None

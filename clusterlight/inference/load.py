@@ -19,7 +19,7 @@ CARD_KEY = "clusterlight"
 
 def model_card(config: dict, class_names: list[str], datamodule) -> dict:
     """What a checkpoint needs to rebuild its module: config (class_path/init_args) and audio settings."""
-    from clusterlight import __version__
+    from clusterlight.version import __version__
 
     model = dict(config)
     init_args = {**model.get("init_args", {}), "class_names": list(class_names)}
