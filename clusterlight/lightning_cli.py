@@ -135,8 +135,28 @@ class ClusterlightCLI(LightningCLI):
     def before_predict(self) -> None:
         self._resolve_ckpt_path(resume=False)
 
+    def _finish_wandb_runs(self) -> None:
+        """Finish W&B runs before the process exits, so an offline run is completely written."""
+        for logger in self.trainer.loggers:
+            run = getattr(logger, "_experiment", None)  # only a run this process started (not ddp_spawn's)
+            if type(logger).__name__ == "WandbLogger" and run is not None:
+                run.finish()
+
+    def after_validate(self) -> None:
+        self._finish_wandb_runs()
+
+    def after_test(self) -> None:
+        self._finish_wandb_runs()
+
+    def after_predict(self) -> None:
+        self._finish_wandb_runs()
+
     def after_fit(self) -> None:
-        """Validate the selected checkpoint and print its per-class table."""
+        """Validate the selected checkpoint, print its per-class table, finish W&B runs."""
+        self._print_selected()
+        self._finish_wandb_runs()
+
+    def _print_selected(self) -> None:
         best = self.trainer.checkpoint_callback.best_model_path if self.trainer.checkpoint_callback else ""
         if not best or self.trainer.interrupted:
             return
