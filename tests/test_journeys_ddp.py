@@ -16,7 +16,7 @@ TESTS = os.path.dirname(os.path.abspath(__file__))
 SMALL_LSTM = ["--model.init_args.backbone.init_args.hidden", "32"]
 JOURNEYS = {  # each module; exact and bank re-clustering; mixing
     "baseline": ["baseline"],
-    "pretrain": ["pretrain"],
+    "pretrain": ["pretrain"],  # then fine-tuned from its selected checkpoint
     "one_stage_bank_mixing": [
         "finetune",
         "--config",
@@ -40,7 +40,7 @@ def clusterlight(args: list[str], timeout: int = 240) -> subprocess.CompletedPro
 
 
 def journey_args(tmp_path, trainer: str, journey: str, root) -> list[str]:
-    stage, *extra = JOURNEYS[journey]
+    stage, *extra = FINETUNE if journey == "finetune" else JOURNEYS[journey]
     data = write_yaml(tmp_path, "data.yaml", tiny_data(tmp_path))
     probe = write_yaml(
         tmp_path,
@@ -64,6 +64,9 @@ def journey_args(tmp_path, trainer: str, journey: str, root) -> list[str]:
         "--trainer.default_root_dir", str(root),
         "--seed_everything", "0",
     ]  # fmt: skip
+
+
+FINETUNE = ["finetune"]  # the shipped stage-2 config (cluster loss kept as an auxiliary term)
 
 
 @pytest.mark.parametrize("journey", sorted(JOURNEYS))
@@ -94,3 +97,10 @@ def test_ddp_journey_fit_then_test(tmp_path, journey):
     assert not (ddp / "lightning_logs/version_1").exists(), "test --ckpt_path best logs into the fit's run"
     config = yaml.safe_load((ddp / "lightning_logs/version_0/hparams.yaml").read_text())
     assert config["model"]["class_path"].startswith("clusterlight.modules."), "config not logged"
+    if journey == "pretrain":  # stage 2 of the paper's recipe: fine-tune that checkpoint under DDP
+        tuned = tmp_path / "tuned"
+        args = journey_args(tmp_path, "ddp_cpu", "finetune", tuned)
+        clusterlight(["fit", *args, "--model.init_args.pretrained_checkpoint", str(selected)])
+        ranks = [torch.load(tuned / f"rank{r}-fit.pt", weights_only=False) for r in (0, 1)]
+        for name, value in ranks[0]["weights"].items():
+            assert torch.equal(value, ranks[1]["weights"][name]), f"fine-tuning: rank weights differ: {name}"
