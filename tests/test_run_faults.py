@@ -447,11 +447,12 @@ def test_a_failed_run_is_recorded_shown_not_averaged_and_retried(tmp_path, capsy
     exp_file = _experiment_with_a_diverging_method(tmp_path)
     out = tmp_path / "out"
     args = ["experiment", "--config", exp_file, "--output_dir", str(out)]
-    with pytest.raises(
-        RuntimeError, match=r"1 of 2 run\(s\) failed.*seed 0 \| diverges: stage fit: NonFiniteError"
-    ):
+    with pytest.raises(SystemExit) as exited:  # the command ends with one line and exit status 1
         main(args)
-    printed = capsys.readouterr().out
+    assert exited.value.code == 1
+    captured = capsys.readouterr()
+    printed = captured.out
+    assert re.search(r"1 of 2 run\(s\) failed.*seed 0 \| diverges: stage fit: NonFiniteError", captured.err)
     assert (
         "seed 0 (1/1) | diverges: FAILED in stage fit: NonFiniteError: non-finite values at epoch 0"
         in printed
@@ -471,9 +472,11 @@ def test_a_failed_run_is_recorded_shown_not_averaged_and_retried(tmp_path, capsy
     assert "diverges | fit (1 epoch) | run (retries a failed run: stage fit: NonFiniteError" in plan
     assert "baseline | fit (1 epoch) | reuse the finished run" in plan
 
-    with pytest.raises(RuntimeError, match=r"1 of 1 run\(s\) failed"):
+    with pytest.raises(SystemExit):
         main(args)
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
+    assert "1 of 1 run(s) failed" in captured.err
     assert "baseline: reusing the finished run" in printed and "diverges: FAILED" in printed
     assert json.loads((out / "results.json").read_text())["runs"] == result["runs"]
 
