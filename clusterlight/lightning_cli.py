@@ -115,7 +115,7 @@ class ClusterlightCLI(LightningCLI):
             config["ckpt_path"] = None
             return
         if found is None:
-            root = self.trainer.logger.root_dir if self.trainer.logger else self.trainer.default_root_dir
+            root = getattr(self.trainer.logger, "root_dir", None) or self.trainer.default_root_dir
             raise FileNotFoundError(
                 f"--ckpt_path {which}: no earlier run under {root} holds a {which} checkpoint; "
                 "run fit first with the same trainer.default_root_dir/logger, or give a checkpoint path"
