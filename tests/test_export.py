@@ -9,8 +9,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from test_journeys_ddp import clusterlight
-from tiny_configs import CONFIGS, model_configs, tiny_data, write_yaml
+from tiny_configs import train_tiny_classifier
 
 from clusterlight.features import LogMel
 from clusterlight.inference import load
@@ -74,28 +73,7 @@ print(json.dumps(result))
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A tiny LSTM classifier trained through the CLI (as tests/test_inference.py), loaded."""
-    tmp = tmp_path_factory.mktemp("export_trained")
-    clusterlight(
-        [
-            "fit",
-            "--config",
-            str(CONFIGS / "trainer/cpu.yaml"),
-            "--config",
-            write_yaml(tmp, "data.yaml", tiny_data(tmp)),
-            *model_configs("baseline", "lstm"),
-            "--model.init_args.backbone.init_args.hidden",
-            "16",
-            "--model.init_args.frontend.init_args.sample_rate",
-            "8000",
-            "--trainer.max_epochs",
-            "1",
-            "--trainer.enable_progress_bar",
-            "false",
-            "--trainer.default_root_dir",
-            str(tmp / "run"),
-        ]  # fmt: skip
-    )
-    ckpt = next((tmp / "run").rglob("best-*.ckpt"))
+    ckpt = train_tiny_classifier(tmp_path_factory.mktemp("export_trained"), epochs=1)
     return ckpt, load(ckpt)
 
 

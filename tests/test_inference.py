@@ -9,7 +9,7 @@ import soundfile as sf
 import torch
 from conftest import write_tone
 from test_journeys_ddp import clusterlight
-from tiny_configs import CONFIGS, model_configs, tiny_data, write_yaml
+from tiny_configs import train_tiny_classifier
 
 from clusterlight.data.long_synth import generate_long
 from clusterlight.inference import load, predict_files
@@ -19,27 +19,7 @@ from clusterlight.inference import load, predict_files
 def trained(tmp_path_factory):
     """A tiny classifier trained through the CLI (the shipped configs), and its data folder."""
     tmp = tmp_path_factory.mktemp("trained")
-    clusterlight(
-        [
-            "fit",
-            "--config",
-            str(CONFIGS / "trainer/cpu.yaml"),
-            "--config",
-            write_yaml(tmp, "data.yaml", tiny_data(tmp)),
-            *model_configs("baseline", "lstm"),
-            "--model.init_args.backbone.init_args.hidden",
-            "16",
-            "--model.init_args.frontend.init_args.sample_rate",
-            "8000",
-            "--trainer.max_epochs",
-            "2",
-            "--trainer.enable_progress_bar",
-            "false",
-            "--trainer.default_root_dir",
-            str(tmp / "run"),
-        ]  # fmt: skip
-    )
-    return next((tmp / "run").rglob("best-*.ckpt")), tmp
+    return train_tiny_classifier(tmp, epochs=2), tmp
 
 
 def test_load_needs_only_the_checkpoint(trained):
