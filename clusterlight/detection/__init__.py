@@ -1,5 +1,5 @@
 """Sound event detection in long recordings: window scores -> events (``events``), event-based scoring
-with the DCASE 2017 task 2 rule (``scoring``)."""
+with the DCASE 2017 task 2 rule (``scoring``), a picture of one recording's detection (``plot``)."""
 
 from clusterlight.detection.events import (
     Event,
@@ -9,6 +9,7 @@ from clusterlight.detection.events import (
     scores_to_events,
     write_events_csv,
 )
+from clusterlight.detection.plot import plot_detection
 from clusterlight.detection.scoring import Counts, EventScores, event_based_scores, match_onsets
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "event_based_scores",
     "match_onsets",
     "median_filter",
+    "plot_detection",
     "read_events_csv",
     "scores_to_events",
     "write_events_csv",

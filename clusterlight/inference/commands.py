@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from clusterlight.detection import write_events_csv
-from clusterlight.inference.detect import detect
+from clusterlight.inference.detect import detect_recording, plot, thresholds_of
 from clusterlight.inference.load import load
 from clusterlight.inference.predict import Predictor, audio_inputs, write_predictions
 
@@ -78,15 +78,40 @@ def detect_main(argv: list[str]) -> None:
     )
     p.add_argument("--median_filter", type=int, default=3, help="median filter length in windows (odd)")
     p.add_argument("--min_gap", type=float, default=0.0, help="merge same-class events closer than this (s)")
+    p.add_argument(
+        "--plot",
+        default=None,
+        metavar="DIR",
+        help="also write DIR/<recording>.png: score curves, thresholds and events over the spectrogram",
+    )
     p.add_argument("--device", default="cpu")
     a = p.parse_args(argv)
     model = load(a.ckpt_path, a.device)
+    paths = audio_inputs(a.recordings)
+    _check_unique_names(paths)
     events = {}
-    for path in audio_inputs(a.recordings):
-        events[path.name] = detect(model, path, a.hop, a.thresholds, a.median_filter, a.min_gap)
-        print(f"[clusterlight] {path}: {len(events[path.name])} events", file=sys.stderr)
+    for path in paths:
+        found = detect_recording(model, path, a.hop, a.thresholds, a.median_filter, a.min_gap)
+        events[path.name] = found.events
+        picture = f", {plot(model, found, Path(a.plot) / (path.name + '.png'))}" if a.plot else ""
+        print(f"[clusterlight] {path}: {len(found.events)} events{picture}", file=sys.stderr)
     write_events_csv(a.out, events)
-    print(f"wrote {sum(map(len, events.values()))} events in {len(events)} recording(s) to {a.out}")
+    print(
+        f"wrote {sum(map(len, events.values()))} events in {len(events)} recording(s) to {a.out} "
+        f"(thresholds: {thresholds_of(model, a.thresholds)[1]})"
+    )
+
+
+def _check_unique_names(paths: list[Path]) -> None:
+    """Events (and pictures) are keyed by file name: two recordings of one name would overwrite."""
+    seen: dict[str, Path] = {}
+    for path in paths:
+        if path.name in seen:
+            raise SystemExit(
+                f"clusterlight detect: {seen[path.name]} and {path} share the file name {path.name!r}, "
+                "by which events and plots are keyed; rename one or detect them separately"
+            )
+        seen[path.name] = path
 
 
 def export_main(argv: list[str]) -> None:
