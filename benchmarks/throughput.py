@@ -14,8 +14,12 @@ Prints, on the device it runs on (GPU when present, else CPU), numbered as in th
   7. with ``--compile``: baseline clips/s with the backbone compiled (CompileModel) vs eager
   8. opening the waveform cache with ``verify_cache: size`` vs ``full`` (seconds, ratio), and what
      the checksums cost when the cache is written; ``--cache_verify_only`` runs this item alone
+  9. export time (ONNX with the log-mel front end, TorchScript) of the quickstart model (or of
+     ``--export_ckpt``), and CPU inference clips/s of PyTorch vs onnxruntime at batch 1 and 64, one
+     thread each, side by side in this process (``clusterlight.inference.export``); needs the
+     ``onnx`` extra; ``--export_only`` runs this item alone
 Not part of the test suite. Usage: python benchmarks/throughput.py \
-[--backbone lstm] [--steps 30] [--main_job] [--compile] [--cache_verify_only]
+[--backbone lstm] [--steps 30] [--main_job] [--compile] [--cache_verify_only] [--export_only]
 """
 
 from __future__ import annotations
@@ -255,6 +259,70 @@ def print_cache_verify_cost(dm: AudioDataModule) -> None:
     )
 
 
+def quickstart_checkpoint(workdir: Path, cache_dir: str) -> Path:
+    """A checkpoint of the quickstart's baseline model (LSTM, 2 s clips at 16 kHz) from ``clusterlight
+    fit`` after 3 training steps: export and inference cost depend on the network, not on training."""
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    cmd = [sys.executable, "-m", "clusterlight", "fit"]
+    for name in ("trainer/cpu.yaml", "data/synth.yaml", "model/baseline.yaml", "model/net/lstm.yaml"):
+        cmd += ["--config", str(configs / name)]
+    cmd += [
+        "--data.init_args.source.init_args.root", f"{cache_dir}/synth",
+        "--data.init_args.cache_dir", cache_dir,
+        "--trainer.max_epochs", "1",
+        "--trainer.limit_train_batches", "3",
+        "--trainer.limit_val_batches", "2",
+        "--trainer.enable_progress_bar", "false",
+        "--trainer.default_root_dir", str(workdir),
+    ]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"clusterlight fit failed:\n{done.stderr[-3000:]}")
+    return next(workdir.rglob("best-*.ckpt"))
+
+
+def export_timings(ckpt: Path, workdir: Path, seconds: float = 3.0) -> dict:
+    """Item 9: wall time of each export call (the ONNX one includes checking onnxruntime against
+    PyTorch) and of the export alone (as the sidecar records it), then clips/s at batch 1 and 64."""
+    from clusterlight.inference.export import export_onnx, export_torchscript, inference_throughput
+    from clusterlight.inference.load import load
+
+    model = load(ckpt)
+    out = {}
+    for fmt, export, name in (
+        ("onnx", export_onnx, "model.onnx"),
+        ("torchscript", export_torchscript, "model.pt"),
+    ):
+        t = time.perf_counter()
+        path = export(model, workdir / name)
+        out[fmt] = {
+            "call_s": time.perf_counter() - t,
+            "export_s": json.loads(path.with_name(path.name + ".json").read_text())["export_seconds"],
+        }
+    out["throughput"] = inference_throughput(model, workdir / "model.onnx", (1, 64), seconds, threads=1)
+    return out
+
+
+def print_export_timings(ckpt: str | None, cache_dir: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(ckpt) if ckpt else quickstart_checkpoint(Path(tmp) / "fit", cache_dir)
+        r = export_timings(path, Path(tmp))
+    onnx, ts, tp = r["onnx"], r["torchscript"], r["throughput"]
+    which = ckpt or "the quickstart baseline model (LSTM 2x128, 2 s clips at 16 kHz, 3 training steps)"
+    print(
+        f"9. export of {which}: ONNX with the log-mel front end (STFT as {tp['stft']}) "
+        f"{onnx['export_s']:.2f} s ({onnx['call_s']:.2f} s with the onnxruntime check), TorchScript "
+        f"{ts['export_s']:.2f} s; CPU inference, 1 thread, side by side:",
+        flush=True,
+    )
+    for batch, b in tp["batches"].items():
+        print(
+            f"   batch {batch:>2}: PyTorch {b['torch_clips_per_s']:.1f} clips/s, onnxruntime "
+            f"{b['onnxruntime_clips_per_s']:.1f} clips/s (ratio {b['speedup']:.2f}x)",
+            flush=True,
+        )
+
+
 def main_job_wall_time() -> float:
     """The README's main job (``clusterlight experiment`` on quickstart.yaml) in an empty folder, so
     the synthetic data, the cache and every run are made from nothing, as on a fresh clone."""
@@ -299,11 +367,25 @@ def main() -> None:
         help="run only item 8 (the cost of opening the waveform cache with verify_cache size vs full)",
     )
     p.add_argument(
+        "--export_only",
+        action="store_true",
+        help="run only item 9 (export time, PyTorch vs onnxruntime clips/s)",
+    )
+    p.add_argument(
+        "--export_ckpt",
+        default=None,
+        help="item 9's checkpoint (default: the quickstart model after 3 training steps)",
+    )
+    p.add_argument(
         "--main_job",
         action="store_true",
         help="also time the README main job from scratch (about 3 min on a 2-core CPU)",
     )
     a = p.parse_args()
+    if a.export_only:
+        print(f"device: cpu ({torch.get_num_threads()} threads available; item 9 uses 1)", flush=True)
+        print_export_timings(a.export_ckpt, a.cache_dir)
+        return
     accelerator = "gpu" if torch.cuda.is_available() else "cpu"
     device = torch.device("cuda" if accelerator == "gpu" else "cpu")
     print(
@@ -415,6 +497,7 @@ def main() -> None:
             flush=True,
         )
     print_cache_verify_cost(dm)
+    print_export_timings(a.export_ckpt, a.cache_dir)
 
 
 if __name__ == "__main__":
