@@ -43,6 +43,25 @@ def test_split_is_seeded():
     assert group_split(clips, [0.8, 0.2], seed=3) != group_split(clips, [0.8, 0.2], seed=4)
 
 
+def test_a_part_left_without_a_class_takes_the_group_nearest_its_target():
+    """car_horn: one 10-clip recording and one 1-clip one; at 80/20 the dealing alone leaves validation
+    without car_horn whenever the small group comes first (the big one then goes to training too)."""
+    clips = [Clip(f"big{k}.wav", "car_horn", group="big") for k in range(10)]
+    clips += [Clip("small.wav", "car_horn", group="small"), Clip("bg.wav", "bg", group="bg")]
+    for seed in range(10):
+        train, val = group_split(clips, [0.8, 0.2], seed)
+        assert val == [10] and train == [*range(10), 11]  # the lone bg group stays in one part
+
+
+def test_every_part_gets_every_class_with_enough_groups():
+    sizes = [19, 7, 3, 3, 2, 1, 1, 1, 1, 1, 1, 1, 1]  # car_horn recordings of UrbanSound8K fold 2
+    clips = [Clip(f"c{g}_{k}.wav", "car_horn", group=f"c{g}") for g, n in enumerate(sizes) for k in range(n)]
+    for seed in range(30):
+        for fractions in ([0.8, 0.2], [0.2] * 5):
+            parts = group_split(clips, fractions, seed)
+            assert all(parts) and sorted(i for p in parts for i in p) == list(range(len(clips)))
+
+
 def test_bad_fractions():
     with pytest.raises(DataError, match="sum to 1"):
         group_split(_clips(), [0.5, 0.2], seed=0)

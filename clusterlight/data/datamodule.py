@@ -24,7 +24,7 @@ from clusterlight.data.records import Clip, DataError
 from clusterlight.data.resident import RESIDENT_PADDING, ResidentWaveforms
 from clusterlight.data.sampling import EvaluationShard, OversamplingSampler, ShuffleSampler, loader_seed
 from clusterlight.data.sources import ClipSource, check_duplicates
-from clusterlight.data.splits import group_split
+from clusterlight.data.splits import group_split, nested_fraction
 from clusterlight.data.synth import SyntheticSource
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,14 @@ class AudioDataModule(LightningDataModule):
             group-aware partition of the training folds into ``round(1 / val_fraction)`` parts as
             validation instead of a seeded carve: runs with ``val_part = 0 .. n-1`` are an n-fold
             cross-validation that puts every training-fold clip in validation exactly once.
+        train_fraction: keep this share, in (0, 1], of each class's training clips (after validation
+            is carved out; validation and test untouched), for a data-size curve: whole source
+            recordings (groups) but for at most one per class. Of a given training split the subset
+            depends on the clips alone, never on ``seed`` (only a seeded validation carve changes the
+            split itself), and it is nested (the 25% subset lies inside the 50% one); see
+            :func:`~clusterlight.data.splits.nested_fraction`.
+            It is taken before ``class_ratio``, which then subsamples it (with ``seed``) as it would the
+            whole training split, so every fraction keeps the ratio.
         class_ratio: subsample the training split to this ratio (largest feasible counts).
         seed: seeds the ratio subsample, the random splits, shuffling and k-means.
         sample_rate, duration, padding: every clip is resampled and cropped/padded to
@@ -86,6 +94,7 @@ class AudioDataModule(LightningDataModule):
         val_part: int | None = None,
         test_fraction: float = 0.15,
         class_ratio: dict[str, float] | None = None,
+        train_fraction: float = 1.0,
         seed: int = 0,
         sample_rate: int = 16000,
         duration: float = 2.0,
@@ -115,6 +124,10 @@ class AudioDataModule(LightningDataModule):
             raise DataError(f"data.sampler must be 'shuffle' or 'oversample', got {sampler!r}")
         if verify_cache not in VERIFY_MODES:
             raise DataError(f"data.verify_cache must be one of {VERIFY_MODES}, got {verify_cache!r}")
+        if isinstance(train_fraction, bool) or not (
+            isinstance(train_fraction, (int, float)) and 0 < train_fraction <= 1
+        ):
+            raise DataError(f"data.train_fraction must be a number in (0, 1], got {train_fraction!r}")
         if not min_clip_seconds >= 0:
             raise DataError(f"data.min_clip_seconds must be >= 0, got {min_clip_seconds!r}")
         self.source = source or SyntheticSource(root=f"{cache_dir}/synth")
@@ -129,7 +142,7 @@ class AudioDataModule(LightningDataModule):
                 f"data.val_part must be in [0, {self.val_parts}) for val_fraction {val_fraction}, "
                 f"got {val_part}"
             )
-        self.class_ratio, self.seed = class_ratio, seed
+        self.class_ratio, self.train_fraction, self.seed = class_ratio, train_fraction, seed
         self.sample_rate, self.duration, self.padding = sample_rate, duration, padding
         self.batch_size, self.num_workers, self.sampler = batch_size, num_workers, sampler
         self.cache_dir, self.on_bad_file = cache_dir, on_bad_file
@@ -249,6 +262,15 @@ class AudioDataModule(LightningDataModule):
             )
 
     def _split(self, clips: list[Clip]) -> dict[str, list[int]]:
+        """Row indices of each split; the training split reduced to ``train_fraction``."""
+        parts = self._split_all(clips)
+        if self.train_fraction < 1:
+            train = parts["train"]
+            keep = nested_fraction([clips[i] for i in train], self.train_fraction)
+            parts["train"] = [train[i] for i in keep]
+        return parts
+
+    def _split_all(self, clips: list[Clip]) -> dict[str, list[int]]:
         if self.val_part is not None and (
             self.folds["val"] is not None or all(c.fold is None for c in clips)
         ):
