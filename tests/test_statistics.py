@@ -9,6 +9,13 @@ import time
 import numpy as np
 import pytest
 
+from clusterlight.experiment.pooling import (
+    compare_pooled,
+    pooled_markdown,
+    pooled_reduction_ci,
+    pooled_std_ratio_ci,
+    pooled_std_with_ci,
+)
 from clusterlight.experiment.statistics import (
     compare,
     markdown,
@@ -225,3 +232,96 @@ def test_bootstrap_is_fast_for_ten_seeds_thousand_clips_four_classes():
     res = relative_reduction_ci(ref, met, names, n_boot=2000)
     assert time.perf_counter() - start < 3.0
     assert res["resampled"] == "seeds and clips" and not math.isnan(res["macro_err"]["low"])
+
+
+# ---- pooled over strata (clusterlight.experiment.pooling) ------------------------------------------
+
+
+def metrics_run(macro: float) -> dict:
+    """A run with only metrics: both classes and the macro error equal to ``macro``."""
+    return {"metrics": {"err_a": macro, "err_b": macro, "macro_err": macro}}
+
+
+def test_pooled_estimate_is_the_mean_over_every_stratum_seed_run():
+    # stratum B, one seed: ref err_a .5, err_b 0 (macro .25); method err_a 0, err_b .5 (macro .25)
+    for with_clips in (True, False):
+        a = hand_runs(with_clips)
+        b = ({0: run([1, 1, 0, 0, 1, 1], LABELS, with_clips=with_clips)},)
+        b += ({0: run([0, 0, 0, 0, 0, 1], LABELS, with_clips=with_clips)},)
+        res = pooled_reduction_ci({"A": a, "B": b}, CLASSES, n_boot=200)
+        # pooled over the three runs: ref a (.5 + .25 + .5) / 3, method a (0 + .25 + 0) / 3
+        assert res["err_a"]["estimate"] == pytest.approx((1.25 - 0.25) / 1.25)
+        assert res["err_b"]["estimate"] == pytest.approx((0.5 - 1.0) / 0.5)  # ref (.5+0+0)/3, met (.5+0+.5)/3
+        assert res["macro_err"]["estimate"] == pytest.approx((0.875 - 0.625) / 0.875)
+        assert res["seeds"] == ["A/1", "A/2", "B/0"] and res["strata"] == {"A": [1, 2], "B": [0]}
+    assert res["resampled"] == "none / seeds, within each stratum" and res["macro_err"]["low"] is None
+    with_clips = pooled_reduction_ci({"A": hand_runs(), "B": hand_runs()}, CLASSES, n_boot=200)
+    assert with_clips["resampled"] == "seeds and clips, within each stratum" and with_clips["n_clips"] == 12
+
+
+def test_pooling_one_stratum_is_the_unpooled_comparison():
+    ref, met, names = random_runs(150, range(4), 0.4, 0.3, n_classes=3, rng_seed=2)
+    one = pooled_reduction_ci({"only": (ref, met)}, names, n_boot=300, seed=5)
+    plain = relative_reduction_ci(ref, met, names, n_boot=300, seed=5)
+    for k in ["err_c0", "err_c1", "err_c2", "macro_err"]:
+        assert one[k] == plain[k]
+
+
+def test_pooled_resamples_stay_inside_each_stratum():
+    """Stratum A: method .1 vs reference .2 on both seeds; B: .6 vs .6. Every stratified resample has
+    the same per-stratum means, so the interval is the point (.4 - .35) / .4; resampling the four
+    (stratum, seed) runs as one pool would spread it."""
+    a = ({0: metrics_run(0.2), 1: metrics_run(0.2)}, {0: metrics_run(0.1), 1: metrics_run(0.1)})
+    b = ({0: metrics_run(0.6), 1: metrics_run(0.6)}, {0: metrics_run(0.6), 1: metrics_run(0.6)})
+    res = pooled_reduction_ci({"A": a, "B": b}, CLASSES, n_boot=300)["macro_err"]
+    assert res["estimate"] == pytest.approx(0.125)
+    assert res["low"] == pytest.approx(0.125) and res["high"] == pytest.approx(0.125)
+    assert res["excludes_zero"] is True
+    with pytest.raises(ValueError, match="share no seed in any stratum"):
+        pooled_reduction_ci({"A": ({0: metrics_run(0.2)}, {1: metrics_run(0.1)})}, CLASSES)
+
+
+def test_pooled_std_is_the_within_stratum_spread():
+    res = pooled_std_with_ci({"A": [1, 3], "B": [2, 2, 5]})  # variances 2 and 3, 1 + 2 degrees of freedom
+    assert res["std"] == pytest.approx(math.sqrt((1 * 2 + 2 * 3) / 3)) and res["n"] == 5
+    assert res["low"] <= res["std"] <= res["high"]
+    assert pooled_std_with_ci({"A": [1, 3], "B": [2, 2, 5]}) == res  # reproducible
+    assert pooled_std_with_ci({"A": [1, 3], "B": [100]})["std"] == pytest.approx(math.sqrt(2))
+    assert pooled_std_with_ci({"A": [1], "B": [2]}) == {"std": None, "low": None, "high": None, "n": 2}
+
+
+def test_pooled_std_ratio_ignores_a_shift_between_strata():
+    ref = {"A": {0: 0.30, 1: 0.25, 2: 0.41}, "B": {0: 0.33, 1: 0.28, 2: 0.36, 3: 0.5}}
+    met = {d: {s: 2 * v + (0.5 if d == "B" else 0.0) for s, v in per.items()} for d, per in ref.items()}
+    del met["B"][3]  # unshared: ignored
+    res = pooled_std_ratio_ci(ref, met)
+    assert res["ratio"] == pytest.approx(2.0)
+    assert res["low"] == pytest.approx(2.0) and res["high"] == pytest.approx(2.0)
+    assert res["excludes_one"] is True and res["seeds"] == ["A/0", "A/1", "A/2", "B/0", "B/1", "B/2"]
+    assert pooled_std_ratio_ci({"A": {0: 0.2}}, {"A": {0: 0.3}})["ratio"] is None
+
+
+def test_compare_pooled_pairs_per_stratum_and_seed_and_prints():
+    strata = {
+        "1to2": {
+            "ce": {0: metrics_run(0.4), 1: metrics_run(0.3)},
+            "cl": {0: metrics_run(0.2), 1: metrics_run(0.3)},
+        },
+        "2to1": {"ce": {0: metrics_run(0.5), 1: metrics_run(0.5)}, "cl": {0: metrics_run(0.6)}},
+    }
+    strata["2to1"]["only_here"] = {0: metrics_run(0.1)}
+    comp = compare_pooled(strata, "ce", CLASSES, n_boot=200)
+    assert json.loads(json.dumps(comp, allow_nan=False)) == comp
+    cl = comp["methods"]["cl"]
+    assert cl["shared_seeds"] == ["1to2/0", "1to2/1", "2to1/0"]
+    assert cl["macro_err_diff"] == pytest.approx({"1to2/0": -0.2, "1to2/1": 0.0, "2to1/0": 0.1})
+    assert cl["share_better"] == pytest.approx(1.5 / 3)
+    # pooled errors: ce (.4 + .3 + .5) / 3, cl (.2 + .3 + .6) / 3 over the shared (stratum, seed) runs
+    assert cl["reduction"]["macro_err"]["estimate"] == pytest.approx((1.2 - 1.1) / 1.2)
+    assert comp["methods"]["ce"]["std"]["std"] == pytest.approx(math.sqrt(0.005 / 2))  # 1to2: .4, .3; 2to1: 0
+    assert comp["methods"]["only_here"]["shared_seeds"] == ["2to1/0"]
+    md = pooled_markdown(comp, CLASSES)
+    assert "| cl |" in md and md.splitlines()[-1].startswith("Pooled over 1to2, 2to1")
+    assert next(line for line in md.splitlines() if line.startswith("| cl |")).rstrip(" |").endswith("1.5/3")
+    with pytest.raises(ValueError, match="reference 'x' has no runs"):
+        compare_pooled(strata, "x", CLASSES)

@@ -18,6 +18,7 @@ result is plain JSON.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -110,6 +111,96 @@ def _reduction_entry(estimate_ref, estimate_method, samples_ref, samples_method,
     return {**entry, "low": low, "high": high, "excludes_zero": bool(excludes), "dropped": int((~ok).sum())}
 
 
+@dataclass
+class ErrorSamples:
+    """Per-class and macro errors (last column) of a reference and a method on their shared seeds: the
+    point estimates ``est_*`` ``(classes + 1,)`` on all the data and the paired bootstrap resamples
+    ``samples_*`` ``(n_boot, classes + 1)`` (None when nothing can be resampled). ``resampled``, ``n_clips``
+    and ``note`` say what was resampled, as :func:`relative_reduction_ci` reports them."""
+
+    seeds: list
+    est_ref: np.ndarray
+    est_method: np.ndarray
+    samples_ref: np.ndarray | None
+    samples_method: np.ndarray | None
+    resampled: str
+    n_clips: int | None
+    note: str | None = None
+
+
+def error_samples(
+    ref_runs: dict, method_runs: dict, class_names: list[str], n_boot: int, rng: np.random.Generator
+) -> ErrorSamples:
+    """The errors :func:`relative_reduction_ci` compares, with their paired bootstrap resamples (drawn
+    from ``rng``; see there for what is resampled). Raises ``ValueError`` when the two share no seed."""
+    seeds = _shared(ref_runs, method_runs)
+    if not seeds:
+        raise ValueError("the method and the reference share no seed")
+    n_seeds, n_classes = len(seeds), len(class_names)
+    clips = _clip_arrays(ref_runs, method_runs, seeds)
+
+    if isinstance(clips, str):
+        full = [f"err_{c}" for c in class_names] + ["macro_err"]
+        per_seed = [
+            np.array([[float(runs[s]["metrics"][k]) for k in full] for s in seeds])
+            for runs in (ref_runs, method_runs)
+        ]
+        if n_seeds == 1:
+            return ErrorSamples(seeds, *(e.mean(0) for e in per_seed), None, None, "none", None, clips)
+        weights = _bootstrap_counts(n_seeds, n_boot, rng) / n_seeds
+        samples = [weights @ e for e in per_seed]  # (n_boot, keys)
+        return ErrorSamples(seeds, *(e.mean(0) for e in per_seed), *samples, "seeds", None, clips)
+
+    labels, wrong_ref, wrong_met = clips
+    if labels.min() < 0 or labels.max() >= n_classes:
+        raise ValueError(f"labels outside 0..{n_classes - 1}")
+    onehot = (labels[:, None] == np.arange(n_classes)[None, :]).astype(np.float64)  # (clips, classes)
+    sizes = onehot.sum(0)
+    present = sizes > 0
+
+    def errors(wrong_mean: np.ndarray, clip_counts: np.ndarray | None) -> np.ndarray:
+        """Per-class errors and macro, ``(..., classes + 1)``, from per-clip error rates."""
+        w = wrong_mean if clip_counts is None else wrong_mean * clip_counts
+        with np.errstate(divide="ignore", invalid="ignore"):
+            per_class = (w @ onehot) / sizes
+        macro = per_class[..., present].mean(-1, keepdims=True)
+        return np.concatenate([per_class, macro], axis=-1)
+
+    chunk = max(1, _CHUNK_CELLS // labels.size)
+    s_ref, s_met = [], []
+    for start in range(0, n_boot, chunk):
+        b = min(chunk, n_boot - start)
+        # (b, seeds): the share of each seed among the drawn ones
+        seed_w = _bootstrap_counts(n_seeds, b, rng) / n_seeds if n_seeds > 1 else np.ones((b, 1))
+        clip_w = stratified_clip_counts(labels, b, rng)  # (b, clips)
+        s_ref.append(errors(seed_w @ wrong_ref, clip_w))
+        s_met.append(errors(seed_w @ wrong_met, clip_w))
+    empty = np.empty((0, n_classes + 1))
+    return ErrorSamples(
+        seeds,
+        errors(wrong_ref.mean(0), None),
+        errors(wrong_met.mean(0), None),
+        np.concatenate(s_ref) if s_ref else empty,
+        np.concatenate(s_met) if s_met else empty,
+        "seeds and clips" if n_seeds > 1 else "clips",
+        int(labels.size),
+        None if n_seeds > 1 else "one shared seed: only the test clips are resampled",
+    )
+
+
+def reduction_entries(samples: ErrorSamples, class_names: list[str], level: float) -> dict:
+    """``{"err_<class>": entry, ..., "macro_err": entry}`` (see :func:`relative_reduction_ci`)."""
+    out = {}
+    for j, k in enumerate([f"err_{c}" for c in class_names] + ["macro_err"]):
+        pair = (
+            (None, None)
+            if samples.samples_ref is None
+            else (samples.samples_ref[:, j], samples.samples_method[:, j])
+        )
+        out[k] = _reduction_entry(samples.est_ref[j], samples.est_method[j], *pair, level)
+    return out
+
+
 def relative_reduction_ci(
     ref_runs: dict[int, dict],
     method_runs: dict[int, dict],
@@ -135,69 +226,12 @@ def relative_reduction_ci(
     whether it excludes zero, and how many resamples were dropped because the reference made no error
     on them. Raises ``ValueError`` when the two share no seed.
     """
-    seeds = _shared(ref_runs, method_runs)
-    if not seeds:
-        raise ValueError("the method and the reference share no seed")
-    keys = [f"err_{c}" for c in class_names]
-    n_seeds, n_classes = len(seeds), len(class_names)
-    rng = np.random.default_rng(seed)
-    clips = _clip_arrays(ref_runs, method_runs, seeds)
-    out: dict = {"seeds": list(seeds), "level": float(level), "n_boot": int(n_boot)}
-
-    if isinstance(clips, str):
-        out["note"] = clips
-        out["n_clips"] = None
-        full = keys + ["macro_err"]
-        per_seed = {
-            name: np.array([[float(runs[s]["metrics"][k]) for k in full] for s in seeds])
-            for name, runs in (("ref", ref_runs), ("method", method_runs))
-        }
-        est = {name: e.mean(0) for name, e in per_seed.items()}
-        if n_seeds > 1:
-            out["resampled"] = "seeds"
-            weights = _bootstrap_counts(n_seeds, n_boot, rng) / n_seeds
-            samples = {name: weights @ e for name, e in per_seed.items()}  # (n_boot, keys)
-        else:
-            out["resampled"] = "none"
-            samples = None
-        for j, k in enumerate(full):
-            pair = (None, None) if samples is None else (samples["ref"][:, j], samples["method"][:, j])
-            out[k] = _reduction_entry(est["ref"][j], est["method"][j], *pair, level)
-        return out
-
-    labels, wrong_ref, wrong_met = clips
-    if labels.min() < 0 or labels.max() >= n_classes:
-        raise ValueError(f"labels outside 0..{n_classes - 1}")
-    onehot = (labels[:, None] == np.arange(n_classes)[None, :]).astype(np.float64)  # (clips, classes)
-    sizes = onehot.sum(0)
-    present = sizes > 0
-    out["n_clips"] = int(labels.size)
-    out["resampled"] = "seeds and clips" if n_seeds > 1 else "clips"
-    if n_seeds == 1:
-        out["note"] = "one shared seed: only the test clips are resampled"
-
-    def errors(wrong_mean: np.ndarray, clip_counts: np.ndarray | None) -> np.ndarray:
-        """Per-class errors and macro, ``(..., classes + 1)``, from per-clip error rates."""
-        w = wrong_mean if clip_counts is None else wrong_mean * clip_counts
-        with np.errstate(divide="ignore", invalid="ignore"):
-            per_class = (w @ onehot) / sizes
-        macro = per_class[..., present].mean(-1, keepdims=True)
-        return np.concatenate([per_class, macro], axis=-1)
-
-    est_ref, est_met = errors(wrong_ref.mean(0), None), errors(wrong_met.mean(0), None)
-    chunk = max(1, _CHUNK_CELLS // labels.size)
-    s_ref, s_met = [], []
-    for start in range(0, n_boot, chunk):
-        b = min(chunk, n_boot - start)
-        # (b, seeds): the share of each seed among the drawn ones
-        seed_w = _bootstrap_counts(n_seeds, b, rng) / n_seeds if n_seeds > 1 else np.ones((b, 1))
-        clip_w = stratified_clip_counts(labels, b, rng)  # (b, clips)
-        s_ref.append(errors(seed_w @ wrong_ref, clip_w))
-        s_met.append(errors(seed_w @ wrong_met, clip_w))
-    s_ref = np.concatenate(s_ref) if s_ref else np.empty((0, n_classes + 1))
-    s_met = np.concatenate(s_met) if s_met else np.empty((0, n_classes + 1))
-    for j, k in enumerate(keys + ["macro_err"]):
-        out[k] = _reduction_entry(est_ref[j], est_met[j], s_ref[:, j], s_met[:, j], level)
+    samples = error_samples(ref_runs, method_runs, class_names, n_boot, np.random.default_rng(seed))
+    out: dict = {"seeds": list(samples.seeds), "level": float(level), "n_boot": int(n_boot)}
+    if samples.note is not None:
+        out["note"] = samples.note
+    out.update(n_clips=samples.n_clips, resampled=samples.resampled)
+    out.update(reduction_entries(samples, class_names, level))
     return out
 
 
