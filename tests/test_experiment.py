@@ -232,3 +232,28 @@ def test_cross_validate_makes_each_seed_validate_on_its_own_part(tmp_path):
     assert "val_part" not in stage_config(exp, stage, 3, tmp_path / "run", exp_file, {})["data"]["init_args"]
     exp.cross_validate = True
     assert stage_config(exp, stage, 3, tmp_path / "run", exp_file, {})["data"]["init_args"]["val_part"] == 3
+
+
+def test_methods_sharing_a_stage_train_it_once(tmp_path, capsys):
+    """Two clustered methods that differ only in fine-tuning pretrain once per seed; the second
+    fine-tunes from the first's pretraining checkpoint, and a method with another pretraining does not."""
+    exp = _tiny_experiment(tmp_path)
+    clustered = exp["methods"].pop("clustered")
+    other_finetune = json.loads(json.dumps(clustered))
+    other_finetune["stages"][1]["overrides"] = {"model": {"init_args": {"lr": 0.01}}}
+    other_pretrain = json.loads(json.dumps(clustered))
+    other_pretrain["stages"][0]["overrides"] = {"model": {"init_args": {"lr": 0.01}}}
+    exp["methods"] = {"baseline": exp["methods"]["baseline"], "a": clustered, "b": other_finetune}
+    exp["methods"]["c"] = other_pretrain
+    exp_file = write_yaml(tmp_path, "exp.yaml", exp)
+    main(["experiment", "--config", exp_file, "--output_dir", str(tmp_path / "out"), "--seeds", "0"])
+    out = capsys.readouterr().out
+    seed_dir = tmp_path / "out/seed0"
+    pretrained = json.loads((seed_dir / "a/pretrain/stage.json").read_text())["checkpoint"]
+    assert f"seed 0 (1/1) | b | stage pretrain: the same stage already ran: {pretrained}" in out
+    assert not (seed_dir / "b/pretrain").exists()
+    assert (seed_dir / "c/pretrain/stage.json").is_file()  # another pretraining config: trained
+    config = OmegaConf.load(next((seed_dir / "b/finetune").rglob("config.yaml")))
+    assert config.model.init_args.pretrained_checkpoint == pretrained
+    result = json.loads((tmp_path / "out/results.json").read_text())
+    assert set(result["runs"]) == {"baseline", "a", "b", "c"}

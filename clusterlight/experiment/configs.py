@@ -162,10 +162,13 @@ def _hashable(config: dict) -> dict:
     return config
 
 
-def run_hash(exp, spec, seed: int, exp_file: Path, overrides: Mapping[str, Any] | None = None) -> str:
-    """Hash of a method's resolved stage configs for one seed, wherever its run folder is:
-    a saved result is reused only if it matches. Command-line ``overrides`` are part of the configs,
-    so an overridden run and a plain one never stand for each other; the W&B run identity is not."""
+def stage_hashes(
+    exp, spec, seed: int, exp_file: Path, overrides: Mapping[str, Any] | None = None
+) -> list[str]:
+    """Per stage of a method for one seed, the hash of its resolved config and of every stage before
+    it, wherever the run folder is. Two methods whose stage ``k`` hashes agree train the same thing up
+    to that stage (same configs, same seed, same checkpoints handed on), so the runner trains it once.
+    Command-line ``overrides`` are part of the configs; the W&B run identity is not."""
     placeholders = {stage.name: f"<{stage.name} checkpoint>" for stage in spec.stages}
     configs = [
         _hashable(
@@ -175,7 +178,16 @@ def run_hash(exp, spec, seed: int, exp_file: Path, overrides: Mapping[str, Any] 
         )
         for stage in spec.stages
     ]
-    return hashlib.sha1(json.dumps(configs, sort_keys=True, default=str).encode()).hexdigest()
+    return [
+        hashlib.sha1(json.dumps(configs[: i + 1], sort_keys=True, default=str).encode()).hexdigest()
+        for i in range(len(configs))
+    ]
+
+
+def run_hash(exp, spec, seed: int, exp_file: Path, overrides: Mapping[str, Any] | None = None) -> str:
+    """Hash of a method's resolved stage configs for one seed (its last :func:`stage_hashes`): a saved
+    result is reused only if it matches, so an overridden run and a plain one never stand for each other."""
+    return stage_hashes(exp, spec, seed, exp_file, overrides)[-1]
 
 
 def stage_epochs(config: dict) -> int | None:

@@ -17,7 +17,14 @@ from lightning.pytorch.loggers import WandbLogger
 from omegaconf import OmegaConf
 
 from clusterlight.data.atomic import atomic_file
-from clusterlight.experiment.configs import OverrideError, run_hash, stage_config, stage_epochs, uses_wandb
+from clusterlight.experiment.configs import (
+    OverrideError,
+    run_hash,
+    stage_config,
+    stage_epochs,
+    stage_hashes,
+    uses_wandb,
+)
 from clusterlight.experiment.overrides import check_overrides
 from clusterlight.experiment.progress import (
     ExperimentProgress,
@@ -82,6 +89,27 @@ def _fit_and_test(cli, test: bool) -> tuple[str, dict | None]:
         "selected_val_macro_err": None if best_val is None else float(best_val),
         "val": cli.model.results["val"],
     }
+
+
+STAGE_RECORD = "stage.json"
+
+
+def record_stage(stage_dir: Path, chain_hash: str, checkpoint: str) -> None:
+    """Note a finished intermediate stage (e.g. pretraining) and its selected checkpoint, so a method
+    (or a rerun) whose stages up to it are identical reuses it (:func:`shared_stage`)."""
+    with atomic_file(stage_dir / STAGE_RECORD) as tmp:
+        tmp.write_text(json.dumps({"chain_hash": chain_hash, "checkpoint": checkpoint}, indent=2))
+
+
+def shared_stage(seed_dir: Path, stage_name: str, chain_hash: str) -> str | None:
+    """The checkpoint of a finished stage of any method of this seed with the same stage hash
+    (:func:`~clusterlight.experiment.configs.stage_hashes`: same configs up to and including this
+    stage), or ``None``. Training it again would give the same checkpoint: one seed, one config."""
+    for record in sorted(seed_dir.glob(f"*/{stage_name}/{STAGE_RECORD}")):
+        saved = _saved(record)
+        if saved and saved.get("chain_hash") == chain_hash and Path(saved["checkpoint"]).is_file():
+            return saved["checkpoint"]
+    return None
 
 
 def _saved(path: Path) -> dict | None:
@@ -212,9 +240,17 @@ def run_experiment(
             checkpoints: dict[str, str] = {}
             ts = time.time()
             first = i
+            chain = stage_hashes(exp, spec, seed, exp_file, overrides)
             try:
                 for sti, stage in enumerate(spec.stages):
                     last = sti == len(spec.stages) - 1
+                    shared = None if last else shared_stage(out / f"seed{seed}", stage.name, chain[sti])
+                    if shared is not None:
+                        checkpoints[stage.name] = shared
+                        progress.done.add(i)
+                        print(f"{tag} | stage {stage.name}: the same stage already ran: {shared}", flush=True)
+                        i += 1
+                        continue
                     progress.stage_start(i)
                     cfg = stage_config(
                         exp, stage, seed, method_dir / stage.name, exp_file, checkpoints, overrides, method
@@ -222,6 +258,8 @@ def run_experiment(
                     checkpoints[stage.name], test = run_stage(
                         cfg, test=last, callbacks=[progress.callback()], verbose=verbose
                     )
+                    if not last:
+                        record_stage(method_dir / stage.name, chain[sti], checkpoints[stage.name])
                     progress.stage_end(i)
                     i += 1
             except Exception as e:  # the run failed (e.g. NonFiniteError): record it, go on with the others
