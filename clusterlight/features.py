@@ -6,8 +6,10 @@ import torch
 from torch import nn
 from torchaudio import transforms as T
 
+from clusterlight.init_args import RecordsInitArgs
 
-class LogMel(nn.Module):
+
+class LogMel(RecordsInitArgs, nn.Module):
     """Waveforms [B, samples] -> log-mel [B, n_mels, frames].
 
     ``time_pool`` averages that many frames (a cheap way to shorten LSTM inputs).

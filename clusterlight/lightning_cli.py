@@ -10,9 +10,11 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from clusterlight import runs
 from clusterlight.callbacks.checkpoint import BestAndLastCheckpoint
+from clusterlight.callbacks.split_predictions import SplitPredictionWriter
+from clusterlight.checkpoints import load_checkpoint
 from clusterlight.data.datamodule import AudioDataModule
-from clusterlight.inference.load import CARD_KEY, model_card
 from clusterlight.metrics import report_table
+from clusterlight.model_card import CARD_KEY, audio_settings, model_card
 from clusterlight.modules.base import AudioModule
 
 CHECKPOINT_DEFAULTS = {
@@ -41,9 +43,10 @@ class LoggedConfig(SaveConfigCallback):
         return yaml.safe_load(self.parser.dump(self.config, skip_none=False))
 
     def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict) -> None:
-        """The model card (:mod:`clusterlight.inference.load`): the checkpoint rebuilds its module alone."""
-        card = model_card(self._resolved()["model"], pl_module.class_names, trainer.datamodule)
-        checkpoint[CARD_KEY] = card
+        """The model card (:mod:`clusterlight.model_card`) from the resolved config: the checkpoint
+        rebuilds its module alone (the module adds the detection thresholds)."""
+        audio = audio_settings(trainer.datamodule, pl_module.frontend)
+        checkpoint[CARD_KEY] = model_card(self._resolved()["model"], pl_module.class_names, audio)
 
 
 def _short(class_path) -> str:
@@ -133,7 +136,11 @@ class ClusterlightCLI(LightningCLI):
         self._resolve_ckpt_path(resume=False)
 
     def before_predict(self) -> None:
+        """Resolve ``--ckpt_path last/best``; add a :class:`SplitPredictionWriter` (``predictions.csv``
+        in the run folder) unless the trainer has one."""
         self._resolve_ckpt_path(resume=False)
+        if not any(isinstance(c, SplitPredictionWriter) for c in self.trainer.callbacks):
+            self.trainer.callbacks.append(SplitPredictionWriter())
 
     def _finish_wandb_runs(self) -> None:
         """Finish W&B runs before the process exits, so an offline run is completely written."""
@@ -152,7 +159,8 @@ class ClusterlightCLI(LightningCLI):
         self._finish_wandb_runs()
 
     def after_fit(self) -> None:
-        """Validate the selected checkpoint, print its per-class table, finish W&B runs."""
+        """Validate the selected checkpoint, print its per-class table and detection thresholds, finish
+        W&B runs."""
         self._print_selected()
         self._finish_wandb_runs()
 
@@ -167,3 +175,15 @@ class ClusterlightCLI(LightningCLI):
         if "macro_err" in metrics and self.trainer.is_global_zero:
             title = f"validation, selected checkpoint {best}"
             print("\n" + report_table(metrics, self.model.class_names, title) + "\n", flush=True)
+        if self.trainer.is_global_zero:
+            print_thresholds(best)
+
+
+def print_thresholds(checkpoint: str) -> None:
+    """One line: the detection thresholds the checkpoint's model card holds (chosen on the validation
+    split by the module, :meth:`AudioModule.choose_thresholds`). Read from the file, so the line also
+    shows them after a ``ddp_spawn`` fit, whose workers validated."""
+    thresholds = load_checkpoint(checkpoint).get(CARD_KEY, {}).get("thresholds")
+    if thresholds:
+        values = ", ".join(f"{c} {t:.3f}" for c, t in thresholds.items())
+        print(f"[clusterlight] detection thresholds (validation, clip level) in the checkpoints: {values}")

@@ -9,10 +9,12 @@ import soundfile as sf
 import torch
 from conftest import write_tone
 from test_journeys_ddp import clusterlight
-from tiny_configs import train_tiny_classifier
+from tiny_configs import CONFIGS, model_configs, tiny_data, train_tiny_classifier, write_yaml
 
+from clusterlight.callbacks.split_predictions import clip_paths
 from clusterlight.data.long_synth import generate_long
 from clusterlight.inference import load, predict_files
+from clusterlight.lightning_cli import ClusterlightCLI
 
 
 @pytest.fixture(scope="module")
@@ -117,3 +119,29 @@ def test_export_command_writes_an_onnx_model_that_onnxruntime_runs(trained, tmp_
     probs = session.run(None, {session.get_inputs()[0].name: wave})[0][0]
     expected = predict_files(load(ckpt), [clip])[0]
     assert probs.tolist() == pytest.approx([expected[f"prob_{c}"] for c in sidecar["class_names"]], abs=1e-4)
+
+
+def test_a_cli_pretraining_checkpoint_predicts_files_as_its_validation_read_them(tmp_path):
+    """EmbeddingPretrain classifies by nearest centroid: ``clusterlight predict`` on the validation
+    files, from the checkpoint alone, gives the classes the selected checkpoint's validation gave."""
+    args = [
+        "fit",
+        "--config", str(CONFIGS / "trainer/cpu.yaml"),
+        "--config", write_yaml(tmp_path, "data.yaml", tiny_data(tmp_path)),
+        *model_configs("pretrain", "lstm"),
+        "--model.init_args.backbone.init_args.hidden", "16",
+        "--model.init_args.frontend.init_args.sample_rate", "8000",
+        "--model.init_args.plot_embeddings", "false",
+        "--trainer.max_epochs", "2",
+        "--trainer.enable_progress_bar", "false",
+        "--trainer.default_root_dir", str(tmp_path / "run"),
+    ]  # fmt: skip
+    cli = ClusterlightCLI(args=args)  # in this process: the module's validation results are at hand
+    best = cli.trainer.checkpoint_callback.best_model_path
+    val = cli.datamodule.datasets["val"]
+    paths = clip_paths(val, list(range(len(val))))
+    out = tmp_path / "val.csv"
+    clusterlight(["predict", "--ckpt_path", best, *paths, "--out", str(out)])
+    rows = {r["path"]: r["predicted"] for r in csv.DictReader(out.open())}
+    names = cli.model.class_names
+    assert [rows[p] for p in paths] == [names[i] for i in cli.model.results["val"]["predictions"]]

@@ -9,6 +9,7 @@ from clusterlight import distributed
 from clusterlight.callbacks.finite_guard import NonFiniteError, step_skipped
 from clusterlight.clusters import ClusterAssignments, clustered_data
 from clusterlight.distances import normalize_embeddings
+from clusterlight.init_args import RecordsInitArgs
 
 EMBEDDING_SOURCES = ("exact", "bank")
 
@@ -20,7 +21,7 @@ def ema_update_(centroids: torch.Tensor, sums: torch.Tensor, counts: torch.Tenso
     centroids.copy_(torch.where(counts[:, None] > 0, moved, centroids))
 
 
-class ClusterCentroids(Callback):
+class ClusterCentroids(RecordsInitArgs, Callback):
     """Keeps the cluster centroids as an EMA of the training embeddings; rebuilds clusters when due.
 
     At each training epoch start where the DataModule's :class:`ClusterAssignments` say the
@@ -60,20 +61,28 @@ class ClusterCentroids(Callback):
         self.bank: torch.Tensor | None = None
         self.bank_count: torch.Tensor | None = None
         self.nonfinite_rows: torch.Tensor | None = None  # [2] on the device: non-finite, finite rows
+        self.restored_cluster_classes: torch.Tensor | None = None  # from a checkpoint, used without a trainer
 
     @property
     def ready(self) -> bool:
-        return self.centroids is not None and self.clusters is not None and self.clusters.built
+        if self.clusters is not None:
+            return self.centroids is not None and self.clusters.built
+        return self.centroids is not None and self.restored_cluster_classes is not None
 
     @property
     def cluster_classes(self) -> torch.Tensor:
-        """Each cluster's class [K], on the centroids' device (held by the DataModule's assignments)."""
-        return self.clusters.to(self.centroids.device).cluster_classes
+        """Each cluster's class [K], on the centroids' device: the DataModule's assignments hold them
+        while a trainer runs; a module loaded from a checkpoint alone has the checkpoint's."""
+        if self.clusters is not None:
+            return self.clusters.to(self.centroids.device).cluster_classes
+        return self.restored_cluster_classes
 
     def to(self, device: torch.device) -> None:
         """Move the centroid state to ``device`` (a no-op when already there)."""
         if self.centroids is not None and self.centroids.device != device:
             self.centroids = self.centroids.to(device)
+        if self.restored_cluster_classes is not None:
+            self.restored_cluster_classes = self.restored_cluster_classes.to(device)
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         self.clusters = clustered_data(trainer, type(self).__name__).clusters
@@ -169,11 +178,19 @@ class ClusterCentroids(Callback):
         return self.bank / self.bank_count[:, None]
 
     def state_dict(self) -> dict:
-        return {} if self.centroids is None else {"centroids": self.centroids.cpu()}
+        """The centroids and, once clusters are built, each cluster's class (so a module loaded from
+        the checkpoint alone classifies by nearest centroid)."""
+        if self.centroids is None:
+            return {}
+        state = {"centroids": self.centroids.cpu()}
+        if self.ready:
+            state["cluster_classes"] = self.cluster_classes.cpu()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
-        # Runs before the module reaches its device: keep a CPU tensor, moved on first use.
+        # Runs before the module reaches its device: keep CPU tensors, moved on first use.
         self.centroids = state.get("centroids")
+        self.restored_cluster_classes = state.get("cluster_classes")
 
 
 @torch.no_grad()

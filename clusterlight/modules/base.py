@@ -1,27 +1,45 @@
-"""What every clusterlight LightningModule shares: front end + backbone, evaluation, and prediction."""
+"""What every clusterlight LightningModule shares: front end + backbone, evaluation, prediction, and
+checkpoints that rebuild the module alone (the model card)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from lightning.pytorch import LightningModule
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
 from clusterlight import distributed
 from clusterlight.callbacks.finite_guard import FiniteGuard
 from clusterlight.callbacks.random_state import RandomState
+from clusterlight.callbacks.split_predictions import clip_paths
+from clusterlight.checkpoints import CheckpointError, load_checkpoint
 from clusterlight.confusion import log_confusion
+from clusterlight.detection import choose_thresholds
 from clusterlight.distances import normalize_embeddings
 from clusterlight.features import LogMel
+from clusterlight.init_args import RecordsInitArgs, init_config
 from clusterlight.metrics import ClassificationReport
+from clusterlight.model_card import CARD_KEY, audio_settings, build_module, card_of, model_card
 from clusterlight.nets import Backbone
 
+BACKGROUND = "background"
 
-class AudioModule(LightningModule):
+
+class AudioModule(RecordsInitArgs, LightningModule):
     """Front end + backbone, evaluated per class on validation and test.
 
     Subclasses implement ``training_step`` and ``scores_from_features``. Metrics are logged at epoch end as
     ``{stage}/macro_err``, ``{stage}/acc``, ``{stage}/err_<class>``, ``{stage}/f1_<class>``;
-    the last values and confusion matrix of each stage stay in ``self.results[stage]``.
+    the last values and confusion matrix of each stage stay in ``self.results[stage]``, each clip's
+    class probabilities in ``self.clip_probabilities[stage]`` (split order).
+
+    Each validation (but the sanity check) also chooses per-class detection thresholds on its clip
+    probabilities (:func:`~clusterlight.detection.choose_thresholds`, F1-optimal, background
+    excluded): ``self.val_thresholds``. Every checkpoint carries a model card (:mod:`clusterlight.model_card`)
+    with the thresholds of the validation before it, so the best checkpoint holds those of its own
+    weights; :meth:`load_from_checkpoint` and ``clusterlight.load`` rebuild the module from the card.
     """
 
     def __init__(
@@ -45,8 +63,11 @@ class AudioModule(LightningModule):
             {stage: ClassificationReport(self.class_names) for stage in ("val", "test")}
         )
         self.results: dict[str, dict] = {}
+        self.clip_probabilities: dict[str, torch.Tensor] = {}
+        self.val_thresholds: dict[str, float] | None = None
         self._updated = {"val": False, "test": False}
-        self._clip_predictions: dict[str, list[torch.Tensor]] = {"val": [], "test": []}
+        self._clip_predictions: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {"val": [], "test": []}
+        self._card_warned = False
 
     @property
     def num_classes(self) -> int:
@@ -85,7 +106,8 @@ class AudioModule(LightningModule):
         if scores is not None:
             preds = scores.argmax(1)
             self.reports[stage].update(preds, batch["label"])
-            self._clip_predictions[stage].append(torch.stack([batch["index"], preds, batch["label"]]))
+            ids = torch.stack([batch["index"], preds, batch["label"]])
+            self._clip_predictions[stage].append((ids, torch.softmax(scores.double(), 1)))
             self._updated[stage] = True
         return {"embeddings": normalize_embeddings(z).detach(), "labels": batch["label"]}
 
@@ -111,11 +133,14 @@ class AudioModule(LightningModule):
         # the values are already summed over ranks (the confusion matrix is synced): sync_dist
         # averages identical numbers, and says so to Lightning, which otherwise warns under DDP
         self.log_dict({f"{stage}/{k}": v for k, v in values.items()}, sync_dist=True)
+        clips, self.clip_probabilities[stage] = self._gather_clip_predictions(stage)
         self.results[stage] = {
             "metrics": {k: float(v) for k, v in values.items()},
             "confusion": confusion.cpu().tolist(),
-            **self._gather_clip_predictions(stage),
+            **clips,
         }
+        if stage == "val" and not self.trainer.sanity_checking:
+            self.val_thresholds = self.choose_thresholds(self.clip_probabilities["val"], clips["labels"])
         if self.trainer.is_global_zero and not self.trainer.sanity_checking:
             log_confusion(
                 self.trainer.loggers,
@@ -126,15 +151,28 @@ class AudioModule(LightningModule):
                 self.global_step,
             )
 
-    def _gather_clip_predictions(self, stage: str) -> dict[str, list[int]]:
-        """Each clip's predicted and true class, in split order, from every rank (a collective: all
-        ranks call it). Paired statistics resample clips from these (``experiment.statistics``)."""
+    def _gather_clip_predictions(self, stage: str) -> tuple[dict[str, list[int]], torch.Tensor]:
+        """Each clip's predicted and true class, and its class probabilities [clips, classes], in split
+        order, from every rank (a collective: all ranks call it). Paired statistics resample clips
+        from these (``experiment.statistics``)."""
         parts = self._clip_predictions[stage]
-        local = torch.cat(parts, dim=1).cpu() if parts else torch.zeros(3, 0, dtype=torch.long)
         self._clip_predictions[stage] = []
-        every = torch.cat(distributed.all_gather_objects(local), dim=1)
-        order = every[0].argsort()
-        return {"predictions": every[1, order].tolist(), "labels": every[2, order].tolist()}
+        local = (
+            (torch.cat([p[0] for p in parts], 1).cpu(), torch.cat([p[1] for p in parts]).cpu())
+            if parts
+            else (torch.zeros(3, 0, dtype=torch.long), torch.zeros(0, self.num_classes, dtype=torch.double))
+        )
+        every = distributed.all_gather_objects(local)
+        ids, probs = torch.cat([e[0] for e in every], 1), torch.cat([e[1] for e in every])
+        order = ids[0].argsort()
+        clips = {"predictions": ids[1, order].tolist(), "labels": ids[2, order].tolist()}
+        return clips, probs[order]
+
+    def choose_thresholds(self, probabilities: torch.Tensor, labels: list[int]) -> dict[str, float]:
+        """Per-class detection thresholds on clip probabilities [clips, classes] with true ``labels``:
+        F1-optimal for each class but ``background`` (:func:`clusterlight.detection.choose_thresholds`)."""
+        background = BACKGROUND if BACKGROUND in self.class_names else None
+        return choose_thresholds(probabilities.numpy(), labels, self.class_names, background)
 
     def on_validation_epoch_end(self) -> None:
         self._log_report("val")
@@ -142,7 +180,10 @@ class AudioModule(LightningModule):
     def on_test_epoch_end(self) -> None:
         self._log_report("test")
 
-    def predict_step(self, batch: dict, batch_idx: int) -> dict:
+    def predict_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> dict:
+        """Each clip's split ``index``, ``path`` (None when the dataset does not say), true ``label``
+        (a class name, None when unknown), ``predicted`` class name and index (``pred``), class
+        ``probabilities`` and raw ``scores``."""
         scores = self.scores_from_features(self.features(batch["wave"]))
         if scores is None:
             raise RuntimeError(
@@ -150,7 +191,85 @@ class AudioModule(LightningModule):
                 "with a checkpoint "
                 "of a trained run (ckpt_path=...), whose ClusterCentroids state holds them."
             )
-        return {"index": batch["index"], "pred": scores.argmax(1), "scores": scores}
+        pred = scores.argmax(1)
+        loaders = self.trainer.predict_dataloaders
+        loader = loaders[dataloader_idx] if isinstance(loaders, (list, tuple)) else loaders
+        labels = batch["label"].tolist() if "label" in batch else [-1] * len(pred)
+        return {
+            "index": batch["index"],
+            "path": clip_paths(getattr(loader, "dataset", None), batch["index"].tolist()),
+            "label": [self.class_names[i] if 0 <= i < self.num_classes else None for i in labels],
+            "predicted": [self.class_names[i] for i in pred.tolist()],
+            "pred": pred,
+            "probabilities": torch.softmax(scores.float(), 1),
+            "scores": scores,
+        }
 
     def configure_optimizers(self):
         return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+
+    # ---- checkpoints that rebuild the module alone --------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """The model card: ``clusterlight fit`` has put the resolved config there already; else the
+        module's own description. Then the last validation's detection thresholds."""
+        if CARD_KEY not in checkpoint:
+            card = self._own_card()
+            if card is None:
+                return
+            checkpoint[CARD_KEY] = card
+        if self.val_thresholds:
+            checkpoint[CARD_KEY]["thresholds"] = dict(self.val_thresholds)
+
+    def _own_card(self) -> dict | None:
+        try:
+            config = init_config(self)
+        except TypeError as e:
+            if not self._card_warned:
+                rank_zero_warn(
+                    f"checkpoints of this {type(self).__name__} carry no model card, so clusterlight.load "
+                    f"cannot rebuild it: {e}"
+                )
+                self._card_warned = True
+            return None
+        audio = audio_settings(self.trainer.datamodule, self.frontend)
+        return model_card(config, self.class_names, audio)
+
+    @classmethod
+    def load_from_checkpoint(
+        cls,
+        checkpoint_path: str | Path,
+        map_location: str | torch.device | None = None,
+        hparams_file: str | Path | None = None,
+        strict: bool | None = None,
+        weights_only: bool | None = None,
+        **kwargs,
+    ):
+        """The module saved in ``checkpoint_path``, rebuilt from its model card, in eval mode on
+        ``map_location`` (a device; default CPU), with ``.card`` set (class names, audio settings,
+        detection thresholds). Loaded safely (:func:`clusterlight.checkpoints.load_checkpoint`:
+        ``weights_only=True`` whatever ``weights_only`` says).
+
+        The checkpoint's module must be a ``cls`` (``Classifier.load_from_checkpoint`` of a
+        pretraining checkpoint is a ``CheckpointError``; ``AudioModule.load_from_checkpoint`` takes
+        any). A checkpoint without a card (clusterlight < 0.2) is a ``CheckpointError`` saying how to
+        load its weights. The card fixes the arguments: ``hparams_file`` and overrides are refused."""
+        if hparams_file is not None or kwargs:
+            given = ["hparams_file"] * (hparams_file is not None) + sorted(kwargs)
+            raise TypeError(
+                f"{cls.__name__}.load_from_checkpoint rebuilds the module from the checkpoint's model card; "
+                f"it takes no {given}: load it, then change the attributes"
+            )
+        checkpoint = load_checkpoint(checkpoint_path)
+        card = card_of(checkpoint, checkpoint_path)
+        model = build_module(card, AudioModule, checkpoint_path)
+        if not isinstance(model, cls):
+            kind = type(model).__name__
+            raise CheckpointError(
+                f"the module in {checkpoint_path} is {kind} ({card['model']['class_path']}), not a "
+                f"{cls.__name__}: load it with {kind}.load_from_checkpoint or clusterlight.load",
+                checkpoint_path,
+            )
+        model.on_load_checkpoint(checkpoint)
+        model.load_state_dict(checkpoint["state_dict"], strict=True if strict is None else strict)
+        model.card = card
+        return model.to(map_location or "cpu").eval()

@@ -6,8 +6,10 @@ from typing import ClassVar
 
 from torch import nn
 
+from clusterlight.init_args import RecordsInitArgs
 
-class Backbone(nn.Module):
+
+class Backbone(RecordsInitArgs, nn.Module):
     """An embedding network: log-mel [B, n_mels, T] -> features [B, embed_dim].
 
     A subclass declared as ``class MyNet(Backbone, name="mynet")`` is registered under that name
