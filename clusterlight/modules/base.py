@@ -107,7 +107,7 @@ class AudioModule(RecordsInitArgs, LightningModule):
             preds = scores.argmax(1)
             self.reports[stage].update(preds, batch["label"])
             ids = torch.stack([batch["index"], preds, batch["label"]])
-            self._clip_predictions[stage].append((ids, torch.softmax(scores.double(), 1)))
+            self._clip_predictions[stage].append((ids, scores.detach().float()))
             self._updated[stage] = True
         return {"embeddings": normalize_embeddings(z).detach(), "labels": batch["label"]}
 
@@ -157,16 +157,14 @@ class AudioModule(RecordsInitArgs, LightningModule):
         from these (``experiment.statistics``)."""
         parts = self._clip_predictions[stage]
         self._clip_predictions[stage] = []
-        local = (
-            (torch.cat([p[0] for p in parts], 1).cpu(), torch.cat([p[1] for p in parts]).cpu())
-            if parts
-            else (torch.zeros(3, 0, dtype=torch.long), torch.zeros(0, self.num_classes, dtype=torch.double))
-        )
-        every = distributed.all_gather_objects(local)
-        ids, probs = torch.cat([e[0] for e in every], 1), torch.cat([e[1] for e in every])
+        ids = torch.cat([p[0] for p in parts], 1).cpu() if parts else torch.zeros(3, 0, dtype=torch.long)
+        scores = torch.cat([p[1] for p in parts]).cpu() if parts else torch.zeros(0, self.num_classes)
+        every = distributed.all_gather_objects((ids, scores))
+        ids, scores = torch.cat([e[0] for e in every], 1), torch.cat([e[1] for e in every])
         order = ids[0].argsort()
         clips = {"predictions": ids[1, order].tolist(), "labels": ids[2, order].tolist()}
-        return clips, probs[order]
+        # the softmax on the CPU in float64: no probability underflows to 0, no float64 on the device
+        return clips, torch.softmax(scores[order].double(), 1)
 
     def choose_thresholds(self, probabilities: torch.Tensor, labels: list[int]) -> dict[str, float]:
         """Per-class detection thresholds on clip probabilities [clips, classes] with true ``labels``:
