@@ -1,0 +1,80 @@
+"""benchmarks/detection.py's own functions on hand-made inputs (no training)."""
+
+import importlib.util
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import ROOT
+
+from clusterlight.detection import Event
+from clusterlight.inference.detect import Detection
+
+
+def _benchmark():
+    spec = importlib.util.spec_from_file_location("detection_benchmark", ROOT / "benchmarks" / "detection.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = _benchmark()
+CLASSES = ["dog_bark", "baby_cry", "gunshot"]
+
+
+def test_onset_offsets_take_the_nearest_same_class_detection_within_reach():
+    reference = {"a.wav": [Event(10.0, 11.0, "gunshot"), Event(30.0, 31.0, "dog_bark")]}
+    estimated = {
+        "a.wav": [Event(8.5, 11.0, "gunshot"), Event(9.8, 10.5, "gunshot"), Event(29.0, 30, "baby_cry")]
+    }
+    assert bench.onset_offsets(reference, estimated, within=2.0) == pytest.approx([-0.2])
+
+
+def test_centre_events_shift_each_window_to_its_central_hop():
+    scores = np.zeros((9, 4))
+    scores[3:5, 2] = 0.9  # windows 3 and 4 (of 2 s, hop 0.5 s) find a gunshot
+    d = Detection(
+        Path("a.wav"), np.zeros(16000), 8000, [*CLASSES, "background"], scores, 0.5, 2.0, 1,
+        np.array([0.5, 0.5, 0.5, math.nan]), "given", [],
+    )  # fmt: skip
+    assert bench.centre_events(d) == [Event(2.25, 3.25, "gunshot", 0.9)]  # centres 2.5 and 3.0 +- hop / 2
+
+
+def test_run_scores_and_the_report_say_which_method_is_ahead():
+    reference = {
+        "a.wav": [Event(10.0, 11.0, "gunshot"), Event(30.0, 31.0, "dog_bark"), Event(50, 51, "baby_cry")]
+    }
+    perfect = bench.run_scores(reference, reference, CLASSES, window_s=2.0)
+    assert (perfect["f1"], perfect["er"], perfect["onset_offset"], perfect["n_sys"]) == (1.0, 0.0, 0.0, 3)
+    early = {"a.wav": [e._replace(onset=e.onset - 1.5) for e in reference["a.wav"]]}
+    late_found = bench.run_scores(reference, early, CLASSES, window_s=2.0)
+    assert (late_found["f1"], late_found["f1_window_collar"], late_found["onset_offset"]) == (0.0, 1.0, -1.5)
+    silent = bench.run_scores(reference, {"a.wav": []}, CLASSES, window_s=2.0)
+    assert (silent["f1"], silent["er"], math.isnan(silent["onset_offset"])) == (0.0, 1.0, True)
+
+    def run(figures):
+        return {"window": figures, "centre": figures, "thresholds": "checkpoint"}
+
+    per_run = {"baseline": {0: run(silent), 1: run(silent)}, "clustered": {0: run(perfect), 1: run(perfect)}}
+    text = bench.table(per_run, "window", CLASSES)
+    assert "| clustered | 1.000 ± 0.000 | 0.000 ± 0.000 |" in text and "| checkpoint | 2 |" in text
+    assert bench.verdict(per_run, "window").startswith(
+        "clustered: beats baseline: event F1 +1.000, ER -1.000"
+    )
+    swapped = {"baseline": per_run["clustered"], "clustered": per_run["baseline"]}
+    assert bench.verdict(swapped, "window").startswith("clustered: is worse than baseline")
+    noisy = {"baseline": {0: run(silent), 1: run(perfect)}, "clustered": {0: run(perfect), 1: run(perfect)}}
+    assert "no difference beyond the seed spread" in bench.verdict(noisy, "window")
+
+
+def test_selected_checkpoint_is_the_newest_versions_best(tmp_path):
+    folder = tmp_path / "seed0" / "baseline" / "fit" / "lightning_logs"
+    for version in (0, 1):
+        (folder / f"version_{version}" / "checkpoints").mkdir(parents=True)
+        torch.save({}, folder / f"version_{version}" / "checkpoints" / f"best-epoch=00{version}.ckpt")
+    found = bench.selected_checkpoint(tmp_path, "baseline", 0, "fit")
+    assert found == folder / "version_1" / "checkpoints" / "best-epoch=001.ckpt"
+    with pytest.raises(FileNotFoundError, match="no selected checkpoint for clustered, seed 0"):
+        bench.selected_checkpoint(tmp_path, "clustered", 0, "finetune")
