@@ -1,137 +1,555 @@
-"""The rare4 benchmark on real recordings (issue: beat class weighting on rare4).
+"""The rare4 benchmark on real recordings (issue 15): both fold directions, paired intervals, data-size curve.
 
-Runs configs/experiment/rare4_{lstm,cnn}.yaml, writes one results.json per setting
-(backbone x training ratio) under --out and a combined table (benchmarks/results/rare4.md).
-Reads ../shared/data/us8k_dev (non-commercial licence: never copied into the project) and
-exits with a clear message when it is absent. Not part of the test suite.
+Runs configs/experiment/rare4_{lstm,cnn}.yaml in each direction: ``1to2`` trains on fold 1 and tests on
+fold 2 (configs/data/us8k_rare4.yaml), ``2to1`` trains on fold 2 and tests on fold 1
+(us8k_rare4_fold2.yaml); each validates on a split carved from its own training fold by source recording,
+and every checkpoint is chosen on it. One results folder per setting (backbone, direction, training ratio,
+share of the training fold) under --out. The report (benchmarks/results/rare4.{md,json}) has each
+setting's tables, the comparison pooled over the two directions (clusterlight.experiment.pooling: every
+(direction, seed) run counts once, pairs and resamples stay inside a direction), and the data-size curve:
+the paper's recipe against class-weighted CE at each share of the training fold (``data.train_fraction``).
 
-By default it runs the reduced plan the issue allows when the budget is tight: at 2:2:1:26
-every method with seeds 0-2, and with seeds 0-4 the headline methods (class-weighted CE, the
-paper's two-stage clustered recipe, the one-stage clustered_joint variant picked by
-cross-validation) and the background-mixing pair (class-weighted CE and clustered_joint with
-``BackgroundMix``, also picked by cross-validation); at the natural and 6:1:2:16 ratios the
-headline methods with seeds 0-2. ``--full`` runs every method
-everywhere. Finished runs are reused (see clusterlight.experiment), so an interrupted
-benchmark continues where it stopped.
+By default it runs DEFAULT_PLAN, the plan that fits the issue's budget (about 3 h of CPU on the 2-core
+machine; ``--plan`` prints it with the estimated time and exits). Blocks run in the plan's order of
+priority, finished runs are reused (see clusterlight.experiment), so an interrupted benchmark continues
+where it stopped and a shorter budget keeps the most important blocks. ``--cv`` runs
+rare4_{lstm,cnn}_cv.yaml instead: the method research by cross-validation inside each direction's own
+training fold (the variants marked in CHOSEN_ON_FOLD1 were chosen on fold 1, the test fold of 2to1).
 
-    python benchmarks/rare4.py                                   # the table in the README
-    python benchmarks/rare4.py --backbones lstm --ratios 2:2:1:26 --methods weighted_ce clustered --seeds 0
+Reads ../shared/data/us8k_dev (non-commercial licence: never copied into the project) and exits with a
+clear message when it is absent (``--plan`` and ``--render`` need no data). Not part of the test suite.
+
+    python benchmarks/rare4.py --plan                      # the default plan and its estimated CPU time
+    python benchmarks/rare4.py                             # run it, write benchmarks/results/rare4.*
+    python benchmarks/rare4.py --fractions 0.25 0.5 1.0    # the data-size curve only
+    python benchmarks/rare4.py --cv --directions 2to1      # cross-validation inside fold 2
+    python benchmarks/rare4.py --backbones lstm --directions 2to1 --methods weighted_ce clustered \\
+        --seeds 0 --trainer.max_epochs 1 --out /tmp/rare4 --results_dir /tmp/rare4   # a smoke run
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
-import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from clusterlight.experiment import markdown_table, run_experiment, summarize
+from clusterlight.experiment import markdown_table, run_experiment, run_hash, split_overrides, stage_config
+from clusterlight.experiment.configs import OverrideError, stage_epochs
+from clusterlight.experiment.pooling import compare_pooled, pooled_markdown
+from clusterlight.experiment.progress import duration
+from clusterlight.experiment.runner import ExperimentRunsFailed
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "us8k_dev"
+EXPERIMENTS = ROOT / "configs" / "experiment"
 CLASSES = ["dog_bark", "car_horn", "gun_shot", "background"]
 RATIOS = {"natural": None, "6:1:2:16": [6, 1, 2, 16], "2:2:1:26": [2, 2, 1, 26]}
-HEADLINE = ["weighted_ce", "clustered", "clustered_joint"]
-MIXED = ["weighted_ce_bgmix", "clustered_joint_bgmix"]
+# each direction's data config (the experiment files name us8k_rare4.yaml, the 1to2 one, in `common`)
+DIRECTIONS = {"1to2": "us8k_rare4.yaml", "2to1": "us8k_rare4_fold2.yaml"}
+FOLDS = {"1to2": "train fold 1, test fold 2", "2to1": "train fold 2, test fold 1"}
+BACKBONES = ["lstm", "cnn"]
+REFERENCE, RECIPE = "weighted_ce", "clustered"  # the baseline and the paper's two-stage recipe
+PEERS = ["ce", "oversample", "focal", "class_balanced", "ldam_drw", "balanced_softmax"]
+# chosen by 5-fold cross-validation inside fold 1 (benchmarks/README.md): a fair choice for 1to2 only
+CHOSEN_ON_FOLD1 = ["clustered_joint", "weighted_ce_bgmix", "clustered_joint_bgmix"]
+
+# ---- the cost model -------------------------------------------------------------------------------------
+# Wall seconds on this 2-core CPU, quiet, with torch's default 2 threads, per training epoch (training and its
+# validation pass) of each kind of stage at 2:2:1:26 on the whole training fold (515 clips, the mean over
+# both directions), per stage outside its epochs (set-up, sanity check), and per run for the test at its end
+# (and the validation of the selected checkpoint). Measured once (2025-11-28) with a one-off script: seed 0
+# of weighted_ce and clustered in direction 2to1 (651 training clips), 3 epochs a stage, at train_fraction
+# 1 and 0.25, with torch.set_num_threads(1), timing process CPU seconds per epoch (other work shared the
+# machine, load average 4-8, so wall times were meaningless; one-thread CPU time is not). One-thread CPU
+# seconds per epoch at 651 clips: LSTM classifier 5.0, pretrain 8.1, fine-tune 8.6; CNN 5.0, 7.7, 5.5; then
+# scaled to 515 clips (FIXED_SHARE) and to two threads by 0.67 (LSTM) and 0.85 (CNN): the ratio of the
+# quiet two-thread wall times of the same configs in the earlier benchmarks/results/rare4.json (fold 1,
+# 2:2:1:26: LSTM weighted_ce 85 s, clustered 130 s; CNN 53 s, 78 s a run) to this model in CPU seconds.
+EPOCH_S = {
+    ("lstm", "Classifier"): 2.8,
+    ("lstm", "EmbeddingPretrain"): 4.5,
+    ("lstm", "JointFinetune"): 4.8,
+    ("cnn", "Classifier"): 3.5,
+    ("cnn", "EmbeddingPretrain"): 5.4,
+    ("cnn", "JointFinetune"): 3.8,
+}
+STAGE_OVERHEAD_S = {"lstm": 1.5, "cnn": 2.5}
+TEST_S = {"lstm": 4.0, "cnn": 4.0}
+# The share of an epoch's time that does not shrink with the training clips (mostly the validation pass):
+# epoch(f) = epoch(1) x (FIXED_SHARE + (1 - FIXED_SHARE) x f), from the same runs at train_fraction 0.25
+# (one-thread CPU seconds per epoch at 0.25 over those at 1: LSTM 0.44, 0.42, 0.40; CNN 0.30, 0.33, 0.46).
+FIXED_SHARE = {"lstm": 0.2, "cnn": 0.15}
+# Training clips at each ratio relative to 2:2:1:26 (the whole training fold less its validation carve;
+# means over both directions and seeds 0-1: 515 clips at 2:2:1:26, 330 at 6:1:2:16, 698 at the natural ratio).
+RATIO_CLIPS = {"2:2:1:26": 1.0, "6:1:2:16": 0.64, "natural": 1.36}
 
 
-def default_plan(ratio: str, methods: list[str]) -> list[tuple[list[str], list[int]]]:
-    """(methods, seeds) to run for one ratio when the command line does not say."""
-    if ratio == "2:2:1:26":
-        return [(methods, [0, 1, 2]), (HEADLINE + MIXED, [3, 4])]
-    return [(HEADLINE, [0, 1, 2])]
+@dataclass(frozen=True)
+class Setting:
+    """One results folder: a backbone, a direction, a training ratio and share of the training fold, and
+    whether it is the cross-validation experiment."""
 
+    backbone: str
+    direction: str
+    ratio: str = "2:2:1:26"
+    fraction: float = 1.0
+    cv: bool = False
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--backbones", nargs="+", default=["lstm", "cnn"], choices=["lstm", "cnn"])
-    p.add_argument("--ratios", nargs="+", default=list(RATIOS), choices=list(RATIOS))
-    p.add_argument(
-        "--methods", nargs="+", default=None, help="subset of the experiment's methods (default: all)"
-    )
-    p.add_argument("--seeds", nargs="+", type=int, default=None, help="default: the experiment file's seeds")
-    p.add_argument(
-        "--full", action="store_true", help="every method at every ratio (default: the budget plan above)"
-    )
-    p.add_argument(
-        "--accelerator", default=None, help="e.g. gpu (default: the experiment's trainer config, cpu)"
-    )
-    p.add_argument("--out", default=str(ROOT / "runs" / "rare4"))
-    p.add_argument(
-        "--render",
-        action="store_true",
-        help="only rebuild the combined table from the results.json files under --out",
-    )
-    a = p.parse_args()
-    if a.render:
-        rows = []
-        for path in sorted(Path(a.out).glob("rare4_*/results.json")):
-            result = json.loads(path.read_text())
-            runs = {m: {int(s): r for s, r in per.items()} for m, per in result["runs"].items()}
-            result.update(summarize(runs, result["classes"], result["reference"]))
-            _, backbone, ratio = result["name"].split("_", 2)
-            rows.append((backbone, ratio.replace("-", ":"), result))
-        return write_table(
-            rows,
-            "(rendered from saved results) " + " ".join(sys.argv[1:]),
-            sum(r["wall_s"] for *_, r in rows),
+    @property
+    def name(self) -> str:
+        if self.cv:
+            return f"rare4_cv_{self.backbone}_{self.direction}"
+        fraction = "" if self.fraction == 1 else f"_f{self.fraction:g}"
+        return f"rare4_{self.backbone}_{self.ratio.replace(':', '-')}_{self.direction}{fraction}"
+
+    @property
+    def title(self) -> str:
+        kind = "cross-validation inside the training fold, " if self.cv else ""
+        return (
+            f"{self.backbone.upper()}, {self.direction} ({FOLDS[self.direction]}), {kind}train ratio "
+            f"{self.ratio}, {self.fraction:.0%} of the training fold"
         )
+
+
+NAME = re.compile(
+    r"^rare4_(?:(?P<cv>cv)_(?P<cv_backbone>lstm|cnn)|(?P<backbone>lstm|cnn)_(?P<ratio>natural|\d+-\d+-\d+-\d+))"
+    r"_(?P<direction>1to2|2to1)(?:_f(?P<fraction>[0-9.]+))?$"
+)
+
+
+def parse_name(name: str) -> Setting | None:
+    """The setting of a results folder's name (None for any other folder)."""
+    m = NAME.match(name)
+    if m is None:
+        return None
+    if m["cv"]:
+        return Setting(m["cv_backbone"], m["direction"], cv=True)
+    return Setting(m["backbone"], m["direction"], m["ratio"].replace("-", ":"), float(m["fraction"] or 1))
+
+
+@dataclass(frozen=True)
+class Block:
+    """One call of the experiment runner: these methods and seeds in one setting."""
+
+    setting: Setting
+    methods: tuple[str, ...]
+    seeds: tuple[int, ...]
+
+
+def _blocks(backbones, directions, methods, seeds, ratio="2:2:1:26", fraction=1.0, cv=False) -> list[Block]:
+    return [
+        Block(Setting(b, d, ratio, fraction, cv), tuple(methods), tuple(seeds))
+        for b in backbones
+        for d in directions
+    ]
+
+
+def default_plan() -> list[Block]:
+    """What the issue asks for first, in priority order, fitting about 3 h of this CPU (``--plan``): the
+    baseline and the paper's recipe at 2:2:1:26 with 8 seeds in both directions; clustered_joint (the
+    best clustered variant, chosen by cross-validation inside fold 1) with 5 seeds in 1to2 only, where
+    that choice was made without its test fold; the data-size curve at 25% and 50% of the training fold
+    (100% is the first blocks) with 5 seeds in both directions. Over the budget: ``left_out_plan``."""
+    both = list(DIRECTIONS)
+    headline = [REFERENCE, RECIPE]
+    return [
+        *_blocks(BACKBONES, both, headline, range(8)),
+        *_blocks(BACKBONES, ["1to2"], ["clustered_joint"], range(5)),
+        *(b for f in (0.25, 0.5) for b in _blocks(BACKBONES, both, headline, range(5), fraction=f)),
+    ]
+
+
+def left_out_plan() -> list[Block]:
+    """What the default plan leaves out for the budget, next in priority: the six peers with 3 seeds in
+    1to2, then in 2to1; the headline pair at 6:1:2:16 with 5 seeds (its peers were dropped first)."""
+    return [
+        *_blocks(BACKBONES, ["1to2"], PEERS, range(3)),
+        *_blocks(BACKBONES, ["2to1"], PEERS, range(3)),
+        *_blocks(BACKBONES, list(DIRECTIONS), [REFERENCE, RECIPE], range(5), ratio="6:1:2:16"),
+    ]
+
+
+# ---- the experiments ------------------------------------------------------------------------------------
+def experiment(setting: Setting, accelerator: str | None = None):
+    """``(experiment file, loaded experiment)`` of a setting: the file with the direction's data config, the
+    data root, the ratio and the share of the training fold set."""
+    exp_file = EXPERIMENTS / f"rare4_{setting.backbone}{'_cv' if setting.cv else ''}.yaml"
+    exp = OmegaConf.load(exp_file)
+    common = [str(c) for c in exp.common]
+    data = [i for i, c in enumerate(common) if Path(c).name == DIRECTIONS["1to2"]]
+    if len(data) != 1:
+        raise SystemExit(f"{exp_file}: `common` must name ../data/{DIRECTIONS['1to2']} once, got {common}")
+    common[data[0]] = str(Path(common[data[0]]).parent / DIRECTIONS[setting.direction])
+    exp.common = common
+    exp.overrides.data.init_args.source = {"init_args": {"root": str(DATA)}}
+    if not setting.cv:  # the cross-validation files fix their own ratio (2:2:1:26)
+        ratio = RATIOS[setting.ratio]
+        exp.overrides.data.init_args.class_ratio = None if ratio is None else dict(zip(CLASSES, ratio))
+    if (
+        setting.fraction != 1
+    ):  # at 1 the override is left out, so the full-data runs are shared with other plans
+        exp.overrides.data.init_args.train_fraction = setting.fraction
+    if accelerator:
+        exp.overrides.trainer.accelerator = accelerator
+        if accelerator == "gpu":
+            exp.overrides.trainer.precision = "bf16-mixed"
+    exp.name = setting.name
+    return exp_file, exp
+
+
+def stage_seconds(setting: Setting, stage_cfg: dict) -> float:
+    """Estimated CPU seconds of one stage (see the cost model above)."""
+    kind = stage_cfg["model"]["class_path"].rsplit(".", 1)[-1]
+    epochs = stage_epochs(stage_cfg) or 0
+    train_fraction = stage_cfg["data"]["init_args"].get("train_fraction", 1.0)
+    fixed = FIXED_SHARE[setting.backbone]
+    scale = fixed + (1 - fixed) * RATIO_CLIPS[setting.ratio] * train_fraction
+    return STAGE_OVERHEAD_S[setting.backbone] + epochs * EPOCH_S[setting.backbone, kind] * scale
+
+
+def run_seconds(setting: Setting, stage_cfgs: list[dict]) -> float:
+    """Estimated CPU seconds of one run: its stages and the test at the end."""
+    return sum(stage_seconds(setting, c) for c in stage_cfgs) + TEST_S[setting.backbone]
+
+
+@dataclass
+class PlannedRun:
+    block: Block
+    method: str
+    seed: int
+    seconds: float
+    finished: bool
+
+
+def planned_runs(
+    blocks: list[Block], out: Path, overrides: dict, accelerator: str | None
+) -> list[PlannedRun]:
+    """Every (block, method, seed) with its estimated seconds and whether a finished run with the same
+    configs is in ``out`` already (it would be reused)."""
+    runs = []
+    for block in blocks:
+        exp_file, exp = experiment(block.setting, accelerator)
+        unknown = sorted(set(block.methods) - set(exp.methods))
+        if unknown:
+            raise SystemExit(f"{exp_file}: no method(s) {unknown}; it has {list(exp.methods)}")
+        for method in block.methods:
+            spec = exp.methods[method]
+            placeholders = {stage.name: f"<{stage.name} checkpoint>" for stage in spec.stages}
+            cfgs = [  # epochs and stage kinds do not depend on the seed
+                stage_config(
+                    exp, st, block.seeds[0], Path("<plan>"), exp_file, placeholders, overrides, method
+                )
+                for st in spec.stages
+            ]
+            secs = run_seconds(block.setting, cfgs)
+            for seed in block.seeds:
+                saved = out / exp.name / f"seed{seed}" / method / "result.json"
+                record = json.loads(saved.read_text()) if saved.is_file() else {}
+                finished = (
+                    record.get("status", "finished") == "finished"
+                    and "config_hash" in record
+                    and record["config_hash"] == run_hash(exp, spec, seed, exp_file, overrides)
+                )
+                runs.append(PlannedRun(block, method, seed, secs, finished))
+    return runs
+
+
+def seeds_text(seeds) -> str:
+    """``0-7``, ``0, 2, 5``."""
+    seeds = sorted(seeds)
+    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"{seeds[0]}-{seeds[-1]}"
+    return ", ".join(map(str, seeds))
+
+
+def plan_text(runs: list[PlannedRun], what: str) -> str:
+    """The plan as a table, one row per block, with the estimated CPU time of what is left to run."""
+    lines = [
+        f"rare4 plan ({what}). Estimated CPU time: run time on this 2-core CPU running nothing else (the "
+        "cost model in benchmarks/rare4.py), of the runs still to do (finished runs are reused).",
+        "",
+        "| # | backbone | direction | ratio | train share | methods | seeds | runs | to run | est. | total |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    total, blocks = 0.0, list(dict.fromkeys(r.block for r in runs))
+    for i, block in enumerate(blocks, 1):
+        mine = [r for r in runs if r.block == block]
+        todo = sum(r.seconds for r in mine if not r.finished)
+        total += todo
+        s = block.setting
+        lines.append(
+            f"| {i} | {s.backbone}{' (cv)' if s.cv else ''} | {s.direction} | {s.ratio} | {s.fraction:.0%} | "
+            f"{', '.join(block.methods)} | {seeds_text(block.seeds)} | {len(mine)} | "
+            f"{sum(not r.finished for r in mine)} | {duration(todo)} | {duration(total)} |"
+        )
+    n_done = sum(r.finished for r in runs)
+    lines += [
+        "",
+        f"{len(runs)} runs ({len(runs) - n_done} to run, {n_done} finished and reused): estimated CPU time "
+        f"{duration(total)} ({total / 3600:.2f} h).",
+    ]
+    unfair = sorted({(r.method, r.block.setting.direction) for r in runs if r.method in CHOSEN_ON_FOLD1})
+    unfair = sorted({m for m, d in unfair if d == "2to1"})
+    if unfair:
+        lines.append(
+            f"Note: {', '.join(unfair)} were chosen by cross-validation inside fold 1, the test fold of "
+            "2to1; choose on fold 2 first (--cv --directions 2to1)."
+        )
+    return "\n".join(lines)
+
+
+def select_plan(a) -> tuple[list[Block], str]:
+    """The blocks the command line asks for, and a description of them."""
+    backbones = a.backbones or BACKBONES
+    directions = a.directions or list(DIRECTIONS)
+    if a.cv:
+        blocks = []
+        for b in backbones:
+            exp = OmegaConf.load(EXPERIMENTS / f"rare4_{b}_cv.yaml")  # seed s validates on part s
+            blocks += _blocks(
+                [b], directions, a.methods or list(exp.methods), a.seeds or list(exp.seeds), cv=True
+            )
+        return blocks, "cross-validation inside each direction's training fold"
+    if a.fractions:
+        methods, seeds = a.methods or [REFERENCE, RECIPE], a.seeds or list(range(5))
+        blocks = [
+            b
+            for ratio in a.ratios or ["2:2:1:26"]
+            for f in a.fractions
+            for b in _blocks(backbones, directions, methods, seeds, ratio, f)
+        ]
+        return blocks, "the data-size curve"
+    if a.methods or a.seeds or a.full:
+        blocks = []
+        for b in backbones:
+            exp = OmegaConf.load(EXPERIMENTS / f"rare4_{b}.yaml")
+            methods, seeds = a.methods or list(exp.methods), a.seeds or list(exp.seeds)
+            for ratio in a.ratios or list(RATIOS):
+                blocks += _blocks([b], directions, methods, seeds, ratio)
+        return blocks, "from the command line"
+    return filtered(default_plan(), a), "the default plan"
+
+
+def filtered(blocks: list[Block], a) -> list[Block]:
+    """The blocks with the command line's backbones, directions and ratios (all when not given)."""
+    return [
+        b
+        for b in blocks
+        if b.setting.backbone in (a.backbones or BACKBONES)
+        and b.setting.direction in (a.directions or DIRECTIONS)
+        and (not a.ratios or b.setting.ratio in a.ratios)
+    ]
+
+
+# ---- running and reporting --------------------------------------------------------------------------------
+def run_blocks(blocks: list[Block], out: Path, overrides: dict, accelerator: str | None) -> list[str]:
+    """Run each block in order (each writes its setting's results.json); the failure messages."""
+    failures = []
+    for block in blocks:
+        exp_file, exp = experiment(block.setting, accelerator)
+        try:
+            run_experiment(
+                exp_file,
+                str(out / exp.name),
+                list(block.seeds),
+                exp=exp,
+                methods=list(block.methods),
+                overrides=overrides,
+            )
+        except ExperimentRunsFailed as e:  # recorded and shown as failed; the other blocks still run
+            failures.append(str(e))
+    return failures
+
+
+def _runs(result: dict) -> dict[str, dict[int, dict]]:
+    return {m: {int(s): r for s, r in per.items()} for m, per in result["runs"].items()}
+
+
+def _reduction_cell(entry: dict | None) -> str:
+    if entry is None or entry["estimate"] is None:
+        return "n/a"
+    cell = f"{100 * entry['estimate']:+.1f}%"
+    if entry["low"] is not None:
+        cell += f" [{100 * entry['low']:+.1f}, {100 * entry['high']:+.1f}]"
+    return cell + (" *" if entry["excludes_zero"] else "")
+
+
+def pooled_comparisons(results: dict[Setting, dict]) -> dict[tuple, dict]:
+    """``{(backbone, ratio, fraction): compare_pooled over the directions}`` for every non-CV setting
+    that has finished runs of the reference in both directions."""
+    groups: dict[tuple, dict[str, dict]] = {}
+    for s, result in results.items():
+        if not s.cv and REFERENCE in result.get("summary", {}):
+            groups.setdefault((s.backbone, s.ratio, s.fraction), {})[s.direction] = _runs(result)
+    return {
+        key: compare_pooled(dict(sorted(strata.items())), REFERENCE, CLASSES)
+        for key, strata in sorted(groups.items())
+        if len(strata) == len(DIRECTIONS)
+    }
+
+
+def curve_table(results: dict[Setting, dict], pooled: dict[tuple, dict]) -> list[str]:
+    """The data-size curve: the recipe's macro error reduction against the reference per share of the
+    training fold, per direction and pooled (only when some setting has a share below 100%)."""
+    curves = sorted({(s.backbone, s.ratio) for s in results if not s.cv and s.fraction < 1})
+    if not curves:
+        return []
+    lines = [
+        f"## Data-size curve: {RECIPE} vs {REFERENCE}, macro error reduction [95% interval]",
+        "",
+        "| backbone | ratio | train share | 1to2 | 2to1 | pooled | (direction, seed) pairs |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for backbone, ratio in curves:
+        fractions = sorted({s.fraction for s in results if (s.backbone, s.ratio) == (backbone, ratio)})
+        for f in fractions:
+            cells = []
+            for d in DIRECTIONS:
+                r = results.get(Setting(backbone, d, ratio, f))
+                m = (r or {}).get("comparison", {}).get("methods", {}).get(RECIPE) or {}
+                cells.append(_reduction_cell((m.get("reduction") or {}).get("macro_err")))
+            p = pooled.get((backbone, ratio, f), {}).get("methods", {}).get(RECIPE) or {}
+            pairs = len(p.get("shared_seeds") or [])
+            cells += [_reduction_cell((p.get("reduction") or {}).get("macro_err")), str(pairs)]
+            lines.append(f"| {backbone} | {ratio} | {f:.0%} | " + " | ".join(cells) + " |")
+    return [*lines, "", "Positive = fewer errors than the reference; * = interval excludes 0.", ""]
+
+
+def without_clips(result: dict) -> dict:
+    """``result`` without each run's per-clip predictions and labels, test and validation (they stay in the
+    runs' result.json under --out, where --render reads them), so that the committed JSON stays small."""
+
+    def strip(r: dict) -> dict:
+        return {k: strip(v) if k == "val" else v for k, v in r.items() if k not in ("predictions", "labels")}
+
+    runs = {m: {s: strip(r) for s, r in per.items()} for m, per in result.get("runs", {}).items()}
+    return {**result, "runs": runs}
+
+
+def write_report(results: dict[Setting, dict], command: str, results_dir: Path, stem: str) -> None:
+    """``{results_dir}/{stem}.md`` and ``.json`` (the figures of every table and each run's metrics, without
+    per-clip predictions): pooled comparisons, the curve, then every setting."""
+    pooled = pooled_comparisons(results)
+    wall = sum(r.get("wall_s", 0.0) for r in results.values())
+    padding = OmegaConf.load(ROOT / "configs" / "data" / DIRECTIONS["1to2"]).data.init_args.padding
+    lines = [
+        "# rare4 benchmark",
+        "",
+        f"Command: `python benchmarks/rare4.py {command}`; run time {wall:.0f} s (sum of the runs, CPU "
+        "unless noted). Each direction validates on a split carved from its own training fold by source "
+        "recording and chooses every checkpoint there; tests at the natural ratio; clips shorter than 4 s "
+        f"padded by `{padding}` padding.",
+        "",
+    ]
+    for (backbone, ratio, fraction), comparison in pooled.items():
+        lines += [
+            f"## {backbone.upper()}, train ratio {ratio}, {fraction:.0%} of the training fold: pooled over "
+            "both directions",
+            "",
+            pooled_markdown(comparison, CLASSES),
+            "",
+        ]
+    lines += curve_table(results, pooled)
+    for s, result in results.items():
+        lines += [
+            f"## {s.title}: seeds {result['seeds']}, {result['wall_s']:.0f} s",
+            "",
+            markdown_table(result, result["classes"] or CLASSES, result["reference"]),
+            "",
+        ]
+    results_dir.mkdir(parents=True, exist_ok=True)
+    (results_dir / f"{stem}.md").write_text("\n".join(lines))
+    (results_dir / f"{stem}.json").write_text(
+        json.dumps(
+            {
+                "settings": [{**asdict(s), "name": s.name, **without_clips(r)} for s, r in results.items()],
+                "pooled": [
+                    {"backbone": b, "ratio": r, "fraction": f, **c} for (b, r, f), c in pooled.items()
+                ],
+            },
+            indent=2,
+        )
+    )
+    print("\n".join(lines))
+
+
+def saved_results(out: Path) -> dict[Setting, dict]:
+    """The latest results.json of every setting folder under ``out``."""
+    found = {}
+    for path in sorted(out.glob("rare4_*/results.json")):
+        setting = parse_name(path.parent.name)
+        if setting is not None:
+            found[setting] = json.loads(path.read_text())
+    return found
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--backbones", nargs="+", choices=BACKBONES, help="default: both")
+    p.add_argument("--directions", nargs="+", choices=list(DIRECTIONS), help="default: both")
+    p.add_argument("--ratios", nargs="+", choices=list(RATIOS), help="default: the plan's")
+    p.add_argument(
+        "--fractions",
+        nargs="+",
+        type=float,
+        help=f"the data-size curve: shares of the training fold, {REFERENCE} and {RECIPE} (or --methods), "
+        "seeds 0-4 (or --seeds), ratio 2:2:1:26 (or --ratios)",
+    )
+    p.add_argument("--methods", nargs="+", help="these methods at every ratio (default: the experiment's)")
+    p.add_argument("--seeds", nargs="+", type=int, help="these seeds (default: the experiment's)")
+    p.add_argument("--full", action="store_true", help="every method at every ratio with the file's seeds")
+    p.add_argument("--cv", action="store_true", help="the cross-validation experiments, per direction")
+    p.add_argument(
+        "--plan", action="store_true", help="print the plan and its estimated CPU time; run nothing"
+    )
+    p.add_argument("--accelerator", default=None, help="e.g. gpu (default: the experiment's, cpu)")
+    p.add_argument("--out", default=str(ROOT / "runs" / "rare4"))
+    p.add_argument("--results_dir", default=str(ROOT / "benchmarks" / "results"))
+    p.add_argument(
+        "--render", action="store_true", help="only rebuild the report from the results under --out"
+    )
+    p.epilog = (
+        "Overrides of every stage (--trainer.max_epochs 1, --data.init_args.batch_size 32) pass through."
+    )
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        rest, overrides = split_overrides(argv)
+    except ValueError as e:
+        p.error(str(e))
+    a = p.parse_args(rest)
+    bad = [f for f in a.fractions or [] if not 0 < f <= 1]
+    if bad:
+        p.error(f"--fractions must be in (0, 1], got {bad}")
+    out, results_dir, stem = Path(a.out), Path(a.results_dir), "rare4_cv" if a.cv else "rare4"
+    if a.render:
+        found = {s: r for s, r in saved_results(out).items() if s.cv == a.cv}
+        return write_report(found, "(rendered from saved results) " + " ".join(argv), results_dir, stem)
+    blocks, what = select_plan(a)
+    try:
+        runs = planned_runs(blocks, out, overrides, a.accelerator)
+    except OverrideError as e:
+        p.error(str(e))
+    print(plan_text(runs, what), flush=True)
+    if a.plan:
+        if what == "the default plan":
+            left_out = planned_runs(filtered(left_out_plan(), a), out, overrides, a.accelerator)
+            print("\n" + plan_text(left_out, "left out of the default plan for the budget, next in priority"))
+        return
     if not (DATA / "labels.csv").is_file():
         sys.exit(
             f"rare4 benchmark: {DATA}/labels.csv not found. It needs the UrbanSound8K dev clips in "
             "../shared/data/us8k_dev."
         )
-    rows, t0 = [], time.time()
-    for backbone in a.backbones:
-        exp_file = ROOT / "configs" / "experiment" / f"rare4_{backbone}.yaml"
-        for ratio in a.ratios:
-            exp = OmegaConf.load(exp_file)
-            exp.overrides.data.init_args.source = {"init_args": {"root": str(DATA)}}
-            exp.overrides.data.init_args.class_ratio = (
-                None if RATIOS[ratio] is None else dict(zip(CLASSES, RATIOS[ratio]))
-            )
-            if a.accelerator:
-                exp.overrides.trainer.accelerator = a.accelerator
-                if a.accelerator == "gpu":
-                    exp.overrides.trainer.precision = "bf16-mixed"
-            exp.name = f"rare4_{backbone}_{ratio.replace(':', '-')}"
-            if a.methods or a.seeds or a.full:
-                plan = [(a.methods or list(exp.methods), a.seeds or list(exp.seeds))]
-            else:
-                plan = default_plan(ratio, list(exp.methods))
-            for methods, seeds in plan:
-                result = run_experiment(
-                    exp_file, str(Path(a.out) / exp.name), seeds, exp=exp, methods=methods
-                )
-            rows.append((backbone, ratio, result))
-    write_table(rows, " ".join(sys.argv[1:]), time.time() - t0)
-
-
-def write_table(rows: list, args: str, wall_s: float) -> None:
-    padding = OmegaConf.load(ROOT / "configs" / "data" / "us8k_rare4.yaml").data.init_args.padding
-    lines = [
-        "# rare4 benchmark",
-        "",
-        f"Command: `python benchmarks/rare4.py {args}`; total wall time {wall_s:.0f} s (CPU unless noted).",
-        f"Clips shorter than 4 s are padded by `{padding}` padding; test = fold 2 at its natural ratio.",
-        "",
-    ]
-    for backbone, ratio, result in rows:
-        lines += [
-            f"## {backbone.upper()}, train ratio {ratio}, seeds {result['seeds']}, {result['wall_s']:.0f} s",
-            "",
-        ]
-        lines += [markdown_table(result, result["classes"], result["reference"]), ""]
-    out = ROOT / "benchmarks" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "rare4.md").write_text("\n".join(lines))
-    (out / "rare4.json").write_text(
-        json.dumps([{"backbone": b, "ratio": r, **res} for b, r, res in rows], indent=2)
-    )
-    print("\n".join(lines))
+    failures = run_blocks(blocks, out, overrides, a.accelerator)
+    found = {s: r for s, r in saved_results(out).items() if s.cv == a.cv}  # with earlier calls' settings
+    write_report(found, " ".join(argv), results_dir, stem)
+    if failures:
+        sys.exit("rare4 benchmark: some runs failed:\n" + "\n".join(failures))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,255 @@
+"""The rare4 protocol (benchmarks/rare4.py): both fold directions, validation inside each training fold,
+the data-size curve, the plan and its cost, the report pooled over directions. Tiny manifests only."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+
+import numpy as np
+import pytest
+import yaml
+from conftest import ROOT
+from jsonargparse import ArgumentParser
+from test_statistics import run
+from test_train_fraction import write_fold_manifest
+
+from clusterlight.data import AudioDataModule
+from clusterlight.experiment import run_hash, summarize
+from clusterlight.experiment.statistics import compare
+
+DATA_CONFIGS = ROOT / "configs" / "data"
+
+
+def load_benchmark():
+    spec = importlib.util.spec_from_file_location("rare4_benchmark", ROOT / "benchmarks" / "rare4.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+rare4 = load_benchmark()
+
+
+@pytest.fixture(scope="module")
+def manifest_root(tmp_path_factory):
+    groups = {
+        "dog_bark": 6,
+        "car_horn": 5,
+        "gun_shot": 5,
+        "siren": 6,
+        "drilling": 6,
+    }  # the last two: background
+    return write_fold_manifest(tmp_path_factory.mktemp("us8k_like"), groups)
+
+
+def data_config(name: str) -> dict:
+    return yaml.safe_load((DATA_CONFIGS / name).read_text())
+
+
+def instantiate(name: str, root, tmp_path, **init_args) -> AudioDataModule:
+    """The shipped data config ``name`` with the source root, cache and ``init_args`` replaced."""
+    cfg = data_config(name)
+    cfg["data"]["init_args"]["source"]["init_args"]["root"] = str(root)
+    cfg["data"]["init_args"].update(cache_dir=str(tmp_path / "cache"), **init_args)
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(cfg))
+    parser = ArgumentParser()
+    parser.add_subclass_arguments(AudioDataModule, "data")
+    dm = parser.instantiate_classes(parser.parse_path(str(path))).data
+    dm.setup()
+    return dm
+
+
+def folds_and_groups(dm: AudioDataModule, split: str) -> tuple[set, set]:
+    clips = [dm.store.clips[i] for i in dm.datasets[split].rows]
+    return {c.fold for c in clips}, {c.group for c in clips}
+
+
+def test_the_two_direction_configs_differ_only_in_their_folds():
+    one, two = data_config("us8k_rare4.yaml"), data_config("us8k_rare4_fold2.yaml")
+    assert (one["data"]["init_args"]["train_folds"], one["data"]["init_args"]["test_folds"]) == (
+        ["fold1"],
+        ["fold2"],
+    )
+    for key in ("train_folds", "test_folds"):
+        two["data"]["init_args"][key] = one["data"]["init_args"][key]
+    assert two == one
+
+
+@pytest.mark.parametrize(
+    ("name", "train", "test"),
+    [("us8k_rare4.yaml", "fold1", "fold2"), ("us8k_rare4_fold2.yaml", "fold2", "fold1")],
+)
+def test_each_direction_validates_inside_its_training_fold(name, train, test, manifest_root, tmp_path):
+    dm = instantiate(name, manifest_root, tmp_path)
+    (train_folds, train_groups), (val_folds, val_groups) = (folds_and_groups(dm, s) for s in ("train", "val"))
+    assert train_folds == val_folds == {train} and folds_and_groups(dm, "test")[0] == {test}
+    assert not train_groups & val_groups  # carved by source recording
+    assert all(dm.counts["val"][c] > 0 for c in dm.class_names)
+
+
+def test_cross_validation_works_inside_fold_2(manifest_root, tmp_path):
+    """rare4_*_cv.yaml in direction 2to1: seed s validates on part s of fold 2; fold 1 is only tested on."""
+    for backbone in rare4.BACKBONES:
+        exp_file, exp = rare4.experiment(rare4.Setting(backbone, "2to1", cv=True))
+        assert exp.cross_validate and [str(c) for c in exp.common][-1] == "../data/us8k_rare4_fold2.yaml"
+    vals = []
+    for part in range(5):
+        dm = instantiate("us8k_rare4_fold2.yaml", manifest_root, tmp_path, val_part=part, seed=part)
+        assert folds_and_groups(dm, "train")[0] == folds_and_groups(dm, "val")[0] == {"fold2"}
+        assert folds_and_groups(dm, "test")[0] == {"fold1"}
+        vals.append(set(dm.datasets["val"].rows.tolist()))
+    fold2 = {i for i, c in enumerate(dm.store.clips) if c.fold == "fold2"}
+    assert set().union(*vals) == fold2 and sum(map(len, vals)) == len(fold2)
+
+
+def test_experiment_of_a_setting_sets_direction_ratio_and_fraction():
+    _, exp = rare4.experiment(rare4.Setting("lstm", "2to1", "6:1:2:16", 0.25))
+    assert "../data/us8k_rare4_fold2.yaml" in list(exp.common) and "../data/us8k_rare4.yaml" not in list(
+        exp.common
+    )
+    init = exp.overrides.data.init_args
+    assert init.train_fraction == 0.25 and dict(init.class_ratio) == dict(zip(rare4.CLASSES, [6, 1, 2, 16]))
+    assert exp.name == "rare4_lstm_6-1-2-16_2to1_f0.25"
+    _, full = rare4.experiment(rare4.Setting("cnn", "1to2"))
+    assert "train_fraction" not in full.overrides.data.init_args  # shared with every plan at 100%
+    assert "../data/us8k_rare4.yaml" in list(full.common)
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        rare4.Setting("lstm", "1to2"),
+        rare4.Setting("cnn", "2to1", "natural", 0.5),
+        rare4.Setting("cnn", "2to1", cv=True),
+    ],
+)
+def test_setting_names_parse_back(setting):
+    assert rare4.parse_name(setting.name) == setting
+    assert rare4.parse_name("rare4_lstm_2-2-1-26") is None  # the old one-direction folders
+
+
+def test_default_plan_fits_the_budget_and_puts_the_headline_first(tmp_path):
+    blocks, what = rare4.select_plan(rare4_args())
+    assert what == "the default plan"
+    first = [b for b in blocks if b.methods == (rare4.REFERENCE, rare4.RECIPE) and b.setting.fraction == 1]
+    assert blocks[: len(first)] == first and len(first) == 4 and all(len(b.seeds) >= 5 for b in first)
+    assert {(b.setting.backbone, b.setting.direction) for b in first} == {
+        (bb, d) for bb in rare4.BACKBONES for d in rare4.DIRECTIONS
+    }
+    runs = rare4.planned_runs(blocks, tmp_path, {}, None)
+    assert 2.5 * 3600 < sum(r.seconds for r in runs) <= 3.25 * 3600
+    assert not any(r.block.setting.direction == "2to1" for r in runs if r.method in rare4.CHOSEN_ON_FOLD1)
+    fractions = {b.setting.fraction for b in blocks if b.methods == (rare4.REFERENCE, rare4.RECIPE)}
+    assert fractions == {0.25, 0.5, 1.0}
+
+
+def rare4_args(**kw):
+    defaults = dict(
+        backbones=None,
+        directions=None,
+        ratios=None,
+        fractions=None,
+        methods=None,
+        seeds=None,
+        full=False,
+        cv=False,
+    )
+    return type("Args", (), {**defaults, **kw})()
+
+
+def test_fractions_select_the_curve_for_both_directions():
+    blocks, what = rare4.select_plan(rare4_args(fractions=[0.25, 0.5, 1.0], backbones=["lstm"]))
+    assert what == "the data-size curve"
+    assert {(b.setting.direction, b.setting.fraction) for b in blocks} == {
+        (d, f) for d in ("1to2", "2to1") for f in (0.25, 0.5, 1.0)
+    }
+    assert all(b.methods == ("weighted_ce", "clustered") and b.seeds == tuple(range(5)) for b in blocks)
+
+
+def test_plan_counts_smaller_fractions_cheaper_and_reuses_finished_runs(tmp_path):
+    full = rare4.Block(rare4.Setting("lstm", "1to2"), ("weighted_ce", "clustered"), (0, 1))
+    quarter = rare4.Block(rare4.Setting("lstm", "1to2", fraction=0.25), ("weighted_ce",), (0,))
+    runs = rare4.planned_runs([full, quarter], tmp_path, {"trainer.max_epochs": 2}, None)
+    cost = {(r.block.setting.fraction, r.method): r.seconds for r in runs}
+    over = rare4.STAGE_OVERHEAD_S["lstm"] + rare4.TEST_S["lstm"]
+    assert cost[1.0, "weighted_ce"] == pytest.approx(over + 2 * rare4.EPOCH_S["lstm", "Classifier"])
+    assert cost[0.25, "weighted_ce"] < cost[1.0, "weighted_ce"] < cost[1.0, "clustered"]
+    # a finished run with the same configs is reused: not counted in the time left
+    exp_file, exp = rare4.experiment(full.setting)
+    done = tmp_path / exp.name / "seed1" / "clustered" / "result.json"
+    done.parent.mkdir(parents=True)
+    config_hash = run_hash(exp, exp.methods["clustered"], 1, exp_file, {"trainer.max_epochs": 2})
+    done.write_text(json.dumps({"config_hash": config_hash, "status": "finished", "result": {}}))
+    runs = rare4.planned_runs([full, quarter], tmp_path, {"trainer.max_epochs": 2}, None)
+    assert [(r.method, r.seed) for r in runs if r.finished] == [("clustered", 1)]
+    text = rare4.plan_text(runs, "a test")
+    rows = [line for line in text.splitlines() if line.startswith("| 1 |") or line.startswith("| 2 |")]
+    assert "| 0-1 | 4 | 3 |" not in rows[0] and "| 0, 1 | 4 | 3 |" in rows[0]
+    left = sum(r.seconds for r in runs if not r.finished)
+    assert "5 runs (4 to run, 1 finished and reused): estimated CPU time" in text
+    assert f"({left / 3600:.2f} h)" in text
+
+
+def test_plan_command_prints_the_plan_and_what_it_leaves_out(tmp_path, capsys):
+    rare4.main(["--plan", "--backbones", "cnn", "--out", str(tmp_path)])
+    text = capsys.readouterr().out
+    assert "rare4 plan (the default plan)" in text and "rare4 plan (left out of the default plan" in text
+    assert text.count("estimated CPU time") == 2 and "| lstm |" not in text
+    assert not list(tmp_path.iterdir())  # nothing ran
+    with pytest.raises(SystemExit):
+        rare4.main(["--plan", "--fractions", "0", "0.5"])
+    assert "--fractions must be in (0, 1], got [0.0]" in capsys.readouterr().err
+
+
+def test_plan_warns_when_a_fold_1_choice_runs_in_2to1(tmp_path):
+    block = rare4.Block(rare4.Setting("cnn", "2to1"), ("clustered_joint",), (0,))
+    text = rare4.plan_text(rare4.planned_runs([block], tmp_path, {}, None), "a test")
+    assert "clustered_joint were chosen by cross-validation inside fold 1" in text
+
+
+def fake_result(direction_shift: float, n_seeds: int = 3) -> dict:
+    """A results.json-like dict for weighted_ce and clustered on 40 test clips of the four classes."""
+    rng = np.random.default_rng(int(direction_shift * 100))
+    labels = np.arange(40) % 4
+    runs = {}
+    for method, err in (("weighted_ce", 0.4 + direction_shift), ("clustered", 0.3 + direction_shift)):
+        runs[method] = {}
+        for s in range(n_seeds):
+            preds = np.where(rng.random(40) < err, (labels + 1) % 4, labels)
+            r = run(preds, labels, rare4.CLASSES)
+            runs[method][s] = {**r, "wall_s": 1.0}
+    result = {
+        "seeds": list(range(n_seeds)),
+        "reference": "weighted_ce",
+        "classes": rare4.CLASSES,
+        "wall_s": 6.0,
+    }
+    result.update(summarize(runs, rare4.CLASSES, "weighted_ce"))
+    result["comparison"] = compare(runs, "weighted_ce", rare4.CLASSES, n_boot=100)
+    result["runs"] = {m: {str(s): r for s, r in per.items()} for m, per in runs.items()}
+    return result
+
+
+def test_report_pools_the_directions_and_draws_the_curve(tmp_path):
+    results = {
+        rare4.Setting("lstm", d, fraction=f): fake_result(0.1 if d == "2to1" else 0.0)
+        for d in ("1to2", "2to1")
+        for f in (0.5, 1.0)
+    }
+    results[rare4.Setting("cnn", "1to2")] = fake_result(0.0)  # one direction only: not pooled
+    rare4.write_report(results, "--test", tmp_path, "rare4")
+    md = (tmp_path / "rare4.md").read_text()
+    assert "## LSTM, train ratio 2:2:1:26, 100% of the training fold: pooled over both directions" in md
+    assert "## CNN, train ratio 2:2:1:26" not in md.split("## Data-size curve")[0]
+    curve = md.split("## Data-size curve")[1].split("\n\n")[1].splitlines()
+    assert [row.split(" | ")[2] for row in curve[2:]] == ["50%", "100%"]
+    assert all(row.rstrip(" |").endswith("| 6") for row in curve[2:])  # 3 seeds x 2 directions
+    assert '"predictions"' not in (tmp_path / "rare4.json").read_text()  # they stay under --out
+    saved = json.loads((tmp_path / "rare4.json").read_text())
+    assert len(saved["settings"]) == 5 and {p["fraction"] for p in saved["pooled"]} == {0.5, 1.0}
+    pooled = saved["pooled"][1]["methods"]["clustered"]
+    assert pooled["shared_seeds"] == [f"{d}/{s}" for d in ("1to2", "2to1") for s in range(3)]
