@@ -62,7 +62,7 @@ CHOSEN_ON_FOLD1 = ["clustered_joint", "weighted_ce_bgmix", "clustered_joint_bgmi
 # Wall seconds on this 2-core CPU, quiet, with torch's default 2 threads, per training epoch (training and its
 # validation pass) of each kind of stage at 2:2:1:26 on the whole training fold (515 clips, the mean over
 # both directions), per stage outside its epochs (set-up, sanity check), and per run for the test at its end
-# (and the validation of the selected checkpoint). Measured once (2025-11-28) with a one-off script: seed 0
+# (and the validation of the selected checkpoint). Measured once (2026-11-28) with a one-off script: seed 0
 # of weighted_ce and clustered in direction 2to1 (651 training clips), 3 epochs a stage, at train_fraction
 # 1 and 0.25, with torch.set_num_threads(1), timing process CPU seconds per epoch (other work shared the
 # machine, load average 4-8, so wall times were meaningless; one-thread CPU time is not). One-thread CPU
@@ -293,8 +293,9 @@ def plan_text(runs: list[PlannedRun], what: str) -> str:
         f"{len(runs)} runs ({len(runs) - n_done} to run, {n_done} finished and reused): estimated CPU time "
         f"{duration(total)} ({total / 3600:.2f} h).",
     ]
-    unfair = sorted({(r.method, r.block.setting.direction) for r in runs if r.method in CHOSEN_ON_FOLD1})
-    unfair = sorted({m for m, d in unfair if d == "2to1"})
+    unfair = sorted(
+        {r.method for r in runs if r.method in CHOSEN_ON_FOLD1 and r.block.setting.direction == "2to1"}
+    )
     if unfair:
         lines.append(
             f"Note: {', '.join(unfair)} were chosen by cross-validation inside fold 1, the test fold of "
