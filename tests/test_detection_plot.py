@@ -7,7 +7,7 @@ import pytest
 from tiny_configs import train_tiny_classifier
 
 from clusterlight.data.long_synth import generate_long
-from clusterlight.detection import Event, plot_detection
+from clusterlight.detection import Event, plot_detection, read_events_csv
 from clusterlight.detection.plot import DEFAULT_SIZE
 from clusterlight.inference import load
 from clusterlight.inference.commands import detect_main
@@ -86,3 +86,28 @@ def test_detect_refuses_two_recordings_of_one_name(tiny, tmp_path):
         (tmp_path / folder / "same.wav").write_bytes(recording.read_bytes())
     with pytest.raises(SystemExit, match="share the file name 'same.wav'"):
         detect_main(["--ckpt_path", str(ckpt), str(tmp_path / "a"), str(tmp_path / "b")])
+
+
+def test_detect_annotations_score_the_events_and_measure_the_trim(tiny, tmp_path, capsys):
+    """``--annotations`` prints event-based F1/ER against the reference and the onset lead; detecting
+    again with that ``--trim`` moves each onset later by it (offsets earlier)."""
+    ckpt, recording = tiny
+    annotations = recording.parent / "annotations.csv"
+    common = ["--ckpt_path", str(ckpt), str(recording), "--hop", "0.25", "--thresholds", "0.1"]
+    detect_main([*common, "--out", str(tmp_path / "raw.csv"), "--annotations", str(annotations)])
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert line.startswith(f"against {annotations}: event-based F1 ") and "error rate" in line
+    trim = float(line.rsplit("--trim ", 1)[1])
+    assert trim >= 0
+    detect_main([*common, "--out", str(tmp_path / "trimmed.csv"), "--trim", "0.25"])
+    raw = read_events_csv(tmp_path / "raw.csv")["rec_00000.wav"]
+    trimmed = read_events_csv(tmp_path / "trimmed.csv")["rec_00000.wav"]
+    assert raw, "the tiny model detects something at threshold 0.1"
+    pairs = [
+        pair
+        for c in CLASSES
+        for pair in zip([e for e in raw if e.label == c], [e for e in trimmed if e.label == c], strict=True)
+    ]
+    long_enough = [(r, t) for r, t in pairs if r.offset - r.onset >= 0.75]
+    assert all(t.onset == pytest.approx(r.onset + 0.25) for r, t in long_enough)
+    assert all(t.offset == pytest.approx(r.offset - 0.25) for r, t in long_enough)

@@ -1,6 +1,8 @@
 """Sound event detection in long recordings: window scores -> events (``events``), event-based scoring
-with the DCASE 2017 task 2 rule (``scoring``), a picture of one recording's detection (``plot``)."""
+with the DCASE 2017 task 2 rule (``scoring``), how early onsets come (``calibration``), a picture of
+one recording's detection (``plot``)."""
 
+from clusterlight.detection.calibration import onset_errors, onset_lead
 from clusterlight.detection.events import (
     Event,
     choose_thresholds,
@@ -20,6 +22,8 @@ __all__ = [
     "event_based_scores",
     "match_onsets",
     "median_filter",
+    "onset_errors",
+    "onset_lead",
     "plot_detection",
     "read_events_csv",
     "scores_to_events",

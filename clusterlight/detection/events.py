@@ -19,6 +19,12 @@ The rule, per class ``c`` other than ``background``:
    overlap.
 5. **Score**: the event's score is the ``max`` (default) or ``mean`` of the filtered scores of its
    active windows (the inactive windows of a merged gap are not counted).
+6. **Trim** (optional, ``trim_s``): the event is shortened by ``trim_s`` at both ends (to one hop
+   around its middle when it is shorter than that). A window classifier fires as soon as its window
+   holds enough of an event, so a run of active windows starts before the event and ends after it,
+   by about the window length minus the part it needs to see; the 500 ms onset collar of event-based
+   scoring does not forgive that. The trim is measured on annotated validation recordings
+   (:func:`clusterlight.detection.calibration.onset_lead`), never on the recordings scored.
 
 Events are returned sorted by onset, then by class order.
 """
@@ -126,6 +132,14 @@ def _runs(active: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(starts.tolist(), ends.tolist()))
 
 
+def _trimmed(onset: float, offset: float, trim: float, shortest: float) -> tuple[float, float]:
+    """``[onset + trim, offset - trim]``, or ``shortest`` long around the middle when that is shorter."""
+    if offset - onset - 2 * trim >= shortest:
+        return onset + trim, offset - trim
+    middle = (onset + offset) / 2
+    return middle - shortest / 2, middle + shortest / 2
+
+
 def scores_to_events(
     scores,
     class_names: Sequence[str],
@@ -137,6 +151,7 @@ def scores_to_events(
     background: str | None = BACKGROUND,
     score: str = "max",
     start_s: float = 0.0,
+    trim_s: float = 0.0,
 ) -> list[Event]:
     """Events ``(onset, offset, label, score)`` from window scores [n_windows, n_classes], by the rule
     in the module docstring. ``thresholds``: a scalar, a dict by class name or one value per class; the
@@ -146,6 +161,8 @@ def scores_to_events(
         raise ValueError(f"hop_s and window_s must be positive, got {hop_s}, {window_s}")
     if score not in ("max", "mean"):
         raise ValueError(f"score must be 'max' or 'mean', got {score!r}")
+    if not trim_s >= 0:
+        raise ValueError(f"trim_s must be >= 0, got {trim_s}")
     thr = per_class_values(thresholds, class_names, background)
     filtered = median_filter(scores, median_filter_length)
     reduce = np.max if score == "max" else np.mean
@@ -160,8 +177,9 @@ def scores_to_events(
                     continue
             groups.append([(first, last)])
         for runs in groups:
-            onset = start_s + runs[0][0] * hop_s
-            offset = start_s + runs[-1][1] * hop_s + window_s
+            onset, offset = _trimmed(
+                start_s + runs[0][0] * hop_s, start_s + runs[-1][1] * hop_s + window_s, trim_s, hop_s
+            )
             values = np.concatenate([filtered[a : b + 1, c] for a, b in runs])
             events.append((onset, c, Event(onset, offset, class_names[c], float(reduce(values)))))
     events.sort(key=lambda e: (e[0], e[1]))

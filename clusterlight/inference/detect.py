@@ -72,9 +72,12 @@ def detect_recording(
     thresholds: float | dict | None = None,
     median_filter: int = 3,
     min_gap_s: float = 0.0,
+    trim_s: float = 0.0,
 ) -> Detection:
     """Detection of one recording, with the score curves and thresholds behind its events
-    (:func:`thresholds_of` says which thresholds are used)."""
+    (:func:`thresholds_of` says which thresholds are used). ``trim_s`` shortens each event at both
+    ends (rule 6 of :mod:`clusterlight.detection.events`; measure it on annotated validation
+    recordings with :func:`clusterlight.detection.onset_lead`)."""
     predictor = Predictor(model, hop_s)
     wave = decode(str(path), predictor.sample_rate)
     scores, hop, window = _window_scores(predictor, wave)
@@ -89,6 +92,7 @@ def detect_recording(
         median_filter_length=median_filter,
         min_gap_s=min_gap_s,
         background=background,
+        trim_s=trim_s,
     )
     return Detection(
         Path(path),
@@ -112,10 +116,11 @@ def detect(
     thresholds: float | dict | None = None,
     median_filter: int = 3,
     min_gap_s: float = 0.0,
+    trim_s: float = 0.0,
 ) -> list[Event]:
     """Events ``(onset, offset, label, score)`` in a recording. ``thresholds`` default to the
     checkpoint's (chosen on the validation split) when it has them, else 0.5 for every class."""
-    return detect_recording(model, path, hop_s, thresholds, median_filter, min_gap_s).events
+    return detect_recording(model, path, hop_s, thresholds, median_filter, min_gap_s, trim_s).events
 
 
 @torch.no_grad()
