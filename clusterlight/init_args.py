@@ -3,10 +3,10 @@ again (the form LightningCLI / jsonargparse read), so a checkpoint written from 
 its module as one written by the CLI does.
 
 A class deriving from :class:`RecordsInitArgs` remembers the arguments each instance was constructed
-with (the modules, the front end, the backbones, the centroid callback). Any other component (the
-losses, distances and reducers) is described by its attributes named like its ``__init__``
-parameters, which is how each of them keeps its settings; :func:`init_config` says which one it
-could not describe.
+with (the modules, the front end, the backbones, the centroid callback, the losses, reducers and
+read-outs). Any other ``torch.nn.Module`` component (the distances of :mod:`clusterlight.distances`,
+which take no arguments) is described by its attributes named like its ``__init__`` parameters;
+:func:`init_config` says which one it could not describe.
 """
 
 from __future__ import annotations
@@ -28,12 +28,14 @@ class RecordsInitArgs:
     """Mixin: every subclass's ``__init__`` records its bound arguments, defaults included, in the
     instance (:func:`recorded_init_args`). The call of the class being built records; the
     ``super().__init__`` calls it makes add only what it forwarded through ``*args`` / ``**kwargs``
-    (a subclass ``__init__(self, *args, extra=1, **kwargs)`` is recorded with its parent's arguments)."""
+    (a subclass ``__init__(self, *args, extra=1, **kwargs)`` is recorded with its parent's arguments).
+    A class without an ``__init__`` of its own records through the one it inherits (a base with no
+    arguments records ``{}``)."""
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
-        init = cls.__dict__.get("__init__")
-        if init is not None and not hasattr(init, RECORDED):
+        init = cls.__dict__.get("__init__", cls.__init__)
+        if not hasattr(init, RECORDED):
             cls.__init__ = _recording(init)
 
 

@@ -12,7 +12,7 @@ from clusterlight import ClusterCentroids, EmbeddingPretrain, JointFinetune
 from clusterlight.checkpoints import CheckpointError
 from clusterlight.distances import CosineDistance
 from clusterlight.features import LogMel
-from clusterlight.init_args import init_config
+from clusterlight.init_args import RecordsInitArgs, init_config, recorded_init_args
 from clusterlight.losses import (
     ClassBalancedLoss,
     ClusterMarginLoss,
@@ -26,6 +26,7 @@ from clusterlight.losses import (
 )
 from clusterlight.model_card import MissingAudioSetting, build_module, model_card
 from clusterlight.modules import AudioModule, Classifier
+from clusterlight.modules.readouts import CentroidKNN, NearestCentroid
 from clusterlight.nets import Backbone
 
 WAVES = torch.randn(5, 8000, generator=torch.Generator().manual_seed(0))
@@ -166,6 +167,13 @@ def test_load_from_checkpoint_refuses_overrides_and_old_checkpoints(tmp_path):
         Classifier.load_from_checkpoint(tmp_path / "old.ckpt", lr=0.1)
 
 
+class SharpFocalLoss(FocalLoss):
+    """Keeps its argument under another name (``gamma``): described by what it was given."""
+
+    def __init__(self, sharpness: float = 2.0) -> None:
+        super().__init__(gamma=sharpness)
+
+
 @pytest.mark.parametrize(
     "component, given",
     [
@@ -184,6 +192,10 @@ def test_load_from_checkpoint_refuses_overrides_and_old_checkpoints(tmp_path):
             },
         ),
         (ClusterSoftmaxLoss(temperature=0.3, exclude_siblings=False), {"exclude_siblings": False}),
+        (SharpFocalLoss(sharpness=3.0), {"sharpness": 3.0}),
+        (MeanOverClips(), {}),
+        (NearestCentroid(), {}),
+        (CentroidKNN(k=5, distance_weighted=False), {"k": 5, "distance_weighted": False}),
         (
             ClusterCentroids(momentum=0.5, embedding_source="bank"),
             {"momentum": 0.5, "embedding_source": "bank"},
@@ -194,15 +206,25 @@ def test_load_from_checkpoint_refuses_overrides_and_old_checkpoints(tmp_path):
     ids=lambda c: type(c).__name__ if not isinstance(c, dict) else "",
 )
 def test_every_component_is_described_by_a_config_that_builds_it_again(component, given):
-    """Losses, distances and reducers are described by their attributes, the others by their recorded
-    arguments; either way the description holds what was given, and jsonargparse (as LightningCLI)
-    builds an equal component from it."""
+    """Components are described by their recorded arguments (the distances, which record none, by
+    their attributes); either way the description holds what was given, and jsonargparse (as
+    LightningCLI) builds an equal component from it."""
     config = init_config(component)
     assert config["init_args"].items() >= given.items()
     parser = ArgumentParser(exit_on_error=False)
     parser.add_subclass_arguments((nn.Module, ClusterCentroids), "c")
     rebuilt = parser.instantiate_classes(parser.parse_object({"c": config})).c
     assert type(rebuilt) is type(component) and init_config(rebuilt) == config
+
+
+class RecordedLinear(RecordsInitArgs, nn.Linear):
+    """A recording class whose ``__init__`` is its non-recording base's."""
+
+
+def test_a_recording_class_without_its_own_init_records_through_the_inherited_one():
+    assert recorded_init_args(MeanOverClips()) == {}  # Reducer's __init__ is nn.Module's
+    recorded = recorded_init_args(RecordedLinear(3, 2, bias=False))
+    assert recorded.items() >= {"in_features": 3, "out_features": 2, "bias": False}.items()
 
 
 class ForwardingClassifier(Classifier):

@@ -16,7 +16,7 @@ from clusterlight.checkpoints import CheckpointError
 from clusterlight.cli import main
 from clusterlight.distances import normalize_embeddings
 from clusterlight.lightning_cli import ClusterlightCLI
-from clusterlight.modules import JointFinetune
+from clusterlight.modules import EmbeddingPretrain, JointFinetune
 from clusterlight.modules.readouts import (
     CentroidKNN,
     LinearHead,
@@ -24,6 +24,7 @@ from clusterlight.modules.readouts import (
     class_centroids,
     knn_centroid_scores,
     nearest_centroid_scores,
+    pretrained_centroids,
 )
 
 
@@ -97,6 +98,32 @@ def fake_pretraining_checkpoint(path: Path, model, centroids, classes, class_nam
         checkpoint["clusterlight"] = {"class_names": class_names}
     torch.save(checkpoint, path)
     return str(path)
+
+
+def test_pretraining_reads_out_by_nearest_centroid_once_there_are_centroids():
+    centroids = ClusterCentroids()
+    model = EmbeddingPretrain(*tiny_parts(embed_dim=2), list("abcd"), centroids=centroids)
+    z = 3 * unit(10, 200)
+    assert model.scores_from_features(z) is None  # no clusters yet: validation classifies nothing
+    centroids.load_state_dict({"centroids": CENTROIDS, "cluster_classes": CLASSES})
+    expected = nearest_centroid_scores(normalize_embeddings(z), CENTROIDS, CLASSES, 4)
+    assert torch.equal(model.scores_from_features(z), expected)
+
+
+@pytest.mark.parametrize("classes_kept_by", ["callback", "datamodule"])
+def test_pretrained_centroids_reads_the_cluster_classes_where_the_checkpoint_keeps_them(
+    tmp_path, classes_kept_by
+):
+    """Since 0.2 the ClusterCentroids state holds the cluster classes; before, only the DataModule's did."""
+    model = JointFinetune(*tiny_parts(), list("abc"))
+    path = fake_pretraining_checkpoint(tmp_path / "p.ckpt", model, CENTROIDS, CLASSES, list("abc"))
+    if classes_kept_by == "callback":
+        checkpoint = torch.load(path, weights_only=True)
+        del checkpoint["AudioDataModule"]
+        checkpoint["callbacks"]["ClusterCentroids"]["cluster_classes"] = CLASSES
+        torch.save(checkpoint, path)
+    centroids, classes, names = pretrained_centroids(path)
+    assert torch.equal(centroids, CENTROIDS) and torch.equal(classes, CLASSES) and names == list("abc")
 
 
 def test_head_starts_from_the_class_centroids_over_the_temperature(tmp_path):

@@ -5,6 +5,7 @@ from clusterlight.callbacks.embedding_plot import EmbeddingPlot
 from clusterlight.callbacks.finite_guard import FiniteGuard, NonFiniteError
 from clusterlight.callbacks.random_state import RandomState
 from clusterlight.callbacks.smoothed_metric import SmoothedMetric
+from clusterlight.callbacks.split_predictions import SplitPredictionWriter
 from clusterlight.callbacks.weight_averaging import EMAWeights
 
 __all__ = [
@@ -17,4 +18,5 @@ __all__ = [
     "NonFiniteError",
     "RandomState",
     "SmoothedMetric",
+    "SplitPredictionWriter",
 ]

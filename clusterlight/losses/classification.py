@@ -6,8 +6,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from clusterlight.init_args import RecordsInitArgs
 
-class ClassificationLoss(nn.Module):
+
+class ClassificationLoss(RecordsInitArgs, nn.Module):
     """Base: ``forward(logits, target)``; ``set_class_counts`` is called with the training counts
     before fitting."""
 

@@ -6,10 +6,11 @@ import torch
 from torch import nn
 
 from clusterlight.distances import Distance, SquaredEuclidean
+from clusterlight.init_args import RecordsInitArgs
 from clusterlight.losses.reduction import MeanOverClusters, Reducer
 
 
-class ClusterLoss(nn.Module):
+class ClusterLoss(RecordsInitArgs, nn.Module):
     """``forward(z, clusters, centroids, cluster_classes) -> scalar``.
 
     ``z`` [B, d] unit-norm embeddings, ``clusters`` [B] each clip's cluster id, ``centroids``

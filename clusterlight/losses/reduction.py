@@ -6,8 +6,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from clusterlight.init_args import RecordsInitArgs
 
-class Reducer(nn.Module):
+
+class Reducer(RecordsInitArgs, nn.Module):
     """``(values [B], clusters [B], num_clusters) -> scalar``."""
 
     def forward(self, values: torch.Tensor, clusters: torch.Tensor, num_clusters: int) -> torch.Tensor:

@@ -6,11 +6,11 @@ import torch
 
 from clusterlight.callbacks.centroids import ClusterCentroids
 from clusterlight.callbacks.embedding_plot import EmbeddingPlot
-from clusterlight.distances import normalize_embeddings, squared_distances
 from clusterlight.features import LogMel
 from clusterlight.losses import ClusterLoss, ClusterMarginLoss
 from clusterlight.modules.base import AudioModule
 from clusterlight.modules.cluster_access import CentroidUser, find_centroids
+from clusterlight.modules.readouts import NearestCentroid
 from clusterlight.nets import Backbone
 
 
@@ -54,10 +54,5 @@ class EmbeddingPretrain(CentroidUser, AudioModule):
         return {"loss": loss, "embeddings": z.detach()}
 
     def scores_from_features(self, z: torch.Tensor) -> torch.Tensor | None:
-        tracker = find_centroids(self)
-        if not tracker.ready:
-            return None
-        tracker.to(z.device)
-        d = squared_distances(normalize_embeddings(z), tracker.centroids)
-        scores = torch.full((len(z), self.num_classes), float("-inf"), device=z.device)
-        return scores.scatter_reduce(1, tracker.cluster_classes.expand(len(z), -1), -d, reduce="amax")
+        """The nearest-centroid read-out; ``None`` until the clusters are built."""
+        return NearestCentroid().scores(self, z)

@@ -18,9 +18,9 @@ from torch import nn
 
 from clusterlight.checkpoints import CheckpointError, load_checkpoint
 from clusterlight.distances import normalize_embeddings, squared_distances
-from clusterlight.modules.cluster_access import find_centroids
-
-CARD_KEY = "clusterlight"  # the model card's key in a checkpoint (clusterlight.inference.load.CARD_KEY)
+from clusterlight.init_args import RecordsInitArgs
+from clusterlight.model_card import CARD_KEY
+from clusterlight.modules.cluster_access import centroid_state, find_centroids
 
 
 def nearest_centroid_scores(
@@ -54,12 +54,11 @@ def knn_centroid_scores(
     return (per_class / per_class.sum(1, keepdim=True)).log()
 
 
-class Readout(nn.Module):
+class Readout(RecordsInitArgs, nn.Module):
     """How :meth:`scores` turns backbone output ``z`` [B, d] of ``module`` into class scores [B, C]
     (``None`` while it cannot classify yet). ``uses_centroids``: the module must keep a
     :class:`~clusterlight.callbacks.ClusterCentroids` callback. A read-out holds no weights (an
-    ``nn.Module`` so that it is a described component of its module, kept as attributes named like
-    its arguments)."""
+    ``nn.Module`` that records its arguments, so that its module's model card describes it)."""
 
     uses_centroids = False
 
@@ -131,15 +130,11 @@ def class_centroids(centroids: torch.Tensor, cluster_classes: torch.Tensor, num_
 def pretrained_centroids(path: str | Path) -> tuple[torch.Tensor, torch.Tensor, list[str] | None]:
     """The cluster centroids [K, d], their classes [K] and the class names (``None`` without a model
     card) kept in a pretraining checkpoint: the ``ClusterCentroids`` callback state (the classes there
-    or in the DataModule's cluster assignments); a :class:`CheckpointError` naming the file when one
-    is missing."""
+    or in the DataModule's cluster assignments: :func:`centroid_state`); a :class:`CheckpointError`
+    naming the file when one is missing."""
     checkpoint = load_checkpoint(path)
-    state = next(
-        (v for k, v in checkpoint.get("callbacks", {}).items() if str(k).startswith("ClusterCentroids")), {}
-    )
-    data = next((v for v in checkpoint.values() if isinstance(v, dict) and "cluster_classes" in v), {})
-    centroids = state.get("centroids")
-    classes = state.get("cluster_classes", data.get("cluster_classes"))
+    state = centroid_state(checkpoint)
+    centroids, classes = state.get("centroids"), state.get("cluster_classes")
     if centroids is None or classes is None or len(centroids) != len(classes):
         found = "none" if centroids is None or classes is None else f"{len(centroids)} for {len(classes)}"
         raise CheckpointError(
