@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from clusterlight.init_args import RecordsInitArgs
+
 
 def normalize_embeddings(z: torch.Tensor) -> torch.Tensor:
     """``z`` [B, d] in float32, each row scaled to unit L2 norm: the space the clusters live in."""
@@ -17,7 +19,7 @@ def squared_distances(z: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
     return ((z * z).sum(1, keepdim=True) + (centroids * centroids).sum(1) - 2 * z @ centroids.T).clamp_min(0)
 
 
-class Distance(nn.Module):
+class Distance(RecordsInitArgs, nn.Module):
     """A distance from embeddings [B, d] to centroids [K, d] -> [B, K] (pluggable into cluster losses)."""
 
     def forward(self, z: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
