@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from clusterlight.inference.commands import detect_main, export_main, is_file_prediction, predict_main
 from clusterlight.lightning_cli import ClusterlightCLI
@@ -39,6 +40,42 @@ def synth_main(argv: list[str]) -> None:
     print(f"wrote {sum(sum(v.values()) for v in counts.values())} clips and {manifest}")
 
 
+def long_synth_main(argv: list[str]) -> None:
+    from clusterlight.data.long_synth import EVENT_CLASSES, generate_long
+    from clusterlight.data.synth import DEFAULT_SNR_DB
+
+    p = argparse.ArgumentParser(
+        prog="clusterlight data synth --long",
+        description="Write long synthetic recordings (WAV): the rare classes mixed into changing "
+        "background at known onsets and SNRs, with annotations.csv (file,onset,offset,event_label,snr_db) "
+        "and manifest.csv.",
+    )
+    p.add_argument("--out", required=True, help="output folder (must not exist unless --overwrite)")
+    p.add_argument("--recordings", type=int, default=3)
+    p.add_argument("--minutes", type=float, default=2.0, help="length of each recording")
+    p.add_argument("--events-per-minute", type=float, default=4.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sample-rate", type=int, default=16000)
+    p.add_argument("--snr-db", type=float, nargs=2, default=DEFAULT_SNR_DB, metavar=("LOW", "HIGH"))
+    p.add_argument("--classes", nargs="+", default=list(EVENT_CLASSES), choices=EVENT_CLASSES)
+    p.add_argument("--overwrite", action="store_true")
+    a = p.parse_args(argv)
+    if Path(a.out).exists() and not a.overwrite:
+        raise SystemExit(f"clusterlight data synth --long: {a.out} exists; pass --overwrite to replace it")
+    manifest = generate_long(
+        a.out,
+        a.recordings,
+        a.minutes,
+        seed=a.seed,
+        sample_rate=a.sample_rate,
+        events_per_minute=a.events_per_minute,
+        snr_db=tuple(a.snr_db),
+        classes=a.classes,
+        overwrite=a.overwrite,
+    )
+    print(f"wrote {a.recordings} recording(s) of {a.minutes:g} min, {manifest.parent / 'annotations.csv'}")
+
+
 def main(argv: list[str] | None = None) -> None:
     args = resolve_config_args(sys.argv[1:] if argv is None else list(argv))
     if args[:1] == ["--version"]:
@@ -55,12 +92,15 @@ def main(argv: list[str] | None = None) -> None:
         from clusterlight.experiment import experiment_main
 
         experiment_main(args[1:])
+    elif args[:2] == ["data", "synth"] and "--long" in args:
+        long_synth_main([a for a in args[2:] if a != "--long"])
     elif args[:2] == ["data", "synth"]:
         synth_main(args[2:])
     else:
         if args[:1] in (["-h"], ["--help"]):
             print("clusterlight experiment --config FILE   every method, every seed, one comparison table")
             print("clusterlight data synth --out DIR       write the built-in synthetic dataset")
+            print("clusterlight data synth --long --out DIR   long recordings with annotated events")
             print("clusterlight predict --ckpt_path X INPUT...   class probabilities of audio files")
             print("clusterlight detect --ckpt_path X RECORDING...   sound events in long recordings")
             print("clusterlight export --ckpt_path X --format onnx --out model.onnx   a model to ship")

@@ -98,3 +98,15 @@ def test_one_minute_at_16k_is_fast(tmp_path):
     start = time.perf_counter()
     generate_long(tmp_path / "fast", 1, 1.0, seed=0)
     assert time.perf_counter() - start < 5.0  # about 0.5 s here; generous for a busy machine
+
+
+def test_data_synth_long_command_writes_recordings_and_annotations(tmp_path, capsys):
+    from clusterlight.cli import main
+
+    out = tmp_path / "long"
+    main(["data", "synth", "--long", "--out", str(out), "--recordings", "2", "--minutes", "0.25"])
+    assert sorted(p.name for p in out.glob("*.wav")) == ["rec_00000.wav", "rec_00001.wav"]
+    assert (out / "annotations.csv").read_text().splitlines()[0] == "file,onset,offset,event_label,snr_db"
+    assert f"wrote 2 recording(s) of 0.25 min, {out / 'annotations.csv'}" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="exists; pass --overwrite"):  # kept unless --overwrite
+        main(["data", "synth", "--long", "--out", str(out), "--recordings", "1", "--minutes", "0.25"])
