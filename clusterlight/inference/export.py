@@ -24,7 +24,7 @@ weakest bands: float32 round-off, torch's own front end is as far from the float
   ``stft(return_complex=True)``).
 
 ``include_frontend=False`` exports the graph from log-mel features ``[batch, n_mels, frames]``
-instead (either exporter); :func:`numpy_logmel` computes those features with numpy alone (the mel
+instead (either exporter); :func:`logmel_numpy` computes those features with numpy alone (the mel
 filterbank is saved next to the ONNX file as ``.npy``). It is slower (float64 numpy) and only
 there for runtimes that cannot run the front end.
 
@@ -133,7 +133,7 @@ def frontend_settings(frontend) -> dict:
     """The :class:`~clusterlight.features.LogMel` settings :func:`logmel_numpy` needs (JSON-able)."""
     spec = frontend.mel.spectrogram
     if not (spec.center and spec.pad_mode == "reflect" and spec.power == 2.0 and not spec.normalized):
-        raise ValueError("numpy_logmel reproduces MelSpectrogram(center, reflect, power 2, not normalized)")
+        raise ValueError("logmel_numpy reproduces MelSpectrogram(center, reflect, power 2, not normalized)")
     return {
         "sample_rate": int(frontend.sample_rate),
         "n_fft": int(spec.n_fft),
