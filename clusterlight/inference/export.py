@@ -24,7 +24,7 @@ weakest bands: float32 round-off, torch's own front end is as far from the float
   ``stft(return_complex=True)``).
 
 ``include_frontend=False`` exports the graph from log-mel features ``[batch, n_mels, frames]``
-instead (either exporter); :func:`logmel_numpy` computes those features with numpy alone (the mel
+instead (either exporter); :func:`numpy_logmel` computes those features with numpy alone (the mel
 filterbank is saved next to the ONNX file as ``.npy``). It is slower (float64 numpy) and only
 there for runtimes that cannot run the front end.
 
