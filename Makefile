@@ -21,7 +21,7 @@ demo: setup  ## the main job: baseline vs clustered on the built-in synthetic da
 test: setup  ## lint, format check and the test suite (CPU, own data, a few minutes)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests -n auto --maxprocesses 4  # pytest-xdist: 2 workers on a 2-core machine
 
 clean:
 	rm -rf $(VENV) .cache runs
