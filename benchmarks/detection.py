@@ -73,19 +73,25 @@ def selected_checkpoint(out: Path, method: str, seed: int, stage: str) -> Path:
     return found
 
 
-def centre_events(d: Detection) -> list[Event]:
-    """``d``'s score curves to events with each window's score standing for its central hop:
-    window ``i`` covers ``[i * hop + (window - hop) / 2, i * hop + (window + hop) / 2)``."""
+def events_by_rule(d: Detection, **rule) -> list[Event]:
+    """``d``'s score curves to events with its thresholds and median filter, and the window geometry
+    of ``clusterlight detect`` unless ``rule`` changes it (``window_s``, ``start_s``, ``trim_s``)."""
+    rule = {"window_s": d.window_s, **rule}
     return scores_to_events(
         d.scores,
         d.class_names,
         d.thresholds,
         hop_s=d.hop_s,
-        window_s=d.hop_s,
         median_filter_length=d.median_filter,
         background=d.background,
-        start_s=(d.window_s - d.hop_s) / 2,
+        **rule,
     )
+
+
+def centre_events(d: Detection) -> list[Event]:
+    """Each window's score standing for its central hop: window ``i`` covers
+    ``[i * hop + (window - hop) / 2, i * hop + (window + hop) / 2)``."""
+    return events_by_rule(d, window_s=d.hop_s, start_s=(d.window_s - d.hop_s) / 2)
 
 
 def run_scores(reference, estimated, classes, window_s: float) -> dict:
@@ -178,20 +184,6 @@ def load_run(ckpt: Path, out: Path):
         sys.exit(f"{e}\nThe runs in {out} predate model cards: delete them or pass another --out.")
 
 
-def trimmed_events(d: Detection, trim_s: float) -> list[Event]:
-    """``d``'s score curves to events by ``clusterlight detect``'s rule with ``--trim trim_s``."""
-    return scores_to_events(
-        d.scores,
-        d.class_names,
-        d.thresholds,
-        hop_s=d.hop_s,
-        window_s=d.window_s,
-        median_filter_length=d.median_filter,
-        background=d.background,
-        trim_s=trim_s,
-    )
-
-
 def evaluate_run(model, recordings, reference, validation, hop_s: float, median: int, classes) -> dict:
     """Detect with one model over every recording and score three ways (see the module docstring);
     ``validation`` = (recordings, reference) of the recordings the trim is measured on."""
@@ -207,7 +199,7 @@ def evaluate_run(model, recordings, reference, validation, hop_s: float, median:
         "detect_s": seconds,
         "trim_s": trim,
         "trimmed": run_scores(
-            reference, {f: trimmed_events(d, trim) for f, d in found.items()}, classes, window
+            reference, {f: events_by_rule(d, trim_s=trim) for f, d in found.items()}, classes, window
         ),
         "window": run_scores(reference, {f: d.events for f, d in found.items()}, classes, window),
         "centre": run_scores(reference, {f: centre_events(d) for f, d in found.items()}, classes, window),

@@ -20,6 +20,7 @@ from clusterlight.experiment.statistics import (
     ErrorSamples,
     _float,
     _interval,
+    _with_ratio_interval,
     error_samples,
     markdown,
     paired_differences,
@@ -143,11 +144,7 @@ def pooled_std_ratio_ci(
     idx = [rng.integers(0, a.size, size=(n_boot, a.size)) for a in r]
     s_ref = _pooled_std([a[i] for a, i in zip(r, idx)])
     s_met = _pooled_std([a[i] for a, i in zip(m, idx)])
-    ok = s_ref > 0
-    low, high = _interval(s_met[ok] / s_ref[ok], level)
-    out.update(low=low, high=high, dropped=int((~ok).sum()))
-    out["excludes_one"] = bool(low is not None and (low > 1 or high < 1))
-    return out
+    return _with_ratio_interval(out, s_met, s_ref, level)
 
 
 def compare_pooled(

@@ -269,9 +269,14 @@ def std_ratio_ci(
         out["ratio"] = _float(m.std(ddof=1) / r.std(ddof=1))
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(seeds), size=(n_boot, len(seeds)))
-    s_ref, s_met = r[idx].std(axis=1, ddof=1), m[idx].std(axis=1, ddof=1)
+    return _with_ratio_interval(out, m[idx].std(axis=1, ddof=1), r[idx].std(axis=1, ddof=1), level)
+
+
+def _with_ratio_interval(out: dict, s_method: np.ndarray, s_ref: np.ndarray, level: float) -> dict:
+    """``out`` with the percentile interval of the resampled std ratios ``s_method / s_ref``; the
+    resamples where the reference's std is 0 are dropped and counted."""
     ok = s_ref > 0
-    low, high = _interval(s_met[ok] / s_ref[ok], level)
+    low, high = _interval(s_method[ok] / s_ref[ok], level)
     out.update(low=low, high=high, dropped=int((~ok).sum()))
     out["excludes_one"] = bool(low is not None and (low > 1 or high < 1))
     return out
