@@ -36,10 +36,12 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 from omegaconf import OmegaConf
 
 from clusterlight.experiment import markdown_table, run_experiment, run_hash, split_overrides, stage_config
 from clusterlight.experiment.configs import OverrideError, stage_epochs
+from clusterlight.experiment.figure import error_figure
 from clusterlight.experiment.pooling import compare_pooled, pooled_markdown
 from clusterlight.experiment.progress import duration
 from clusterlight.experiment.runner import ExperimentRunsFailed
@@ -432,6 +434,21 @@ def without_clips(result: dict) -> dict:
     return {**result, "runs": runs}
 
 
+def run_errors(results: dict[Setting, dict], backbone: str, ratio: str) -> dict[str, list[np.ndarray]]:
+    """``{method: [[runs, classes + macro] test errors of one direction], ...}`` for one backbone and ratio
+    on the whole training fold (cross-validation left out): the figure's samples."""
+    keys = [f"err_{c}" for c in CLASSES] + ["macro_err"]
+    out: dict[str, list[np.ndarray]] = {}
+    for s, result in sorted(results.items(), key=lambda item: item[0].direction):
+        if s.cv or s.backbone != backbone or s.ratio != ratio or s.fraction != 1:
+            continue
+        for method, per_seed in result.get("runs", {}).items():
+            rows = [[r["metrics"][k] for k in keys] for r in per_seed.values()]
+            if rows:
+                out.setdefault(method, []).append(np.asarray(rows, dtype=float))
+    return out
+
+
 def write_report(results: dict[Setting, dict], command: str, results_dir: Path, stem: str) -> None:
     """``{results_dir}/{stem}.md`` and ``.json`` (the figures of every table and each run's metrics, without
     per-clip predictions): pooled comparisons, the curve, then every setting."""
@@ -464,6 +481,19 @@ def write_report(results: dict[Setting, dict], command: str, results_dir: Path, 
             "",
         ]
     results_dir.mkdir(parents=True, exist_ok=True)
+    panels = {}
+    for b in BACKBONES:
+        errors = run_errors(results, b, "2:2:1:26")
+        if errors:
+            both = max(map(len, errors.values())) == len(DIRECTIONS)
+            panels[f"{b.upper()}, 2:2:1:26, {'both directions' if both else 'one direction'}"] = errors
+    if panels:
+        ylabel = "test error (1 - recall): mean, 95% interval"
+        figure = error_figure(panels, [*CLASSES, "macro"], results_dir / f"{stem}.png", ylabel)
+        lines += [
+            f"Figure: `{figure.name}`: per-class test error, 95% intervals over the (direction, seed) runs.",
+            "",
+        ]
     (results_dir / f"{stem}.md").write_text("\n".join(lines))
     (results_dir / f"{stem}.json").write_text(
         json.dumps(

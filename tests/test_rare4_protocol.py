@@ -249,6 +249,9 @@ def test_report_pools_the_directions_and_draws_the_curve(tmp_path):
     assert [row.split(" | ")[2] for row in curve[2:]] == ["50%", "100%"]
     assert all(row.rstrip(" |").endswith("| 6") for row in curve[2:])  # 3 seeds x 2 directions
     assert '"predictions"' not in (tmp_path / "rare4.json").read_text()  # they stay under --out
+    assert "Figure: `rare4.png`" in md and (tmp_path / "rare4.png").read_bytes()[:4] == b"\x89PNG"
+    errors = rare4.run_errors(results, "lstm", "2:2:1:26")  # the figure's samples: 100% share only
+    assert [[a.shape for a in strata] for strata in errors.values()] == [[(3, 5), (3, 5)]] * 2
     saved = json.loads((tmp_path / "rare4.json").read_text())
     assert len(saved["settings"]) == 5 and {p["fraction"] for p in saved["pooled"]} == {0.5, 1.0}
     pooled = saved["pooled"][1]["methods"]["clustered"]
