@@ -178,6 +178,15 @@ class AudioModule(RecordsInitArgs, LightningModule):
     def on_test_epoch_end(self) -> None:
         self._log_report("test")
 
+    def predict_files(self, paths, hop_s: float | None = None) -> list[dict]:
+        """Class probabilities of audio files, one row per file (``path``, ``predicted``,
+        ``prob_<class>``..., ``windows``; ``error`` for an unreadable file): the Python side of
+        ``clusterlight predict`` (:func:`clusterlight.inference.predict_files`). Needs the model card of
+        a loaded checkpoint (``clusterlight.load`` / ``load_from_checkpoint``)."""
+        from clusterlight.inference.predict import predict_files
+
+        return predict_files(self, paths, hop_s)
+
     def predict_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> dict:
         """Each clip's split ``index``, ``path`` (None when the dataset does not say), true ``label``
         (a class name, None when unknown), ``predicted`` class name and index (``pred``), class
