@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from test_journeys_ddp import clusterlight
-from tiny_configs import CONFIGS, model_configs, tiny_data, train_tiny_classifier, write_yaml
+from tiny_configs import tiny_classifier_args, train_tiny_classifier
 
 from clusterlight.inference import load, predict_files
 
@@ -18,19 +18,7 @@ def test_predict_on_the_split_writes_names_probabilities_and_labels(tmp_path):
     done = clusterlight(
         [
             "predict",
-            "--config",
-            str(CONFIGS / "trainer/cpu.yaml"),
-            "--config",
-            write_yaml(tmp_path, "data.yaml", tiny_data(tmp_path)),
-            *model_configs("baseline", "lstm"),
-            "--model.init_args.backbone.init_args.hidden",
-            "16",
-            "--model.init_args.frontend.init_args.sample_rate",
-            "8000",
-            "--trainer.enable_progress_bar",
-            "false",
-            "--trainer.default_root_dir",
-            str(tmp_path / "run"),
+            *tiny_classifier_args(tmp_path),
             "--ckpt_path",
             "best",
         ]  # fmt: skip

@@ -53,28 +53,29 @@ def model_configs(stage: str, net: str) -> list[str]:
     ]
 
 
+def tiny_classifier_args(tmp_path) -> list[str]:
+    """The arguments every ``clusterlight`` subcommand of the tiny LSTM classifier shares (shipped configs,
+    tiny data, a run folder under ``tmp_path``)."""
+    return [
+        "--config",
+        str(CONFIGS / "trainer/cpu.yaml"),
+        "--config",
+        write_yaml(tmp_path, "data.yaml", tiny_data(tmp_path)),
+        *model_configs("baseline", "lstm"),
+        "--model.init_args.backbone.init_args.hidden",
+        "16",
+        "--model.init_args.frontend.init_args.sample_rate",
+        "8000",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.default_root_dir",
+        str(tmp_path / "run"),
+    ]  # fmt: skip
+
+
 def train_tiny_classifier(tmp_path, epochs: int):
     """A tiny LSTM classifier trained by ``clusterlight fit`` (shipped configs); its selected checkpoint."""
     from test_journeys_ddp import clusterlight
 
-    clusterlight(
-        [
-            "fit",
-            "--config",
-            str(CONFIGS / "trainer/cpu.yaml"),
-            "--config",
-            write_yaml(tmp_path, "data.yaml", tiny_data(tmp_path)),
-            *model_configs("baseline", "lstm"),
-            "--model.init_args.backbone.init_args.hidden",
-            "16",
-            "--model.init_args.frontend.init_args.sample_rate",
-            "8000",
-            "--trainer.max_epochs",
-            str(epochs),
-            "--trainer.enable_progress_bar",
-            "false",
-            "--trainer.default_root_dir",
-            str(tmp_path / "run"),
-        ]  # fmt: skip
-    )
+    clusterlight(["fit", *tiny_classifier_args(tmp_path), "--trainer.max_epochs", str(epochs)])
     return next((tmp_path / "run").rglob("best-*.ckpt"))
