@@ -18,8 +18,13 @@ Prints, on the device it runs on (GPU when present, else CPU), numbered as in th
      ``--export_ckpt``), and CPU inference clips/s of PyTorch vs onnxruntime at batch 1 and 64, one
      thread each, side by side in this process (``clusterlight.inference.export``); needs the
      ``onnx`` extra; ``--export_only`` runs this item alone
+ 10. baseline training epoch time reading the log-mel feature cache (``data.feature_cache``) vs
+     computing the log-mel of every batch from waveforms, same data, model and seed, the two
+     interleaved; and the one-time cost of building the cache; ``--feature_cache_only`` runs this item
+     alone
 Not part of the test suite. Usage: python benchmarks/throughput.py \
-[--backbone lstm] [--steps 30] [--main_job] [--compile] [--cache_verify_only] [--export_only]
+[--backbone lstm] [--steps 30] [--main_job] [--compile] [--cache_verify_only] [--export_only] \
+[--feature_cache_only]
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ from clusterlight import (
     SyntheticSource,
     create_backbone,
 )
+from clusterlight.data.logmel_cache import load_logmel
 from clusterlight.losses import ClusterMarginLoss
 
 CLASSES = ["dog_bark", "baby_cry", "gunshot", "background"]
@@ -203,6 +209,61 @@ def first_epoch(source, cache_parent: Path, backbone: str, accelerator: str) -> 
         times.append(time.perf_counter() - t)
     shutil.rmtree(cache)
     return times[0], times[1]
+
+
+class EpochTimer(Callback):
+    """Wall time of each training epoch."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self._t = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        self.times.append(time.perf_counter() - self._t)
+
+
+def feature_cache_epochs(source, cache_dir: str, backbone: str, accelerator: str, rounds: int = 2) -> dict:
+    """Item 10: seconds per baseline training epoch (median of the epochs after the first of each fit)
+    with the log-mel feature cache and without (the log-mel of every batch computed from waveforms),
+    fits interleaved ``rounds`` times; and seconds to build the cache once from the waveform cache."""
+    epochs: dict[bool, list[float]] = {False: [], True: []}
+    for _ in range(rounds):
+        for cached in (False, True):
+            dm = AudioDataModule(
+                source=source, classes=CLASSES, class_ratio=RATIO, cache_dir=cache_dir, feature_cache=cached
+            )
+            torch.manual_seed(0)
+            model = Classifier(*_parts(backbone), dm.class_names)
+            timer = EpochTimer()
+            _trainer(-1, accelerator, [timer], max_epochs=3).fit(model, dm)
+            epochs[cached] += timer.times[1:]
+    with tempfile.TemporaryDirectory() as fresh:
+        t = time.perf_counter()
+        load_logmel(dm.store, model.frontend, dm.datasets["train"].n_samples, dm.padding, fresh)
+        build = time.perf_counter() - t
+    median = {k: sorted(v)[len(v) // 2] for k, v in epochs.items()}
+    return {
+        "cached_s": median[True],
+        "waveform_s": median[False],
+        "build_s": build,
+        "clips": len(dm.datasets["train"]),
+        "files": len(dm.store),
+    }
+
+
+def print_feature_cache_epochs(source, cache_dir: str, backbone: str, accelerator: str) -> None:
+    r = feature_cache_epochs(source, cache_dir, backbone, accelerator)
+    print(
+        f"10. baseline epoch ({r['clips']} training clips, {backbone}): from the log-mel feature cache "
+        f"{r['cached_s']:.2f} s vs log-mel computed per batch from waveforms {r['waveform_s']:.2f} s: "
+        f"ratio {r['waveform_s'] / r['cached_s']:.2f}x faster with the cache; building it once "
+        f"({r['files']} files) {r['build_s']:.1f} s",
+        flush=True,
+    )
 
 
 def scale_run(n: int, backbone: str, steps: int | None) -> dict:
@@ -372,6 +433,11 @@ def main() -> None:
         help="run only item 9 (export time, PyTorch vs onnxruntime clips/s)",
     )
     p.add_argument(
+        "--feature_cache_only",
+        action="store_true",
+        help="run only item 10 (epoch time with the log-mel feature cache vs without)",
+    )
+    p.add_argument(
         "--export_ckpt",
         default=None,
         help="item 9's checkpoint (default: the quickstart model after 3 training steps)",
@@ -404,6 +470,9 @@ def main() -> None:
     dm.prepare_data()
     if a.cache_verify_only:
         print_cache_verify_cost(dm)
+        return
+    if a.feature_cache_only:
+        print_feature_cache_epochs(source, a.cache_dir, a.backbone, accelerator)
         return
 
     tp = train_throughput(dm, a.backbone, a.steps, accelerator)
@@ -498,6 +567,7 @@ def main() -> None:
         )
     print_cache_verify_cost(dm)
     print_export_timings(a.export_ckpt, a.cache_dir)
+    print_feature_cache_epochs(source, a.cache_dir, a.backbone, accelerator)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,14 @@ from torchaudio import transforms as T
 
 from clusterlight.init_args import RecordsInitArgs
 
+LOG_OFFSET = 1e-6  # log(mel power + LOG_OFFSET)
+
+
+def frontend_input(batch: dict) -> torch.Tensor:
+    """What a batch feeds the front end: cached log-mel (``logmel``, from ``data.feature_cache``) or
+    waveforms (``wave``)."""
+    return batch["logmel"] if "logmel" in batch else batch["wave"]
+
 
 class LogMel(RecordsInitArgs, nn.Module):
     """Waveforms [B, samples] -> log-mel [B, n_mels, frames].
@@ -15,6 +23,9 @@ class LogMel(RecordsInitArgs, nn.Module):
     ``time_pool`` averages that many frames (a cheap way to shorten LSTM inputs).
     SpecAugment (``freq_masks`` masks of up to ``freq_mask_width`` bands and ``time_masks``
     masks of up to ``time_mask_width`` frames) is applied in training mode only.
+
+    The input may also be log-mel [B, n_mels, frames] already (the log-mel feature cache,
+    :mod:`clusterlight.data.logmel_cache`): then only the pooling and SpecAugment run.
     """
 
     def __init__(
@@ -45,9 +56,20 @@ class LogMel(RecordsInitArgs, nn.Module):
             T.TimeMasking(time_mask_width, iid_masks=True) for _ in range(time_masks)
         )
 
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+    def logmel(self, wave: torch.Tensor) -> torch.Tensor:
+        """Log-mel [..., n_mels, frames] of waveforms [..., samples]: no pooling, no SpecAugment."""
         with torch.autocast(wave.device.type, enabled=False):
-            x = torch.log(self.mel(wave.float()) + 1e-6)
+            return torch.log(self.mel(wave.float()) + LOG_OFFSET)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 3:
+            if x.shape[1] != self.n_mels:
+                raise ValueError(
+                    f"log-mel input has {x.shape[1]} mel bands, the front end {self.n_mels} "
+                    "(was the feature cache made with other front-end settings?)"
+                )
+        else:
+            x = self.logmel(x)
         if self.time_pool > 1:
             x = nn.functional.avg_pool1d(x, self.time_pool, ceil_mode=True)
         if self.training:

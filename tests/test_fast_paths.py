@@ -105,7 +105,8 @@ def test_resident_waveforms_give_identical_batches(tmp_path, padding):
             expected = ds_host[i]["wave"]
             torch.manual_seed(i)
             item = ds_res[i]
-            got = resident.load_waves({k: torch.tensor([v]) for k, v in item.items()}, torch.device("cpu"))[0]
+            batch = {k: torch.tensor([v]) for k, v in item.items()}
+            got = resident.load_inputs(batch, torch.device("cpu"))[0]
             assert torch.equal(got, expected), (split, i, padding)
 
 

@@ -14,9 +14,10 @@ from tiny_configs import CONFIGS, model_configs, tiny_data, write_yaml
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 SMALL_LSTM = ["--model.init_args.backbone.init_args.hidden", "32"]
-JOURNEYS = {  # each module; exact and bank re-clustering; mixing
+JOURNEYS = {  # each module; exact and bank re-clustering; mixing; the log-mel feature cache
     "baseline": ["baseline"],
     "pretrain": ["pretrain"],  # then fine-tuned from its selected checkpoint
+    "pretrain_feature_cache": ["pretrain", "--data.init_args.feature_cache", "true"],  # both ranks write it
     "one_stage_bank_mixing": [
         "finetune",
         "--config",
@@ -82,6 +83,11 @@ def test_ddp_journey_fit_then_test(tmp_path, journey):
         assert torch.equal(value, ranks[1]["weights"][name]), f"rank weights differ: {name}"
     if journey != "baseline":
         assert torch.equal(ranks[0]["centroids"], ranks[1]["centroids"]), "rank centroids differ"
+    if journey.endswith("feature_cache"):
+        names = sorted(p.name for p in (tmp_path / "cache").iterdir())
+        assert [n[:7] for n in names if not n.startswith("waves-")] == ["logmel-"], (
+            f"one cache, no leftovers: {names}"
+        )
     if journey.startswith("pretrain"):
         assert list((ddp / "lightning_logs/version_0/embeddings").glob("epoch_*.png")), "no embedding plot"
 

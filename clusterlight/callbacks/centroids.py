@@ -204,7 +204,7 @@ def embed_training_set(trainer: Trainer, pl_module: LightningModule) -> torch.Te
     with trainer.precision_plugin.forward_context():
         for batch in data.embedding_dataloader():
             indices.append(batch["index"])
-            chunks.append(pl_module.embed(data.load_waves(batch, pl_module.device)).float())
+            chunks.append(pl_module.embed(data.load_inputs(batch, pl_module.device)).float())
     pl_module.train(was_training)
     rank, world = distributed.rank_and_world()
     per_rank = -(-n // world)

@@ -16,8 +16,8 @@ class ClusteredData(Protocol):
     """A DataModule whose training clips can be clustered (:class:`~clusterlight.data.AudioDataModule`).
 
     ``clusters`` holds the cluster state; ``train_labels`` [n_train] gives each training clip's
-    class index, in the order ``embedding_dataloader`` and batch ``index`` use; ``load_waves``
-    turns a batch of that loader into waveforms on a device.
+    class index, in the order ``embedding_dataloader`` and batch ``index`` use; ``load_inputs``
+    turns a batch of that loader into the front end's input (waveforms or cached log-mel) on a device.
     """
 
     clusters: ClusterAssignments
@@ -30,10 +30,10 @@ class ClusteredData(Protocol):
 
     def embedding_dataloader(self) -> DataLoader: ...
 
-    def load_waves(self, batch: dict, device: torch.device) -> torch.Tensor: ...
+    def load_inputs(self, batch: dict, device: torch.device) -> torch.Tensor: ...
 
 
-_MEMBERS = ("clusters", "class_names", "train_labels", "embedding_dataloader", "load_waves")
+_MEMBERS = ("clusters", "class_names", "train_labels", "embedding_dataloader", "load_inputs")
 
 
 def clustered_data(trainer: Trainer, who: str) -> ClusteredData:

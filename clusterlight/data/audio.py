@@ -136,7 +136,9 @@ class WaveformStore:
     """Ragged decoded waveforms: clip ``i`` is ``waves[offsets[i]:offsets[i+1]]``.
 
     ``silent`` and ``short`` name the kept clips that are all zeros or shorter than the minimum
-    length the store was opened with (warned about, not dropped).
+    length the store was opened with (warned about, not dropped). ``digest`` names the cached
+    content (the recorded checksums of both arrays): caches derived from it (the log-mel feature
+    cache) carry it in their key.
     """
 
     waves: np.ndarray
@@ -145,6 +147,7 @@ class WaveformStore:
     skipped: list[str]
     silent: list[str] = field(default_factory=list)
     short: list[str] = field(default_factory=list)
+    digest: str = ""
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -197,13 +200,13 @@ def load_waveforms(
         raise DataError(f"verify_cache must be one of {VERIFY_MODES}, got {verify!r}")
     folder = Path(cache_dir).expanduser() / f"waves-{cache_key(clips, sample_rate, on_bad_file)}"
     store = None
-    seen = _identity(folder)
+    seen = folder_identity(folder)
     if seen is not None:
         try:
             store = open_cache(folder, clips, sample_rate, verify)
         except CacheProblem as e:
             log.warning("waveform cache %s is unusable: %s; rebuilding it", folder, e)
-            _discard(folder, seen)
+            discard_folder(folder, seen)
     if store is None:
         _build_cache(clips, sample_rate, folder, on_bad_file)
         try:
@@ -229,7 +232,7 @@ def load_waveforms(
     return store
 
 
-def _identity(folder: Path) -> tuple[int, int, int] | None:
+def folder_identity(folder: Path) -> tuple[int, int, int] | None:
     try:
         st = folder.stat()
     except FileNotFoundError:
@@ -237,10 +240,10 @@ def _identity(folder: Path) -> tuple[int, int, int] | None:
     return st.st_dev, st.st_ino, st.st_ctime_ns
 
 
-def _discard(folder: Path, seen: tuple[int, int, int]) -> None:
+def discard_folder(folder: Path, seen: tuple[int, int, int]) -> None:
     """Move the broken cache folder (as identified by ``seen``) aside in one rename, then delete it;
     a folder another process (a DDP rank) has rebuilt there meanwhile is left in place."""
-    if _identity(folder) != seen:
+    if folder_identity(folder) != seen:
         return
     aside = move_aside(folder)
     if aside is not None:
@@ -290,7 +293,7 @@ def _read_meta(folder: Path) -> dict:
     return meta
 
 
-def _load_array(folder: Path, name: str, record: dict, mmap: bool) -> np.ndarray:
+def load_checked_array(folder: Path, name: str, record: dict, mmap: bool) -> np.ndarray:
     path = folder / name
     try:
         size = path.stat().st_size
@@ -311,7 +314,7 @@ def _load_array(folder: Path, name: str, record: dict, mmap: bool) -> np.ndarray
     return arr
 
 
-def _all_finite(waves: np.ndarray, chunk: int = 1 << 22) -> bool:
+def all_finite(waves: np.ndarray, chunk: int = 1 << 22) -> bool:
     return all(np.isfinite(waves[i : i + chunk]).all() for i in range(0, len(waves), chunk))
 
 
@@ -327,8 +330,8 @@ def open_cache(folder: Path, clips: list[Clip], sample_rate: int, verify: str = 
     kept = [c for c in clips if c.path not in skipped]
     if meta["n"] != len(kept):
         raise CacheProblem(f"meta.json records {meta['n']} clips, the data set keeps {len(kept)}")
-    waves = _load_array(folder, "waves.npy", meta["arrays"]["waves.npy"], mmap=True)
-    offsets = _load_array(folder, "offsets.npy", meta["arrays"]["offsets.npy"], mmap=False)
+    waves = load_checked_array(folder, "waves.npy", meta["arrays"]["waves.npy"], mmap=True)
+    offsets = load_checked_array(folder, "offsets.npy", meta["arrays"]["offsets.npy"], mmap=False)
     if waves.ndim != 1 or waves.dtype != np.float32 or offsets.ndim != 1 or offsets.dtype != np.int64:
         raise CacheProblem("waves.npy must be 1-D float32 and offsets.npy 1-D int64")
     if (
@@ -345,7 +348,7 @@ def open_cache(folder: Path, clips: list[Clip], sample_rate: int, verify: str = 
         for name in ARRAYS:
             if file_digest(folder / name) != meta["arrays"][name]["blake2b"]:
                 raise CacheProblem(f"{name} does not match its checksum (overwritten or corrupted)")
-        if not _all_finite(waves):
+        if not all_finite(waves):
             raise CacheProblem("waves.npy holds NaN or infinite values")
         changed = []
         for f in meta["files"]:
@@ -366,6 +369,7 @@ def open_cache(folder: Path, clips: list[Clip], sample_rate: int, verify: str = 
         clips=kept,
         skipped=sorted(skipped),
         silent=[s for s in meta["silent"] if s not in skipped],
+        digest="-".join(meta["arrays"][name]["blake2b"] for name in ARRAYS),
     )
 
 

@@ -10,7 +10,7 @@ from functools import cached_property
 import numpy as np
 import torch
 from lightning.pytorch import LightningDataModule
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader, Subset
 
 from clusterlight import distributed
@@ -19,6 +19,7 @@ from clusterlight.data.audio import VERIFY_MODES, WaveformStore, load_waveforms
 from clusterlight.data.cropping import PADDING_MODES
 from clusterlight.data.dataset import ClipDataset
 from clusterlight.data.imbalance import ratio_counts, subsample_to_ratio
+from clusterlight.data.logmel_cache import FEATURE_PADDING, LogMelStore, load_logmel
 from clusterlight.data.mixing import BatchMix
 from clusterlight.data.records import Clip, DataError
 from clusterlight.data.resident import RESIDENT_PADDING, ResidentWaveforms
@@ -80,6 +81,13 @@ class AudioDataModule(LightningDataModule):
         mixing: an in-batch augmentation of training batches (:class:`BackgroundMix`,
             :class:`WithinClusterMix`), applied on the device; never to validation, test or the
             embedding pass that re-clusters.
+        feature_cache: compute each clip's log-mel once, with the model's front-end settings, into a
+            memory-mapped cache beside the waveform cache, and feed batches of log-mel windows (the
+            front end then only pools and applies SpecAugment): no STFT per batch. Windows match the
+            waveform path's exactly for clips as long as ``duration``, and up to their edge frames
+            otherwise (:mod:`~clusterlight.data.logmel_cache`). ``mixing`` and ``padding: noise`` need
+            waveforms: with either, training keeps the waveform path (a warning says so). The front end
+            is the Trainer's model's (``model.frontend``), or ``self.frontend`` when set by hand.
     """
 
     def __init__(
@@ -112,6 +120,7 @@ class AudioDataModule(LightningDataModule):
         balanced_clusters: bool = False,
         waveforms_on_device: bool = False,
         mixing: BatchMix | None = None,
+        feature_cache: bool = False,
     ) -> None:
         super().__init__()
         if padding not in PADDING_MODES:
@@ -119,6 +128,10 @@ class AudioDataModule(LightningDataModule):
         if waveforms_on_device and padding not in RESIDENT_PADDING:
             raise DataError(
                 f"data.waveforms_on_device supports padding {RESIDENT_PADDING}, got data.padding {padding!r}"
+            )
+        if feature_cache and waveforms_on_device:
+            raise DataError(
+                "data.feature_cache and data.waveforms_on_device are two different input paths; set one"
             )
         if sampler not in ("shuffle", "oversample"):
             raise DataError(f"data.sampler must be 'shuffle' or 'oversample', got {sampler!r}")
@@ -151,6 +164,9 @@ class AudioDataModule(LightningDataModule):
             cluster_size, cluster_every_n_epochs, kmeans_iters, balanced_clusters, seed
         )
         self.waveforms_on_device, self.mixing = waveforms_on_device, mixing
+        self.feature_cache = feature_cache
+        self.frontend = None  # the front end whose log-mel the feature cache stores (default: the model's)
+        self.logmel: LogMelStore | None = None
         self._clips: list[Clip] | None = None
         self.store: WaveformStore | None = None
         self.resident: ResidentWaveforms | None = None
@@ -242,6 +258,11 @@ class AudioDataModule(LightningDataModule):
             parts["train"] = [train[i] for i in keep]
         index = {name: i for i, name in enumerate(self.class_names)}
         n_samples = int(round(self.sample_rate * self.duration))
+        if self._feature_path():
+            frontend = self._feature_frontend()
+            self.logmel = load_logmel(
+                self.store, frontend, n_samples, self.padding, self.cache_dir, self.verify_cache
+            )
         for name, rows in parts.items():
             labels = np.array([index[clips[i].label] for i in rows], dtype=np.int64)
             rows = np.asarray(rows, dtype=np.int64)
@@ -253,6 +274,7 @@ class AudioDataModule(LightningDataModule):
                 self.padding,
                 name == "train",
                 not self.waveforms_on_device,
+                self.logmel,
             )
             self.counts[name] = {c: int((labels == k).sum()) for c, k in index.items()}
         for name in SPLITS:
@@ -260,6 +282,38 @@ class AudioDataModule(LightningDataModule):
                 f"[clusterlight] {name:5s} clips per class: {self.counts[name]} (total "
                 f"{sum(self.counts[name].values())})"
             )
+
+    def _feature_path(self) -> bool:
+        """Whether batches carry cached log-mel (``feature_cache``, unless something needs waveforms)."""
+        if not self.feature_cache:
+            return False
+        needs_waves = []
+        if self.mixing is not None:
+            needs_waves.append(f"data.mixing ({type(self.mixing).__name__}) mixes waveforms")
+        if self.padding not in FEATURE_PADDING:
+            needs_waves.append(f"data.padding {self.padding!r} draws fresh noise per crop")
+        if needs_waves:
+            rank_zero_warn(
+                f"data.feature_cache is on but {' and '.join(needs_waves)}: batches carry waveforms, "
+                "the log-mel is computed per batch"
+            )
+        return not needs_waves
+
+    def _feature_frontend(self):
+        frontend = self.frontend
+        if frontend is None and self.trainer is not None:
+            frontend = getattr(self.trainer.lightning_module, "frontend", None)
+        if frontend is None:
+            raise DataError(
+                "data.feature_cache needs the model's front end: set the DataModule up through a Trainer "
+                "fitting a clusterlight module, or set dm.frontend to its LogMel first"
+            )
+        if frontend.sample_rate != self.sample_rate:
+            raise DataError(
+                f"data.sample_rate ({self.sample_rate}) and model.frontend.sample_rate "
+                f"({frontend.sample_rate}) differ: the cached log-mel would use the wrong mel filters"
+            )
+        return frontend
 
     def _split(self, clips: list[Clip]) -> dict[str, list[int]]:
         """Row indices of each split; the training split reduced to ``train_fraction``."""
@@ -349,10 +403,12 @@ class AudioDataModule(LightningDataModule):
             (trainer.global_rank, trainer.world_size) if trainer is not None else distributed.rank_and_world()
         )
 
-    def load_waves(self, batch: dict, device: torch.device) -> torch.Tensor:
-        """The batch's waveforms on ``device``: moved there, or cropped from the resident copy."""
-        if "wave" in batch:
-            return batch["wave"].to(device, non_blocking=True)
+    def load_inputs(self, batch: dict, device: torch.device) -> torch.Tensor:
+        """The batch's front-end input on ``device``: cached log-mel or waveforms moved there, or waveforms
+        cropped from the resident copy."""
+        for key in ("logmel", "wave"):
+            if key in batch:
+                return batch[key].to(device, non_blocking=True)
         if self.resident is None or self.resident.device != torch.device(device):
             self.resident = ResidentWaveforms(self.store, device)
             rank_zero_info(
@@ -366,8 +422,8 @@ class AudioDataModule(LightningDataModule):
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
         """Crop resident waveforms; attach each training clip's cluster id, looked up on the device (no host
         sync); mix training batches."""
-        if "wave" not in batch:
-            batch["wave"] = self.load_waves(batch, batch["label"].device)
+        if "wave" not in batch and "logmel" not in batch:
+            batch["wave"] = self.load_inputs(batch, batch["label"].device)
         training = self.trainer is not None and self.trainer.training
         if self.clusters.built and training:
             batch["cluster"] = self.clusters.lookup(batch["index"])
@@ -386,7 +442,14 @@ class AudioDataModule(LightningDataModule):
         re-clustering."""
         train = self.datasets["train"]
         ds = ClipDataset(
-            train.store, train.rows, train.labels, train.n_samples, train.padding, False, train.with_wave
+            train.store,
+            train.rows,
+            train.labels,
+            train.n_samples,
+            train.padding,
+            False,
+            train.with_wave,
+            train.logmel,
         )
         rank, world = self._rank_world()
         return self._loader(Subset(ds, range(rank, len(ds), world)))

@@ -8,6 +8,7 @@ from torch.utils.data import Dataset
 
 from clusterlight.data.audio import WaveformStore
 from clusterlight.data.cropping import crop_offset, fit_length
+from clusterlight.data.logmel_cache import LogMelStore
 
 
 class ClipDataset(Dataset):
@@ -17,7 +18,9 @@ class ClipDataset(Dataset):
     the device. Training draws a random crop/shift per item (from torch's RNG, so it follows
     ``seed_everything`` and per-worker seeding); evaluation is deterministic. With
     ``with_wave=False`` an item carries the store ``row`` and crop ``start`` instead of the
-    wave, for waveforms resident on the device (:mod:`clusterlight.data.resident`).
+    wave, for waveforms resident on the device (:mod:`clusterlight.data.resident`). With a ``logmel``
+    store an item carries the window's cached log-mel (``"logmel"``, float32[n_mels, frames]) instead
+    of the wave (:mod:`clusterlight.data.logmel_cache`); the crop is drawn the same way.
     """
 
     def __init__(
@@ -29,9 +32,11 @@ class ClipDataset(Dataset):
         padding: str,
         train: bool,
         with_wave: bool = True,
+        logmel: LogMelStore | None = None,
     ) -> None:
         self.store, self.rows, self.labels = store, rows, labels
         self.n_samples, self.padding, self.train, self.with_wave = n_samples, padding, train, with_wave
+        self.logmel = logmel
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -48,5 +53,7 @@ class ClipDataset(Dataset):
         item = {"label": int(self.labels[i]), "index": i}
         if not self.with_wave:
             return {**item, "row": row, "start": offset}
+        if self.logmel is not None:
+            return {"logmel": torch.from_numpy(self.logmel.window(row, offset)), **item}
         clip = fit_length(self.store.wave(row), n, self.padding, offset, rng)
         return {"wave": torch.from_numpy(np.array(clip, dtype=np.float32)), **item}

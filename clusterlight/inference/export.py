@@ -56,6 +56,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from clusterlight.features import LOG_OFFSET
+
 DEFAULT_OPSET = 18  # the STFT op needs >= 17; 18 is the dynamo exporter's own default
 TOLERANCE = 1e-4  # largest probability difference accepted by ``verify``
 STFT_CHOICES = ("torch", "conv", "onnx")  # "onnx": torch.stft, which the exporter turns into the STFT op
@@ -141,7 +143,7 @@ def frontend_settings(frontend) -> dict:
         "hop_length": int(spec.hop_length),
         "n_mels": int(frontend.n_mels),
         "time_pool": int(frontend.time_pool),
-        "log_offset": 1e-6,
+        "log_offset": LOG_OFFSET,
         "window": "hann (periodic), centred in n_fft; frames centred (reflect padding of n_fft // 2)",
     }
 

@@ -18,7 +18,7 @@ from clusterlight.checkpoints import CheckpointError, load_checkpoint
 from clusterlight.confusion import log_confusion
 from clusterlight.detection import choose_thresholds
 from clusterlight.distances import normalize_embeddings
-from clusterlight.features import LogMel
+from clusterlight.features import LogMel, frontend_input
 from clusterlight.init_args import RecordsInitArgs, init_config
 from clusterlight.metrics import ClassificationReport
 from clusterlight.model_card import CARD_KEY, audio_settings, build_module, card_of, model_card
@@ -92,16 +92,17 @@ class AudioModule(RecordsInitArgs, LightningModule):
                 "differ: the mel filters would be wrong; set both to the same rate"
             )
 
-    def features(self, wave: torch.Tensor) -> torch.Tensor:
-        """Backbone output (unnormalised) for a batch of waveforms."""
-        return self.backbone(self.frontend(wave))
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Backbone output (unnormalised) for a batch of waveforms (or of cached log-mel: see
+        :class:`~clusterlight.features.LogMel`)."""
+        return self.backbone(self.frontend(x))
 
-    def embed(self, wave: torch.Tensor) -> torch.Tensor:
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Unit-norm embeddings, the space the clusters live in."""
-        return normalize_embeddings(self.features(wave))
+        return normalize_embeddings(self.features(x))
 
     def _evaluate(self, batch: dict, stage: str) -> dict:
-        z = self.features(batch["wave"])
+        z = self.features(frontend_input(batch))
         scores = self.scores_from_features(z)
         if scores is not None:
             preds = scores.argmax(1)
@@ -191,7 +192,7 @@ class AudioModule(RecordsInitArgs, LightningModule):
         """Each clip's split ``index``, ``path`` (None when the dataset does not say), true ``label``
         (a class name, None when unknown), ``predicted`` class name and index (``pred``), class
         ``probabilities`` and raw ``scores``."""
-        scores = self.scores_from_features(self.features(batch["wave"]))
+        scores = self.scores_from_features(self.features(frontend_input(batch)))
         if scores is None:
             raise RuntimeError(
                 f"{type(self).__name__} cannot classify yet: it has no cluster centroids. Predict "

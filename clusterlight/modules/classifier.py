@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from clusterlight.features import LogMel
+from clusterlight.features import LogMel, frontend_input
 from clusterlight.losses import ClassificationLoss, WeightedCrossEntropy
 from clusterlight.modules.base import AudioModule
 from clusterlight.nets import Backbone
@@ -46,4 +46,4 @@ class Classifier(AudioModule):
         return loss
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        return self.classification_loss(batch, self.features(batch["wave"]))
+        return self.classification_loss(batch, self.features(frontend_input(batch)))

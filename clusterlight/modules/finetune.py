@@ -7,7 +7,7 @@ import torch
 from clusterlight.callbacks.centroids import ClusterCentroids
 from clusterlight.checkpoints import load_pretrained_weights
 from clusterlight.distances import normalize_embeddings
-from clusterlight.features import LogMel
+from clusterlight.features import LogMel, frontend_input
 from clusterlight.losses import ClassificationLoss, ClusterLoss
 from clusterlight.modules.classifier import Classifier
 from clusterlight.modules.cluster_access import CentroidUser, find_centroids
@@ -96,7 +96,7 @@ class JointFinetune(CentroidUser, Classifier):
         return extra + self.centroid_callbacks() if self.uses_centroids else extra
 
     def training_step(self, batch: dict, batch_idx: int):
-        z = self.features(batch["wave"])
+        z = self.features(frontend_input(batch))
         loss = self.classification_loss(batch, z)
         if not self.uses_centroids:
             return loss

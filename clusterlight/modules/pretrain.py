@@ -6,7 +6,7 @@ import torch
 
 from clusterlight.callbacks.centroids import ClusterCentroids
 from clusterlight.callbacks.embedding_plot import EmbeddingPlot
-from clusterlight.features import LogMel
+from clusterlight.features import LogMel, frontend_input
 from clusterlight.losses import ClusterLoss, ClusterMarginLoss
 from clusterlight.modules.base import AudioModule
 from clusterlight.modules.cluster_access import CentroidUser, find_centroids
@@ -48,7 +48,7 @@ class EmbeddingPretrain(CentroidUser, AudioModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> dict:
         tracker = find_centroids(self)
-        z = self.embed(batch["wave"])
+        z = self.embed(frontend_input(batch))
         loss = self.loss(z, batch["cluster"], tracker.centroids, tracker.cluster_classes)
         self.log("train/cluster_loss", loss, prog_bar=True)
         return {"loss": loss, "embeddings": z.detach()}
