@@ -17,6 +17,8 @@ from test_train_fraction import write_fold_manifest
 
 from clusterlight.data import AudioDataModule
 from clusterlight.experiment import run_hash, summarize
+from clusterlight.experiment.configs import stage_hashes
+from clusterlight.experiment.runner import record_stage
 from clusterlight.experiment.statistics import compare
 
 DATA_CONFIGS = ROOT / "configs" / "data"
@@ -192,6 +194,27 @@ def test_plan_counts_smaller_fractions_cheaper_and_reuses_finished_runs(tmp_path
     left = sum(r.seconds for r in runs if not r.finished)
     assert "5 runs (4 to run, 1 finished and reused): estimated CPU time" in text
     assert f"({left / 3600:.2f} h)" in text
+
+
+def test_plan_counts_a_pretraining_shared_by_read_outs_once(tmp_path):
+    """clustered_ncm pretrains exactly as clustered does: in one plan the stage is counted for the first
+    method only, and not at all once a finished run of either has recorded it (stage.json)."""
+    both = rare4.Block(rare4.Setting("lstm", "1to2"), ("clustered", "clustered_ncm"), (0,))
+    overrides = {"trainer.max_epochs": 2}
+    cost = {r.method: r.seconds for r in rare4.planned_runs([both], tmp_path, overrides, None)}
+    pretrain = rare4.STAGE_OVERHEAD_S["lstm"] + 2 * rare4.EPOCH_S["lstm", "EmbeddingPretrain"]
+    assert cost["clustered_ncm"] == pytest.approx(cost["clustered"] - pretrain)
+    alone = rare4.Block(both.setting, ("clustered_ncm",), (0,))
+    unshared = rare4.planned_runs([alone], tmp_path, overrides, None)[0].seconds
+    assert unshared == pytest.approx(cost["clustered"])
+    exp_file, exp = rare4.experiment(both.setting)
+    chain = stage_hashes(exp, exp.methods["clustered"], 0, exp_file, overrides)
+    stage = tmp_path / exp.name / "seed0" / "clustered" / "pretrain"
+    stage.mkdir(parents=True)
+    (stage / "best.ckpt").write_bytes(b"")
+    record_stage(stage, chain[0], str(stage / "best.ckpt"))
+    shared = rare4.planned_runs([alone], tmp_path, overrides, None)[0].seconds
+    assert shared == pytest.approx(cost["clustered_ncm"])
 
 
 def test_plan_command_prints_the_plan_and_what_it_leaves_out(tmp_path, capsys):
