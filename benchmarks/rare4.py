@@ -61,6 +61,8 @@ PEERS = ["ce", "oversample", "focal", "class_balanced", "ldam_drw", "balanced_so
 READOUTS = ["weighted_ce_ema", "clustered_ema", "clustered_ncm", "clustered_knn", "clustered_centroid_head"]
 # chosen by 5-fold cross-validation inside fold 1 (benchmarks/README.md): a fair choice for 1to2 only
 CHOSEN_ON_FOLD1 = ["clustered_joint", "weighted_ce_bgmix", "clustered_joint_bgmix"]
+# the best clustered variant as validation picks it, per direction (a procedure, compared like a method)
+CHOSEN, MIN_CHOICE_SEEDS = "clustered_chosen_on_val", 5
 
 # ---- the cost model -------------------------------------------------------------------------------------
 # Wall seconds on this 2-core CPU, quiet, with torch's default 2 threads, per training epoch (training and its
@@ -391,13 +393,37 @@ def _reduction_cell(entry: dict | None) -> str:
     return cell + (" *" if entry["excludes_zero"] else "")
 
 
+def validation_choice(setting: Setting, runs: dict[str, dict[int, dict]]) -> tuple[str | None, dict]:
+    """The clustered variant (a method named ``clustered*``) whose selected checkpoints have the lowest mean
+    validation macro error, among those with at least ``MIN_CHOICE_SEEDS`` seeds, and every candidate's
+    mean. Test errors are never read. In 2to1 the variants chosen on fold 1 (its test fold) are left out."""
+    means = {
+        m: float(np.mean([r["selected_val_macro_err"] for r in per.values()]))
+        for m, per in runs.items()
+        if m.startswith(RECIPE)
+        and m != CHOSEN
+        and len(per) >= MIN_CHOICE_SEEDS
+        and not (setting.direction == "2to1" and m in CHOSEN_ON_FOLD1)
+        and all(r.get("selected_val_macro_err") is not None for r in per.values())
+    }
+    return (min(means, key=means.get) if means else None), means
+
+
 def pooled_comparisons(results: dict[Setting, dict]) -> dict[tuple, dict]:
     """``{(backbone, ratio, fraction): compare_pooled over the directions}`` for every non-CV setting
-    that has finished runs of the reference in both directions."""
+    that has finished runs of the reference in both directions. Where validation had a choice between
+    clustered variants in either direction, the choice per direction joins as ``CHOSEN``."""
     groups: dict[tuple, dict[str, dict]] = {}
     for s, result in results.items():
         if not s.cv and REFERENCE in result.get("summary", {}):
             groups.setdefault((s.backbone, s.ratio, s.fraction), {})[s.direction] = _runs(result)
+    for (backbone, ratio, fraction), strata in groups.items():
+        choices = {
+            d: validation_choice(Setting(backbone, d, ratio, fraction), runs) for d, runs in strata.items()
+        }
+        if all(c for c, _ in choices.values()) and any(len(m) > 1 for _, m in choices.values()):
+            for d, runs in strata.items():
+                runs[CHOSEN] = runs[choices[d][0]]
     return {
         key: compare_pooled(dict(sorted(strata.items())), REFERENCE, CLASSES)
         for key, strata in sorted(groups.items())
@@ -430,6 +456,36 @@ def curve_table(results: dict[Setting, dict], pooled: dict[tuple, dict]) -> list
             cells += [_reduction_cell((p.get("reduction") or {}).get("macro_err")), str(pairs)]
             lines.append(f"| {backbone} | {ratio} | {f:.0%} | " + " | ".join(cells) + " |")
     return [*lines, "", "Positive = fewer errors than the reference; * = interval excludes 0.", ""]
+
+
+def choice_table(results: dict[Setting, dict]) -> list[str]:
+    """Which clustered variant each direction's validation picks (``CHOSEN`` in the pooled tables), with
+    every candidate's mean validation macro error (only where there was a choice)."""
+    rows = []
+    for s, result in sorted(results.items(), key=lambda item: item[0].name):
+        if s.cv:
+            continue
+        chosen, means = validation_choice(s, _runs(result))
+        if len(means) > 1:
+            listed = ", ".join(f"{m} {v:.3f}" for m, v in sorted(means.items(), key=lambda kv: kv[1]))
+            rows.append(
+                f"| {s.backbone} | {s.direction} | {s.ratio} | {s.fraction:.0%} | {chosen} | {listed} |"
+            )
+    if not rows:
+        return []
+    return [
+        f"## The best clustered variant, chosen on validation ({CHOSEN})",
+        "",
+        f"Per direction, the clustered variant with the lowest mean validation macro error of its selected "
+        f"checkpoints (at least {MIN_CHOICE_SEEDS} seeds; in 2to1 not the variants chosen on fold 1); the "
+        f"pooled tables compare that choice, direction by direction, with {REFERENCE}. Test errors play "
+        "no part.",
+        "",
+        "| backbone | direction | ratio | train share | chosen | candidates: mean validation macro error |",
+        "|---|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
 
 
 def without_clips(result: dict) -> dict:
@@ -481,6 +537,7 @@ def write_report(results: dict[Setting, dict], command: str, results_dir: Path, 
             pooled_markdown(comparison, CLASSES),
             "",
         ]
+    lines += choice_table(results)
     lines += curve_table(results, pooled)
     for s, result in results.items():
         lines += [

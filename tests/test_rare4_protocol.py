@@ -279,3 +279,47 @@ def test_report_pools_the_directions_and_draws_the_curve(tmp_path):
     assert len(saved["settings"]) == 5 and {p["fraction"] for p in saved["pooled"]} == {0.5, 1.0}
     pooled = saved["pooled"][1]["methods"]["clustered"]
     assert pooled["shared_seeds"] == [f"{d}/{s}" for d in ("1to2", "2to1") for s in range(3)]
+
+
+def test_validation_picks_the_clustered_variant_per_direction_never_the_test(tmp_path):
+    """Per direction the clustered variant with the lowest mean validation error (5+ seeds) is chosen,
+    whatever its test error; in 2to1 a variant chosen on fold 1 is no candidate. The choice is compared
+    with the reference like a method, direction by direction."""
+    val = {  # method -> (1to2, 2to1) mean validation macro error of the selected checkpoints
+        "weighted_ce": (0.1, 0.1),  # not a clustered variant: never chosen
+        "clustered": (0.40, 0.40),
+        "clustered_ncm": (0.30, 0.45),
+        "clustered_joint": (0.20, 0.20),  # chosen on fold 1: a candidate in 1to2 only
+        "clustered_knn": (0.05, 0.05),  # 4 seeds: no candidate
+    }
+    results = {}
+    for d, col in (("1to2", 0), ("2to1", 1)):
+        result = fake_result(0.0, n_seeds=5)
+        runs = result["runs"]
+        for m in ("clustered_ncm", "clustered_joint", "clustered_knn"):
+            runs[m] = json.loads(json.dumps(runs["weighted_ce"]))  # the test errors of the reference
+        del runs["clustered_knn"]["4"]
+        for m, per in runs.items():
+            for r in per.values():
+                r["selected_val_macro_err"] = val[m][col]
+        results[rare4.Setting("lstm", d)] = result
+    choice = {s.direction: rare4.validation_choice(s, rare4._runs(r)) for s, r in results.items()}
+    assert choice["1to2"] == (
+        "clustered_joint",
+        pytest.approx({"clustered": 0.4, "clustered_ncm": 0.3, "clustered_joint": 0.2}),
+    )
+    assert choice["2to1"][0] == "clustered" and set(choice["2to1"][1]) == {"clustered", "clustered_ncm"}
+    pooled = rare4.pooled_comparisons(results)["lstm", "2:2:1:26", 1.0]["methods"]
+    chosen = pooled[rare4.CHOSEN]["macro_err_diff"]
+    assert chosen == {
+        **{k: v for k, v in pooled["clustered_joint"]["macro_err_diff"].items() if k.startswith("1to2/")},
+        **{k: v for k, v in pooled["clustered"]["macro_err_diff"].items() if k.startswith("2to1/")},
+    }
+    assert len(chosen) == 10 and all(v == 0 for k, v in chosen.items() if k.startswith("1to2/"))
+    rare4.write_report(results, "--test", tmp_path, "rare4")
+    md = (tmp_path / "rare4.md").read_text()
+    assert (
+        "| lstm | 1to2 | 2:2:1:26 | 100% | clustered_joint | "
+        "clustered_joint 0.200, clustered_ncm 0.300, clustered 0.400 |" in md
+    )
+    assert f"| {rare4.CHOSEN} |" in md
