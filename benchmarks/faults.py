@@ -41,6 +41,8 @@ from pathlib import Path
 import torch
 from lightning.pytorch import Callback
 
+from clusterlight.features import frontend_input
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = Path(__file__).resolve().parent
 CONFIGS = ROOT / "configs"
@@ -57,14 +59,15 @@ STEPS_PER_EPOCH = 8  # 120 training clips, batch 16
 
 
 class NaNBatch(Callback):
-    """Puts a NaN into the training batch's waveforms at the given global steps."""
+    """Puts a NaN into the training batch's front-end input (waveforms or cached log-mel) at the given
+    global steps."""
 
     def __init__(self, steps: list[int] = (3,)) -> None:
         self.steps = set(steps)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if trainer.global_step in self.steps:
-            batch["wave"][0, :100] = float("nan")
+            frontend_input(batch)[0, :100] = float("nan")
 
 
 class LrSpike(Callback):

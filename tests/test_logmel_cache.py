@@ -163,3 +163,54 @@ def test_cli_fit_and_test_with_the_feature_cache(tmp_path):
     assert len(list((tmp_path / "cache").glob("logmel-*"))) == 1
     test = clusterlight(["test", *args, "--ckpt_path", "best"])
     assert "test/macro_err" in test.stdout
+
+
+def test_a_datamodule_set_up_again_for_another_front_end_serves_its_log_mel(synth_root, tmp_path):
+    """One DataModule, two models (as the quickstart notebook does): the second front end's settings get
+    their own cache, never the first model's frames."""
+    dm = _with_cache(tiny_datamodule(synth_root, tmp_path / "cache", feature_cache=True))
+    assert dm.datasets["val"][0]["logmel"].shape == (32, 101)
+    coarser = LogMel(sample_rate=8000, n_fft=256, win_length=200, hop_length=160, n_mels=32, f_max=2000.0)
+    _with_cache(dm, coarser)
+    item = dm.datasets["val"][0]
+    assert item["logmel"].shape == (32, 51) and len(list((tmp_path / "cache").glob("logmel-*"))) == 2
+    torch.testing.assert_close(item["logmel"], _reference(dm, dm.datasets["val"], 0, 0), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("padding", ["loop", "zero"])
+def test_clip_lengths_off_the_hop_are_cut_within_a_frame(tmp_path, padding):
+    """Clips whose lengths are not multiples of the hop: every crop the rule can draw (each offset) is served
+    from a frame less than a hop from it, inside the clip's frames, and the window's inner frames are the
+    waveform path's at that frame's offset."""
+    import soundfile as sf
+
+    from clusterlight.data import AudioDataModule, FolderSource
+
+    rng = np.random.default_rng(1)
+    for k, n in enumerate((1234, 5130, 8001, 9999, 24150)):
+        path = tmp_path / "audio" / ("a" if k % 2 else "b") / f"{k}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, rng.uniform(-0.5, 0.5, n).astype(np.float32), 8000, subtype="FLOAT")
+    dm = AudioDataModule(
+        source=FolderSource(str(tmp_path / "audio")),
+        sample_rate=8000,
+        duration=1.0,
+        padding=padding,
+        val_fraction=0.0,
+        test_fraction=0.0,
+        cache_dir=str(tmp_path / "cache"),
+        feature_cache=True,
+    )
+    dm = _with_cache(dm)
+    store, hop, n = dm.logmel, 80, 8000
+    for row in range(len(dm.store)):
+        m = dm.store.length(row)
+        for offset in range(0, (m if m < n and padding == "loop" else abs(m - n) + 1), 37):
+            p = window_start(m, n, padding, offset)
+            f = store.first_frame(row, offset)
+            assert abs(f * hop - p) < hop and 0 <= f <= store.offsets[row + 1] - store.offsets[row] - 101
+            same = f * hop if m >= n else (f * hop) % m if padding == "loop" else (n - m) - f * hop
+            wave = fit_length(dm.store.wave(row), n, padding, same)
+            ref = dm.frontend.logmel(torch.from_numpy(wave))
+            got = torch.from_numpy(store.window(row, offset))
+            torch.testing.assert_close(got[:, 2:-2], ref[:, 2:-2], rtol=0, atol=1e-4)

@@ -20,6 +20,7 @@ from clusterlight.data.cropping import PADDING_MODES
 from clusterlight.data.dataset import ClipDataset
 from clusterlight.data.imbalance import ratio_counts, subsample_to_ratio
 from clusterlight.data.logmel_cache import FEATURE_PADDING, LogMelStore, load_logmel
+from clusterlight.data.logmel_cache import cache_key as logmel_key
 from clusterlight.data.mixing import BatchMix
 from clusterlight.data.records import Clip, DataError
 from clusterlight.data.resident import RESIDENT_PADDING, ResidentWaveforms
@@ -237,6 +238,8 @@ class AudioDataModule(LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         if self.store is not None:
+            if self.logmel is not None and self._feature_path():  # set up again, maybe for another model
+                self._attach_logmel(self._feature_frontend())
             return
         self.check_metadata()
         self.store = load_waveforms(
@@ -259,10 +262,7 @@ class AudioDataModule(LightningDataModule):
         index = {name: i for i, name in enumerate(self.class_names)}
         n_samples = int(round(self.sample_rate * self.duration))
         if self._feature_path():
-            frontend = self._feature_frontend()
-            self.logmel = load_logmel(
-                self.store, frontend, n_samples, self.padding, self.cache_dir, self.verify_cache
-            )
+            self._attach_logmel(self._feature_frontend(), n_samples)
         for name, rows in parts.items():
             labels = np.array([index[clips[i].label] for i in rows], dtype=np.int64)
             rows = np.asarray(rows, dtype=np.int64)
@@ -298,6 +298,20 @@ class AudioDataModule(LightningDataModule):
                 "the log-mel is computed per batch"
             )
         return not needs_waves
+
+    def _attach_logmel(self, frontend, n_samples: int | None = None) -> None:
+        """Open (or build) the log-mel cache of ``frontend`` and hand it to the datasets, unless the one
+        they have is of the same front-end settings already."""
+        n_samples = n_samples or self.datasets["train"].n_samples
+        if self.logmel is not None and self.logmel.key == logmel_key(
+            self.store, frontend, n_samples, self.padding
+        ):
+            return
+        self.logmel = load_logmel(
+            self.store, frontend, n_samples, self.padding, self.cache_dir, self.verify_cache
+        )
+        for dataset in self.datasets.values():
+            dataset.logmel = self.logmel
 
     def _feature_frontend(self):
         frontend = self.frontend

@@ -21,8 +21,10 @@ every window the crop/pad rule (:mod:`clusterlight.data.cropping`) can cut is on
 A window starting at sample ``p`` of the extended waveform is frames ``round(p / hop)`` onwards. That is
 the log-mel of the cut waveform (what the waveform path computes) exactly when the clip is as long as the
 window. Otherwise two things differ: the frames within ``n_fft / 2`` samples of a window edge see the
-neighbouring samples instead of a reflection, and a random crop's offset is rounded to the hop (at most
-``hop / 2`` samples: 5 ms at the defaults). ``noise`` padding draws fresh noise per crop, and waveform
+neighbouring samples instead of a reflection, and the crop offset (random in training, centred in
+evaluation) is rounded to a frame: by at most ``hop / 2`` samples (5 ms at the defaults), or up to
+``hop - 1`` for a window at the very end of a clip whose length is not a multiple of the hop
+(:meth:`LogMelStore.first_frame`). ``noise`` padding draws fresh noise per crop, and waveform
 augmentations (``data.mixing``) mix waveforms: those keep the waveform path.
 """
 
@@ -104,7 +106,8 @@ def frontend_key(frontend) -> dict:
 @dataclass
 class LogMelStore:
     """Ragged cached log-mel: clip (store row) ``i`` is ``frames[offsets[i]:offsets[i+1]]``, each frame
-    ``n_mels`` values; a window of ``n_samples`` is ``window_frames`` frames."""
+    ``n_mels`` values; a window of ``n_samples`` is ``window_frames`` frames. ``key`` is the cache key
+    (:func:`cache_key`) it was opened with."""
 
     frames: np.ndarray
     offsets: np.ndarray
@@ -112,18 +115,24 @@ class LogMelStore:
     n_samples: int
     padding: str
     hop_length: int
+    key: str
 
     @property
     def window_frames(self) -> int:
         return self.n_samples // self.hop_length + 1
 
+    def first_frame(self, row: int, offset: int) -> int:
+        """The frame of clip ``row``'s extended waveform where its window at crop ``offset`` starts: the
+        nearest to the window's first sample (within ``hop / 2``), or the last one the clip has room for
+        (within ``hop - 1``, at the very end of a clip)."""
+        start = window_start(int(self.lengths[row]), self.n_samples, self.padding, offset)
+        n_frames = int(self.offsets[row + 1] - self.offsets[row])
+        return min((start + self.hop_length // 2) // self.hop_length, n_frames - self.window_frames)
+
     def window(self, row: int, offset: int) -> np.ndarray:
         """Log-mel ``[n_mels, window_frames]`` of clip ``row``'s window at crop ``offset``."""
-        start = window_start(int(self.lengths[row]), self.n_samples, self.padding, offset)
-        first, last = int(self.offsets[row]), int(self.offsets[row + 1])
-        t = self.window_frames
-        f = min(first + (start + self.hop_length // 2) // self.hop_length, last - t)
-        return np.ascontiguousarray(self.frames[f : f + t].T, dtype=np.float32)
+        f = int(self.offsets[row]) + self.first_frame(row, offset)
+        return np.ascontiguousarray(self.frames[f : f + self.window_frames].T, dtype=np.float32)
 
 
 def cache_key(store: WaveformStore, frontend, n_samples: int, padding: str) -> str:
@@ -219,7 +228,7 @@ def open_logmel(
     offsets = load_checked_array(folder, "offsets.npy", meta["arrays"]["offsets.npy"], mmap=False)
     if frames.ndim != 2 or frames.dtype != np.float32 or offsets.ndim != 1 or offsets.dtype != np.int64:
         raise CacheProblem("logmel.npy must be 2-D float32 and offsets.npy 1-D int64")
-    cached = LogMelStore(frames, offsets, store.lengths(), n_samples, padding, hop)
+    cached = LogMelStore(frames, offsets, store.lengths(), n_samples, padding, hop, key)
     if (
         len(offsets) != len(store) + 1
         or offsets[0] != 0
