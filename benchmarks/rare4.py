@@ -74,7 +74,7 @@ CHOSEN, MIN_CHOICE_SEEDS = "clustered_chosen_on_val", 5
 # machine, load average 4-8, so wall times were meaningless; one-thread CPU time is not). One-thread CPU
 # seconds per epoch at 651 clips: LSTM classifier 5.0, pretrain 8.1, fine-tune 8.6; CNN 5.0, 7.7, 5.5; then
 # scaled to 515 clips (FIXED_SHARE) and to two threads by 0.67 (LSTM) and 0.85 (CNN): the ratio of the
-# quiet two-thread wall times of the same configs in the earlier benchmarks/results/rare4.json (fold 1,
+# quiet two-thread wall times of the same configs in the earlier benchmarks/results/rare4_one_direction.json (fold 1,
 # 2:2:1:26: LSTM weighted_ce 85 s, clustered 130 s; CNN 53 s, 78 s a run) to this model in CPU seconds.
 EPOCH_S = {
     ("lstm", "Classifier"): 2.8,
