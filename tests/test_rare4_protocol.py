@@ -267,6 +267,9 @@ def test_report_pools_the_directions_and_draws_the_curve(tmp_path):
     rare4.write_report(results, "--test", tmp_path, "rare4")
     md = (tmp_path / "rare4.md").read_text()
     assert "## LSTM, train ratio 2:2:1:26, 100% of the training fold: pooled over both directions" in md
+    headline = md.split("## Headline")[1].split("\n\n")[2].splitlines()
+    assert len(headline) == 3 and headline[2].startswith("| LSTM | clustered | ")  # CNN: one direction
+    assert headline[2].endswith("| +17.0% [-18.1, +40.7] | 0.50 [0.11, 1.80] | 4/6 | not met |")
     assert "## CNN, train ratio 2:2:1:26" not in md.split("## Data-size curve")[0]
     curve = md.split("## Data-size curve")[1].split("\n\n")[1].splitlines()
     assert [row.split(" | ")[2] for row in curve[2:]] == ["50%", "100%"]
@@ -323,3 +326,19 @@ def test_validation_picks_the_clustered_variant_per_direction_never_the_test(tmp
         "clustered_joint 0.200, clustered_ncm 0.300, clustered 0.400 |" in md
     )
     assert f"| {rare4.CHOSEN} |" in md
+
+
+def test_target_verdict_follows_the_issue():
+    def entry(estimate, excludes_zero, ratio, excludes_one):
+        return {
+            "reduction": {"macro_err": {"estimate": estimate, "excludes_zero": excludes_zero}},
+            "std_ratio": {"ratio": ratio, "excludes_one": excludes_one},
+        }
+
+    assert rare4.target_verdict("lstm", entry(0.26, True, 1.0, False)).startswith("met: reduction")
+    assert rare4.target_verdict("lstm", entry(0.22, True, 1.0, False)) == "not met"
+    assert rare4.target_verdict("cnn", entry(0.22, True, 1.0, False)).startswith("met: reduction")
+    assert rare4.target_verdict("cnn", entry(0.30, False, 1.0, False)) == "not met"  # interval includes 0
+    assert rare4.target_verdict("cnn", entry(-0.1, False, 0.30, True)).startswith("met: seed std")
+    assert rare4.target_verdict("cnn", entry(-0.1, False, 0.30, False)) == "not met"
+    assert rare4.target_verdict("cnn", entry(-0.1, False, 0.40, True)) == "not met"  # 2.5x is not 3x
