@@ -314,6 +314,43 @@ def load_checked_array(folder: Path, name: str, record: dict, mmap: bool) -> np.
     return arr
 
 
+def check_offsets(offsets: np.ndarray, n_clips: int, total: int, min_gap: int = 1) -> None:
+    """Raise :class:`CacheProblem` unless ``offsets`` (of a ragged array of ``total`` rows) holds
+    ``n_clips + 1`` offsets from 0 to ``total``, at least ``min_gap`` apart."""
+    if (
+        len(offsets) != n_clips + 1
+        or offsets[0] != 0
+        or offsets[-1] != total
+        or (np.diff(offsets) < min_gap).any()
+    ):
+        raise CacheProblem(
+            f"offsets.npy is inconsistent (expected {n_clips + 1} offsets from 0 to {total}, at least "
+            f"{min_gap} apart)"
+        )
+
+
+def check_checksums(folder: Path, meta: dict, names: tuple[str, ...]) -> None:
+    """Raise :class:`CacheProblem` naming the first array whose bytes differ from its recorded checksum."""
+    for name in names:
+        if file_digest(folder / name) != meta["arrays"][name]["blake2b"]:
+            raise CacheProblem(f"{name} does not match its checksum (overwritten or corrupted)")
+
+
+def save_arrays(folder: Path, arrays: dict[str, np.ndarray]) -> dict[str, dict]:
+    """Save each array as ``folder/name`` and return the records ``meta.json`` keeps of them (shape, dtype,
+    byte size, blake2b)."""
+    records = {}
+    for name, arr in arrays.items():
+        np.save(folder / name, arr)
+        records[name] = {
+            "shape": list(arr.shape),
+            "dtype": str(arr.dtype),
+            "bytes": (folder / name).stat().st_size,
+            "blake2b": file_digest(folder / name),
+        }
+    return records
+
+
 def all_finite(waves: np.ndarray, chunk: int = 1 << 22) -> bool:
     return all(np.isfinite(waves[i : i + chunk]).all() for i in range(0, len(waves), chunk))
 
@@ -334,20 +371,9 @@ def open_cache(folder: Path, clips: list[Clip], sample_rate: int, verify: str = 
     offsets = load_checked_array(folder, "offsets.npy", meta["arrays"]["offsets.npy"], mmap=False)
     if waves.ndim != 1 or waves.dtype != np.float32 or offsets.ndim != 1 or offsets.dtype != np.int64:
         raise CacheProblem("waves.npy must be 1-D float32 and offsets.npy 1-D int64")
-    if (
-        len(offsets) != len(kept) + 1
-        or offsets[0] != 0
-        or offsets[-1] != len(waves)
-        or (np.diff(offsets) <= 0).any()
-    ):
-        raise CacheProblem(
-            f"offsets.npy is inconsistent (expected {len(kept) + 1} increasing offsets from 0 to "
-            f"{len(waves)})"
-        )
+    check_offsets(offsets, len(kept), len(waves))
     if verify == "full":
-        for name in ARRAYS:
-            if file_digest(folder / name) != meta["arrays"][name]["blake2b"]:
-                raise CacheProblem(f"{name} does not match its checksum (overwritten or corrupted)")
+        check_checksums(folder, meta, ARRAYS)
         if not all_finite(waves):
             raise CacheProblem("waves.npy holds NaN or infinite values")
         changed = []
@@ -410,16 +436,8 @@ def _build_cache(clips: list[Clip], sample_rate: int, folder: Path, on_bad_file:
         raise DataError("no audio file could be decoded: every clip was skipped")
     offsets = np.concatenate([[0], np.cumsum([len(w) for w in waves])]).astype(np.int64)
     with atomic_folder(folder, "meta.json", lambda p: _complete(p, clips, sample_rate)) as tmp:
-        arrays = {}
         all_waves = np.concatenate(waves).astype(np.float32, copy=False)
-        for name, arr in (("waves.npy", all_waves), ("offsets.npy", offsets)):
-            np.save(tmp / name, arr)
-            arrays[name] = {
-                "shape": list(arr.shape),
-                "dtype": str(arr.dtype),
-                "bytes": (tmp / name).stat().st_size,
-                "blake2b": file_digest(tmp / name),
-            }
+        arrays = save_arrays(tmp, {"waves.npy": all_waves, "offsets.npy": offsets})
         meta = {
             "format": META_FORMAT,
             "sample_rate": sample_rate,

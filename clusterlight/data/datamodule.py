@@ -20,7 +20,7 @@ from clusterlight.data.cropping import PADDING_MODES
 from clusterlight.data.dataset import ClipDataset
 from clusterlight.data.imbalance import ratio_counts, subsample_to_ratio
 from clusterlight.data.logmel_cache import FEATURE_PADDING, LogMelStore, load_logmel
-from clusterlight.data.logmel_cache import cache_key as logmel_key
+from clusterlight.data.logmel_cache import cache_key as logmel_key  # beside audio's cache_key
 from clusterlight.data.mixing import BatchMix
 from clusterlight.data.records import Clip, DataError
 from clusterlight.data.resident import RESIDENT_PADDING, ResidentWaveforms
@@ -210,6 +210,11 @@ class AudioDataModule(LightningDataModule):
         return max(2, round(1 / self.val_fraction)) if self.val_fraction > 0 else 1
 
     @property
+    def n_samples(self) -> int:
+        """Samples in every clip window (``duration`` at ``sample_rate``)."""
+        return int(round(self.sample_rate * self.duration))
+
+    @property
     def num_classes(self) -> int:
         return len(self.class_names)
 
@@ -260,9 +265,8 @@ class AudioDataModule(LightningDataModule):
             )
             parts["train"] = [train[i] for i in keep]
         index = {name: i for i, name in enumerate(self.class_names)}
-        n_samples = int(round(self.sample_rate * self.duration))
         if self._feature_path():
-            self._attach_logmel(self._feature_frontend(), n_samples)
+            self._attach_logmel(self._feature_frontend())
         for name, rows in parts.items():
             labels = np.array([index[clips[i].label] for i in rows], dtype=np.int64)
             rows = np.asarray(rows, dtype=np.int64)
@@ -270,7 +274,7 @@ class AudioDataModule(LightningDataModule):
                 self.store,
                 rows,
                 labels,
-                n_samples,
+                self.n_samples,
                 self.padding,
                 name == "train",
                 not self.waveforms_on_device,
@@ -299,16 +303,15 @@ class AudioDataModule(LightningDataModule):
             )
         return not needs_waves
 
-    def _attach_logmel(self, frontend, n_samples: int | None = None) -> None:
+    def _attach_logmel(self, frontend) -> None:
         """Open (or build) the log-mel cache of ``frontend`` and hand it to the datasets, unless the one
         they have is of the same front-end settings already."""
-        n_samples = n_samples or self.datasets["train"].n_samples
         if self.logmel is not None and self.logmel.key == logmel_key(
-            self.store, frontend, n_samples, self.padding
+            self.store, frontend, self.n_samples, self.padding
         ):
             return
         self.logmel = load_logmel(
-            self.store, frontend, n_samples, self.padding, self.cache_dir, self.verify_cache
+            self.store, frontend, self.n_samples, self.padding, self.cache_dir, self.verify_cache
         )
         for dataset in self.datasets.values():
             dataset.logmel = self.logmel

@@ -46,10 +46,12 @@ from clusterlight.data.audio import (
     CacheProblem,
     WaveformStore,
     all_finite,
+    check_checksums,
+    check_offsets,
     discard_folder,
-    file_digest,
     folder_identity,
     load_checked_array,
+    save_arrays,
 )
 from clusterlight.data.records import DataError
 from clusterlight.features import LOG_OFFSET
@@ -229,20 +231,9 @@ def open_logmel(
     if frames.ndim != 2 or frames.dtype != np.float32 or offsets.ndim != 1 or offsets.dtype != np.int64:
         raise CacheProblem("logmel.npy must be 2-D float32 and offsets.npy 1-D int64")
     cached = LogMelStore(frames, offsets, store.lengths(), n_samples, padding, hop, key)
-    if (
-        len(offsets) != len(store) + 1
-        or offsets[0] != 0
-        or offsets[-1] != len(frames)
-        or (np.diff(offsets) < cached.window_frames).any()
-    ):
-        raise CacheProblem(
-            f"offsets.npy is inconsistent (expected {len(store) + 1} offsets from 0 to {len(frames)}, "
-            f"at least {cached.window_frames} frames apart)"
-        )
+    check_offsets(offsets, len(store), len(frames), cached.window_frames)
     if verify == "full":
-        for name in ARRAYS:
-            if file_digest(folder / name) != meta["arrays"][name]["blake2b"]:
-                raise CacheProblem(f"{name} does not match its checksum (overwritten or corrupted)")
+        check_checksums(folder, meta, ARRAYS)
         if not all_finite(frames.reshape(-1)):
             raise CacheProblem("logmel.npy holds NaN or infinite values")
     return cached
@@ -267,15 +258,7 @@ def _build(store: WaveformStore, frontend, n_samples: int, padding: str, folder:
         return True
 
     with atomic_folder(folder, "meta.json", complete) as tmp:
-        arrays = {}
         frames = np.concatenate(chunks).astype(np.float32)
-        for name, arr in (("logmel.npy", frames), ("offsets.npy", offsets)):
-            np.save(tmp / name, arr)
-            arrays[name] = {
-                "shape": list(arr.shape),
-                "dtype": str(arr.dtype),
-                "bytes": (tmp / name).stat().st_size,
-                "blake2b": file_digest(tmp / name),
-            }
+        arrays = save_arrays(tmp, {"logmel.npy": frames, "offsets.npy": offsets})
         meta = {"format": META_FORMAT, "key": key, "n": len(store), "arrays": arrays}
         (tmp / "meta.json").write_text(json.dumps(meta))
