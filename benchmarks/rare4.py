@@ -40,6 +40,7 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from clusterlight.experiment import markdown_table, run_experiment, run_hash, split_overrides, stage_config
+from clusterlight.experiment.choice import choose_on_validation
 from clusterlight.experiment.configs import OverrideError, stage_epochs, stage_hashes
 from clusterlight.experiment.figure import error_figure
 from clusterlight.experiment.pooling import compare_pooled, pooled_markdown
@@ -400,18 +401,17 @@ def _reduction_cell(entry: dict | None) -> str:
 
 def validation_choice(setting: Setting, runs: dict[str, dict[int, dict]]) -> tuple[str | None, dict]:
     """The clustered variant (a method named ``clustered*``) whose selected checkpoints have the lowest mean
-    validation macro error, among those with at least ``MIN_CHOICE_SEEDS`` seeds, and every candidate's
-    mean. Test errors are never read. In 2to1 the variants chosen on fold 1 (its test fold) are left out."""
-    means = {
-        m: float(np.mean([r["selected_val_macro_err"] for r in per.values()]))
-        for m, per in runs.items()
-        if m.startswith(RECIPE)
-        and m != CHOSEN
-        and len(per) >= MIN_CHOICE_SEEDS
-        and not (setting.direction == "2to1" and m in CHOSEN_ON_FOLD1)
-        and all(r.get("selected_val_macro_err") is not None for r in per.values())
-    }
-    return (min(means, key=means.get) if means else None), means
+    validation macro error on the seeds every candidate with ``MIN_CHOICE_SEEDS``+ seeds has
+    (``clusterlight.experiment.choice``, as ``choose_on_validation`` in an experiment file), and every
+    candidate's mean. Test errors are never read. In 2to1 the variants chosen on fold 1 (its test fold)
+    are left out."""
+    candidates = [
+        m
+        for m in runs
+        if m.startswith(RECIPE) and m != CHOSEN and not (setting.direction == "2to1" and m in CHOSEN_ON_FOLD1)
+    ]
+    chosen, means, _ = choose_on_validation(runs, candidates, MIN_CHOICE_SEEDS)
+    return chosen, means
 
 
 def pooled_comparisons(results: dict[Setting, dict]) -> dict[tuple, dict]:
@@ -557,10 +557,10 @@ def choice_table(results: dict[Setting, dict]) -> list[str]:
     return [
         f"## The best clustered variant, chosen on validation ({CHOSEN})",
         "",
-        f"Per direction, the clustered variant with the lowest mean validation macro error of its selected "
-        f"checkpoints (at least {MIN_CHOICE_SEEDS} seeds; in 2to1 not the variants chosen on fold 1); the "
-        f"pooled tables compare that choice, direction by direction, with {REFERENCE}. Test errors play "
-        "no part.",
+        "Per direction, the clustered variant with the lowest mean validation macro error of its selected "
+        f"checkpoints, on the seeds the candidates share (each with at least {MIN_CHOICE_SEEDS} seeds; in "
+        "2to1 not the variants chosen on fold 1); the pooled tables compare that choice, direction by "
+        f"direction, with {REFERENCE}. Test errors play no part.",
         "",
         "| backbone | direction | ratio | train share | chosen | candidates: mean validation macro error |",
         "|---|---|---|---|---|---|",

@@ -6,7 +6,9 @@ per method a list of stages, each with its own config files and overrides. A sta
 ``model.init_args.pretrained_checkpoint``). The last stage of each method is tested on the
 test split with its checkpoint selected by validation macro error. With
 ``cross_validate: true`` seed ``s`` also selects the validation part ``s`` of the training
-folds (``data.val_part``), so seeds ``0 .. n-1`` cross-validate every method.
+folds (``data.val_part``), so seeds ``0 .. n-1`` cross-validate every method. With
+``choose_on_validation`` the candidate method with the lowest validation macro error also joins the
+tables under a name of its own (``choice``).
 
 Each finished (method, seed) leaves ``seed<s>/<method>/result.json`` with a hash of its
 resolved stage configs; a rerun into the same folder reuses every result whose configs are
@@ -22,9 +24,10 @@ is one W&B run in the experiment's group, and the comparison one more (``job_typ
 
 The modules, by job: ``configs`` (an experiment file to each stage's resolved config and the
 run hash), ``overrides`` (command-line overrides, checked against each stage's parser),
-``runner`` (training the stages, reusing saved results), ``progress`` (progress lines, ETA,
-quiet Lightning), ``report`` (the summary over seeds and the tables), ``wandb_summary`` (the
-W&B summary run; imports wandb only when called), ``main`` (the command line).
+``runner`` (training the stages, reusing saved results), ``choice`` (a method chosen on
+validation), ``progress`` (progress lines, ETA, quiet Lightning), ``report`` (the summary over
+seeds and the tables), ``wandb_summary`` (the W&B summary run; imports wandb only when called),
+``main`` (the command line).
 """
 
 from clusterlight.experiment.configs import merge_configs, run_hash, stage_config

@@ -11,6 +11,7 @@ import torch
 from omegaconf import OmegaConf
 
 from clusterlight.data.atomic import atomic_file
+from clusterlight.experiment.choice import ValidationChoice, choose_on_validation
 from clusterlight.experiment.statistics import compare
 from clusterlight.experiment.statistics import markdown as comparison_markdown
 from clusterlight.metrics import per_class_error_from_confusion, relative_error_reduction
@@ -128,6 +129,8 @@ def markdown_table(result: dict, class_names: list[str], reference: str) -> str:
         )
     if result.get("comparison"):
         lines += ["", comparison_markdown(result["comparison"], class_names)]
+    if result.get("choice"):
+        lines += ["", choice_note(result["choice"])]
     pooled = {m: s["val_pooled"] for m, s in result["summary"].items() if "val_pooled" in s}
     if pooled:
         lines += ["", head.format("validation error, pooled over seeds (selected checkpoints)"), rule]
@@ -142,6 +145,22 @@ def markdown_table(result: dict, class_names: list[str], reference: str) -> str:
     return "\n".join(lines)
 
 
+def choice_note(choice: dict) -> str:
+    """One line saying which candidate the validation choice (``result["choice"]``) stands for, and why."""
+    among = ", ".join(choice["among"])
+    if choice["chosen"] is None:
+        return (
+            f"{choice['name']}: no choice yet among {among} (each needs {choice['min_seeds']}+ finished "
+            "seeds, shared)."
+        )
+    ranked = sorted(choice["val_macro_err"].items(), key=lambda kv: kv[1])
+    means = ", ".join(f"{m} {v:.3f}" for m, v in ranked)
+    return (
+        f"{choice['name']} is **{choice['chosen']}**: the lowest mean validation macro error of the selected "
+        f"checkpoints among {among}, on seeds {choice['seeds']} ({means}); test errors are not read."
+    )
+
+
 def write_results(
     out: Path,
     exp,
@@ -150,12 +169,15 @@ def write_results(
     reference: str,
     overrides: dict | None = None,
     failed: dict | None = None,
+    choice: ValidationChoice | None = None,
 ) -> dict:
     """Write ``results.json`` and ``results.md`` for the runs finished so far (called after every run);
     ``wall_s`` is the sum of their wall times. ``overrides``: the command line's ``--trainer.*`` etc.,
     which every run of these results has (recorded as ``overrides`` when there are any). ``failed``
     (``{method: {seed: {"stage", "error", ...}}}``): runs that failed, recorded as ``failed`` and shown
-    as failed in the tables; every statistic is over finished runs only."""
+    as failed in the tables; every statistic is over finished runs only. ``choice``: a method chosen on
+    validation (``clusterlight.experiment.choice``), compared under its own name like a method and
+    recorded as ``choice``; ``runs`` keeps the real methods only."""
     done = {m: dict(sorted(per.items())) for m, per in runs.items() if per}
     failed = {m: {str(s): f for s, f in sorted(per.items())} for m, per in (failed or {}).items() if per}
     wall_s = sum(r["wall_s"] for per in done.values() for r in per.values())
@@ -167,11 +189,24 @@ def write_results(
         "classes": class_names,
         "wall_s": wall_s,
     }
+    compared = done
+    if choice is not None:
+        chosen, means, shared = choose_on_validation(done, choice.among, choice.min_seeds)
+        result["choice"] = {
+            "name": choice.name,
+            "among": list(choice.among),
+            "min_seeds": choice.min_seeds,
+            "chosen": chosen,
+            "val_macro_err": means,
+            "seeds": shared,
+        }
+        if chosen is not None:
+            compared = {**done, choice.name: done[chosen]}
     result.update(
-        summarize(done, class_names, reference) if reference in done else {"summary": {}, "reduction": {}}
+        summarize(compared, class_names, reference) if reference in done else {"summary": {}, "reduction": {}}
     )
     if reference in done:  # paired intervals over seeds and test clips (experiment/statistics.py)
-        result["comparison"] = compare(done, reference, class_names)
+        result["comparison"] = compare(compared, reference, class_names)
     result["runs"] = {m: {str(s): r for s, r in per.items()} for m, per in done.items()}
     if failed:
         result["failed"] = failed

@@ -17,6 +17,7 @@ from lightning.pytorch.loggers import WandbLogger
 from omegaconf import OmegaConf
 
 from clusterlight.data.atomic import atomic_file
+from clusterlight.experiment.choice import ValidationChoice
 from clusterlight.experiment.configs import (
     OverrideError,
     run_hash,
@@ -168,6 +169,7 @@ def run_experiment(
     if unknown:
         raise ValueError(f"{exp_file}: no method(s) {unknown}; the experiment has {list(exp.methods)}")
     selected = [m for m in exp.methods if not methods or m in methods]
+    choice = ValidationChoice.from_experiment(exp, exp.methods)  # checked before anything trains
     check_overrides(exp, exp_file, overrides, selected, seeds[0] if seeds else 0)
     out = Path(output_dir or exp.get("output_dir", f"runs/{exp.name}"))
     reference = exp.get("reference", "baseline")
@@ -216,7 +218,7 @@ def run_experiment(
 
     out.mkdir(parents=True, exist_ok=True)
     progress = ExperimentProgress(str(exp.name), plan)
-    result = write_results(out, exp, runs, class_names, reference, overrides, failed)
+    result = write_results(out, exp, runs, class_names, reference, overrides, failed, choice)
     failed_now: dict[tuple[str, int], dict] = {}
     n_runs = len({(p.method, p.seed) for p in plan})
     n_epochs = sum(p.epochs or 0 for p in plan)
@@ -279,7 +281,7 @@ def run_experiment(
                 with atomic_file(method_dir / "result.json") as tmp:
                     tmp.write_text(json.dumps(failure, indent=2))
                 print(f"{tag}: FAILED in {failure_text(failure)}", flush=True)
-                result = write_results(out, exp, runs, class_names, reference, overrides, failed)
+                result = write_results(out, exp, runs, class_names, reference, overrides, failed, choice)
                 continue
             test["wall_s"] = time.time() - ts  # all stages of the method
             test["classes"] = [k[4:] for k in test["metrics"] if k.startswith("err_")]
@@ -290,7 +292,7 @@ def run_experiment(
                 record = {"config_hash": hashes[method, seed], "status": "finished", "result": test}
                 tmp.write_text(json.dumps(record, indent=2))
             print(f"{tag}: test macro error {test['metrics']['macro_err']:.3f}", flush=True)
-            result = write_results(out, exp, runs, class_names, reference, overrides, failed)
+            result = write_results(out, exp, runs, class_names, reference, overrides, failed, choice)
     print(
         f"\n{markdown_table(result, class_names, reference)}\n\nwall time {time.time() - progress.t0:.0f} s; "
         f"wrote {out / 'results.json'} and {out / 'results.md'}",

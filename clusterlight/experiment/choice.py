@@ -1,0 +1,76 @@
+"""A method chosen on validation: the candidate whose selected checkpoints have the lowest validation
+macro error, reported beside the others under its own name, so the table states what a user who picks
+a variant on validation (never on the test split) would get.
+
+In an experiment file::
+
+    choose_on_validation:
+      name: clustered_chosen_on_val      # the row it gets in every table
+      among: [clustered, clustered_ema]  # candidate methods
+      min_seeds: 3                       # a candidate needs this many finished seeds
+
+The candidates are compared on the seeds every eligible one has finished (paired, like the tables),
+by the mean of ``selected_val_macro_err``; test errors are never read.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ValidationChoice:
+    """``choose_on_validation`` of an experiment file (see the module docstring)."""
+
+    name: str
+    among: tuple[str, ...]
+    min_seeds: int = 1
+
+    @classmethod
+    def from_experiment(cls, exp: Mapping, methods: Iterable[str]) -> ValidationChoice | None:
+        """The experiment's choice, or ``None`` without one; a clear error for a malformed entry."""
+        spec = exp.get("choose_on_validation")
+        if spec is None:
+            return None
+        where = f"experiment '{exp.get('name')}': choose_on_validation"
+        unknown = set(spec) - {"name", "among", "min_seeds"}
+        if unknown:
+            raise ValueError(f"{where}: unknown key(s) {sorted(unknown)}; expected name, among, min_seeds")
+        among = tuple(spec.get("among") or ())
+        missing = sorted(set(among) - set(methods))
+        if len(among) < 2 or missing:
+            raise ValueError(
+                f"{where}.among must name at least two of the experiment's methods; got {list(among)}"
+                + (f" (no method(s) {missing})" if missing else "")
+            )
+        name = str(spec.get("name") or "chosen_on_val")
+        if name in methods:
+            raise ValueError(f"{where}.name '{name}' is already a method's name; give the choice its own")
+        min_seeds = int(spec.get("min_seeds", 1))
+        if min_seeds < 1:
+            raise ValueError(f"{where}.min_seeds must be at least 1, got {min_seeds}")
+        return cls(name, among, min_seeds)
+
+
+def choose_on_validation(
+    runs: Mapping[str, Mapping[int, Mapping]], among: Iterable[str], min_seeds: int = 1
+) -> tuple[str | None, dict[str, float], list[int]]:
+    """``(chosen, mean validation macro error per eligible candidate, the seeds compared on)``.
+
+    A candidate is eligible with at least ``min_seeds`` finished runs, each with a
+    ``selected_val_macro_err``; the eligible ones are compared on the seeds they all have (so each
+    mean is over the same seeds); ``chosen`` is ``None`` when fewer than ``min_seeds`` seeds are shared.
+    Ties go to the candidate named first."""
+    eligible = [
+        m
+        for m in among
+        if len(runs.get(m, {})) >= min_seeds
+        and all(r.get("selected_val_macro_err") is not None for r in runs[m].values())
+    ]
+    shared = sorted(set.intersection(*(set(runs[m]) for m in eligible))) if eligible else []
+    if len(shared) < min_seeds or not shared:
+        return None, {}, shared
+    means = {m: statistics.fmean(runs[m][s]["selected_val_macro_err"] for s in shared) for m in eligible}
+    return min(means, key=means.get), means, shared
