@@ -119,7 +119,12 @@ def test_experiment_reports_the_variant_chosen_on_validation(tmp_path, capsys):
     assert f"chosen is **{chosen}**" in printed
 
 
-def test_the_quickstart_chooses_among_the_method_variants():
-    exp = OmegaConf.load(CONFIGS / "experiment/quickstart.yaml")
+def test_the_quickstart_chooses_among_the_method_variants(tmp_path, capsys):
+    exp_file = CONFIGS / "experiment/quickstart.yaml"
+    exp = OmegaConf.load(exp_file)
     choice = ValidationChoice.from_experiment(exp, exp.methods)
     assert choice.among[0] == "clustered" and len(choice.among) == 3 and choice.min_seeds == len(exp.seeds)
+    main(["experiment", "--config", str(exp_file), "--output_dir", str(tmp_path), "--dry_run"])
+    assert "then clustered_chosen_on_val: whichever of clustered, clustered_ncm, clustered_centroid_head" in (
+        capsys.readouterr().out
+    )

@@ -377,3 +377,10 @@ def _print_plan(exp, out, seeds, selected, runs, stale, configs, plan, overrides
         f"reuse {n_reused}; nothing was trained",
         flush=True,
     )
+    choice = ValidationChoice.from_experiment(exp, exp.methods)
+    if choice is not None:
+        print(
+            f"{name} then {choice.name}: whichever of {', '.join(choice.among)} has the lowest validation "
+            f"macro error ({choice.min_seeds}+ seeds)",
+            flush=True,
+        )
