@@ -60,6 +60,10 @@ REFERENCE, RECIPE = "weighted_ce", "clustered"  # the baseline and the paper's t
 PEERS = ["ce", "oversample", "focal", "class_balanced", "ldam_drw", "balanced_softmax"]
 # variance reduction and the method's read-outs (their pretraining is the recipe's, trained once per seed)
 READOUTS = ["weighted_ce_ema", "clustered_ema", "clustered_ncm", "clustered_knn", "clustered_centroid_head"]
+# the checkpoint chosen on a validation curve averaged over 3 epochs instead of the best single epoch
+SMOOTHED = ["weighted_ce_smooth", "clustered_smooth"]
+# equal terms: the recipe against the reference when both use the same variance-reduction rule
+RULES = {"_ema": "EMA of the weights", "_smooth": "smoothed checkpoint rule"}
 # chosen by 5-fold cross-validation inside fold 1 (benchmarks/README.md): a fair choice for 1to2 only
 CHOSEN_ON_FOLD1 = ["clustered_joint", "weighted_ce_bgmix", "clustered_joint_bgmix"]
 # issue 15's targets against the reference at 2:2:1:26: a macro error reduction at least this large with
@@ -179,11 +183,12 @@ def default_plan() -> list[Block]:
 def left_out_plan() -> list[Block]:
     """What the default plan leaves out for the budget, next in priority: weight averaging and the
     method's read-outs with 5 seeds in both directions (candidates for the best clustered variant,
-    chosen on validation; they reuse the recipe's pretraining of the same seed); the six peers with 3
-    seeds in 1to2, then in 2to1; the headline pair at 6:1:2:16 with 5 seeds (its peers were dropped
-    first)."""
+    chosen on validation; they reuse the recipe's pretraining of the same seed); the smoothed checkpoint
+    rule for the reference and the recipe; the six peers with 3 seeds in 1to2, then in 2to1; the
+    headline pair at 6:1:2:16 with 5 seeds (its peers were dropped first)."""
     return [
         *_blocks(BACKBONES, list(DIRECTIONS), READOUTS, range(5)),
+        *_blocks(BACKBONES, list(DIRECTIONS), SMOOTHED, range(5)),
         *_blocks(BACKBONES, ["1to2"], PEERS, range(3)),
         *_blocks(BACKBONES, ["2to1"], PEERS, range(3)),
         *_blocks(BACKBONES, list(DIRECTIONS), [REFERENCE, RECIPE], range(5), ratio="6:1:2:16"),
@@ -539,6 +544,56 @@ def headline_table(results: dict[Setting, dict], pooled: dict[tuple, dict]) -> l
     ]
 
 
+def equal_terms_table(results: dict[Setting, dict]) -> list[str]:
+    """Each variance-reduction rule (``RULES``) on equal terms, pooled over both directions at 2:2:1:26 on
+    the whole training fold: the rule's effect on the reference and on the recipe (against the same
+    method without it), and the recipe against the reference when both use it."""
+    rows = []
+    for backbone in BACKBONES:
+        per_direction = {d: results.get(Setting(backbone, d)) for d in DIRECTIONS}
+        if not all(per_direction.values()):
+            continue
+        runs = {d: _runs(r) for d, r in per_direction.items()}
+        for suffix, rule in RULES.items():
+            pairs = [
+                (REFERENCE, REFERENCE + suffix, f"{rule}: its effect on {REFERENCE}"),
+                (RECIPE, RECIPE + suffix, f"{rule}: its effect on {RECIPE}"),
+                (REFERENCE + suffix, RECIPE + suffix, f"{rule}: {RECIPE} vs {REFERENCE}, both with it"),
+            ]
+            for ref, method, label in pairs:
+                if not all(runs[d].get(ref) and runs[d].get(method) for d in DIRECTIONS):
+                    continue
+                strata = {d: {ref: runs[d][ref], method: runs[d][method]} for d in DIRECTIONS}
+                entry = compare_pooled(strata, ref, CLASSES)["methods"][method]
+                red = (entry.get("reduction") or {}).get("macro_err")
+                ratio = entry.get("std_ratio") or {}
+                std_cell = (
+                    "n/a"
+                    if ratio.get("ratio") is None
+                    else f"{ratio['ratio']:.2f} [{ratio['low']:.2f}, {ratio['high']:.2f}]"
+                    + (" *" if ratio["excludes_one"] else "")
+                )
+                pairs_n = len(entry["shared_seeds"])
+                better = f"{round(entry['share_better'] * pairs_n)}/{pairs_n}"
+                rows.append(
+                    f"| {backbone.upper()} | {label} | {method} vs {ref} | {_reduction_cell(red)} "
+                    f"| {std_cell} | {better} |"
+                )
+    if not rows:
+        return []
+    return [
+        "## Variance reduction on equal terms: 2:2:1:26, whole training fold, pooled over both directions",
+        "",
+        "Macro error reduction and seed std ratio (method / reference) with 95% intervals (* = excludes 0, "
+        "or 1 for the ratio), and the share of (direction, seed) runs the method is better on.",
+        "",
+        "| backbone | comparison | method vs reference | macro reduction | std ratio | runs better |",
+        "|---|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
+
+
 def choice_table(results: dict[Setting, dict]) -> list[str]:
     """Which clustered variant each direction's validation picks (``CHOSEN`` in the pooled tables), with
     every candidate's mean validation macro error (only where there was a choice)."""
@@ -619,6 +674,7 @@ def write_report(results: dict[Setting, dict], command: str, results_dir: Path, 
             pooled_markdown(comparison, CLASSES),
             "",
         ]
+    lines += equal_terms_table(results)
     lines += choice_table(results)
     lines += curve_table(results, pooled)
     for s, result in results.items():

@@ -37,6 +37,12 @@ def test_no_choice_without_enough_seeds_or_validation_errors():
     assert choose_on_validation(disjoint, ["a", "b"])[0] is None
 
 
+def test_the_selected_checkpoints_own_validation_pass_counts_over_a_smoothed_score():
+    smoothed = {0: {"selected_val_macro_err": 0.30, "val": {"metrics": {"macro_err": 0.10}}}}
+    runs = {"smooth": smoothed, "plain": _val({0: 0.20})}
+    assert choose_on_validation(runs, ["plain", "smooth"]) == ("smooth", {"plain": 0.2, "smooth": 0.1}, [0])
+
+
 def test_a_tie_goes_to_the_candidate_named_first():
     runs = {"a": _val({0: 0.2}), "b": _val({0: 0.2})}
     assert choose_on_validation(runs, ["b", "a"])[0] == "b"

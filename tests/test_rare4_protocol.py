@@ -284,6 +284,30 @@ def test_report_pools_the_directions_and_draws_the_curve(tmp_path):
     assert pooled["shared_seeds"] == [f"{d}/{s}" for d in ("1to2", "2to1") for s in range(3)]
 
 
+def test_variance_reduction_is_compared_on_equal_terms():
+    """Per rule: its effect on the reference and on the recipe, then the recipe against the reference when
+    both use it. Here the EMA reference trains like the recipe and the EMA recipe like the recipe."""
+    results = {}
+    for d in ("1to2", "2to1"):
+        result = fake_result(0.1 if d == "2to1" else 0.0)
+        result["runs"]["weighted_ce_ema"] = result["runs"]["clustered"]
+        result["runs"]["clustered_ema"] = result["runs"]["clustered"]
+        results[rare4.Setting("lstm", d)] = result
+    rows = rare4.equal_terms_table(results)[6:-1]
+    assert [row.split(" | ")[2] for row in rows] == [
+        "weighted_ce_ema vs weighted_ce",
+        "clustered_ema vs clustered",
+        "clustered_ema vs weighted_ce_ema",
+    ]  # no smoothed-rule runs: no rows for it
+    headline = rare4.pooled_comparisons(results)["lstm", "2:2:1:26", 1.0]["methods"]["clustered"]
+    assert rows[0].split(" | ")[3] == rare4._reduction_cell(headline["reduction"]["macro_err"])
+    assert rows[1].endswith("| +0.0% [+0.0, +0.0] | 1.00 [1.00, 1.00] | 3/6 |")  # a tie counts half
+    assert rows[2] == rows[1].replace(
+        "its effect on clustered", "clustered vs weighted_ce, both with it"
+    ).replace("clustered_ema vs clustered", "clustered_ema vs weighted_ce_ema")
+    assert rare4.equal_terms_table({rare4.Setting("lstm", "1to2"): fake_result(0.0)}) == []
+
+
 def test_validation_picks_the_clustered_variant_per_direction_never_the_test(tmp_path):
     """Per direction the clustered variant with the lowest mean validation error (5+ seeds) is chosen,
     whatever its test error; in 2to1 a variant chosen on fold 1 is no candidate. The choice is compared

@@ -10,7 +10,8 @@ In an experiment file::
       min_seeds: 3                       # a candidate needs this many finished seeds
 
 The candidates are compared on the seeds every eligible one has finished (paired, like the tables),
-by the mean of ``selected_val_macro_err``; test errors are never read.
+by the mean validation macro error of their selected checkpoints (:func:`validation_error`); test
+errors are never read.
 """
 
 from __future__ import annotations
@@ -54,23 +55,31 @@ class ValidationChoice:
         return cls(name, among, min_seeds)
 
 
+def validation_error(run: Mapping) -> float | None:
+    """The validation macro error of a run's selected checkpoint: its own validation pass (``val``) where
+    the run has one, as every run does now, else the monitored score (``selected_val_macro_err``). The
+    score alone is not comparable when a run selects by a smoothed curve (an average over epochs)."""
+    val = (run.get("val") or {}).get("metrics") or {}
+    return val.get("macro_err", run.get("selected_val_macro_err"))
+
+
 def choose_on_validation(
     runs: Mapping[str, Mapping[int, Mapping]], among: Iterable[str], min_seeds: int = 1
 ) -> tuple[str | None, dict[str, float], list[int]]:
     """``(chosen, mean validation macro error per eligible candidate, the seeds compared on)``.
 
     A candidate is eligible with at least ``min_seeds`` finished runs, each with a
-    ``selected_val_macro_err``; the eligible ones are compared on the seeds they all have (so each
+    :func:`validation_error`; the eligible ones are compared on the seeds they all have (so each
     mean is over the same seeds); ``chosen`` is ``None`` when fewer than ``min_seeds`` seeds are shared.
     Ties go to the candidate named first."""
     eligible = [
         m
         for m in among
         if len(runs.get(m, {})) >= min_seeds
-        and all(r.get("selected_val_macro_err") is not None for r in runs[m].values())
+        and all(validation_error(r) is not None for r in runs[m].values())
     ]
     shared = sorted(set.intersection(*(set(runs[m]) for m in eligible))) if eligible else []
     if len(shared) < min_seeds or not shared:
         return None, {}, shared
-    means = {m: statistics.fmean(runs[m][s]["selected_val_macro_err"] for s in shared) for m in eligible}
+    means = {m: statistics.fmean(validation_error(runs[m][s]) for s in shared) for m in eligible}
     return min(means, key=means.get), means, shared
