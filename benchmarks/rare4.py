@@ -409,11 +409,13 @@ def validation_choice(setting: Setting, runs: dict[str, dict[int, dict]]) -> tup
     validation macro error on the seeds every candidate with ``MIN_CHOICE_SEEDS``+ seeds has
     (``clusterlight.experiment.choice``, as ``choose_on_validation`` in an experiment file), and every
     candidate's mean. Test errors are never read. In 2to1 the variants chosen on fold 1 (its test fold)
-    are left out."""
+    are left out, and the smoothed checkpoint rule's everywhere."""
     candidates = [
         m
         for m in runs
-        if m.startswith(RECIPE) and m != CHOSEN and not (setting.direction == "2to1" and m in CHOSEN_ON_FOLD1)
+        if m.startswith(RECIPE)
+        and m not in (CHOSEN, *SMOOTHED)  # another checkpoint rule: never ahead on validation (choice.py)
+        and not (setting.direction == "2to1" and m in CHOSEN_ON_FOLD1)
     ]
     chosen, means, _ = choose_on_validation(runs, candidates, MIN_CHOICE_SEEDS)
     return chosen, means
@@ -573,7 +575,9 @@ def equal_terms_table(results: dict[Setting, dict]) -> list[str]:
                     else f"{ratio['ratio']:.2f} [{ratio['low']:.2f}, {ratio['high']:.2f}]"
                     + (" *" if ratio["excludes_one"] else "")
                 )
-                pairs_n = len(entry["shared_seeds"])
+                pairs_n = len(entry["shared_seeds"] or [])
+                if not pairs_n:  # no (direction, seed) both ran: nothing to compare
+                    continue
                 better = f"{round(entry['share_better'] * pairs_n)}/{pairs_n}"
                 rows.append(
                     f"| {backbone.upper()} | {label} | {method} vs {ref} | {_reduction_cell(red)} "

@@ -9,7 +9,8 @@ from test_experiment import _tiny_experiment
 from tiny_configs import CONFIGS, write_yaml
 
 from clusterlight.cli import main
-from clusterlight.experiment.choice import ValidationChoice, choose_on_validation
+from clusterlight.experiment.choice import ValidationChoice, choose_on_validation, validation_error
+from clusterlight.experiment.configs import stage_hashes
 from clusterlight.experiment.report import write_results
 
 
@@ -51,11 +52,16 @@ def test_a_tie_goes_to_the_candidate_named_first():
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ({"among": ["a"]}, "at least two"),
-        ({"among": ["a", "zz"]}, "no method(s) ['zz']"),
-        ({"among": ["a", "b"], "name": "a"}, "already a method's name"),
-        ({"among": ["a", "b"], "min_seeds": 0}, "at least 1"),
-        ({"among": ["a", "b"], "seeds": 3}, "unknown key(s) ['seeds']"),
+        ({"name": "c", "among": ["a"]}, "at least two different"),
+        ({"name": "c", "among": ["a", "a"]}, "at least two different"),
+        ({"name": "c", "among": ["a", "zz"]}, "no method(s) ['zz']"),
+        ({"name": "c", "among": "a"}, "must be a list"),
+        ({"among": ["a", "b"]}, ".name must name the choice's row"),
+        ({"name": "a", "among": ["a", "b"]}, "already a method's name"),
+        ({"name": "c", "among": ["a", "b"], "min_seeds": 0}, "at least 1, got 0"),
+        ({"name": "c", "among": ["a", "b"], "min_seeds": None}, "at least 1, got None"),
+        ({"name": "c", "among": ["a", "b"], "seeds": 3}, "unknown key(s) ['seeds']"),
+        ("a, b", "must be a mapping"),
     ],
 )
 def test_a_malformed_choice_is_named(spec, message):
@@ -118,7 +124,7 @@ def test_experiment_reports_the_variant_chosen_on_validation(tmp_path, capsys):
     printed = capsys.readouterr().out
     result = json.loads((tmp_path / "out/results.json").read_text())
     chosen = result["choice"]["chosen"]
-    vals = {m: result["runs"][m]["0"]["selected_val_macro_err"] for m in ("clustered", "clustered_ncm")}
+    vals = {m: validation_error(result["runs"][m]["0"]) for m in ("clustered", "clustered_ncm")}
     assert chosen == min(vals, key=vals.get)  # ties: clustered, named first
     assert result["summary"]["chosen"] == result["summary"][chosen]
     assert "chosen" in result["comparison"]["methods"] and "| chosen |" in printed
@@ -126,11 +132,25 @@ def test_experiment_reports_the_variant_chosen_on_validation(tmp_path, capsys):
 
 
 def test_the_quickstart_chooses_among_the_method_variants(tmp_path, capsys):
+    """The README's main job: three read-outs of one pretraining (trained once per seed), the choice
+    among them, printed by the dry run; a malformed choice is a usage error before anything trains."""
     exp_file = CONFIGS / "experiment/quickstart.yaml"
     exp = OmegaConf.load(exp_file)
     choice = ValidationChoice.from_experiment(exp, exp.methods)
     assert choice.among[0] == "clustered" and len(choice.among) == 3 and choice.min_seeds == len(exp.seeds)
+    pretrain = {stage_hashes(exp, exp.methods[m], 0, exp_file)[0] for m in choice.among}
+    assert len(pretrain) == 1
     main(["experiment", "--config", str(exp_file), "--output_dir", str(tmp_path), "--dry_run"])
     assert "then clustered_chosen_on_val: whichever of clustered, clustered_ncm, clustered_centroid_head" in (
         capsys.readouterr().out
     )
+
+
+def test_a_malformed_choice_is_a_usage_error(tmp_path, capsys):
+    exp = _tiny_experiment(tmp_path)
+    exp["choose_on_validation"] = {"name": "chosen", "among": ["clustered", "nope"]}
+    exp_file = write_yaml(tmp_path, "exp.yaml", exp)
+    with pytest.raises(SystemExit) as e:
+        main(["experiment", "--config", exp_file, "--output_dir", str(tmp_path / "out")])
+    assert e.value.code == 2 and "no method(s) ['nope']" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

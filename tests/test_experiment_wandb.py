@@ -101,7 +101,9 @@ def test_experiment_logs_one_wandb_run_per_stage_and_a_summary_run(tmp_path, mon
     for var in ("WANDB_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR", "WANDB_CONFIG_DIR", "WANDB_ARTIFACT_DIR"):
         monkeypatch.setenv(var, str(tmp_path / "wandb_home" / var.lower()))
     monkeypatch.setenv("WANDB_MODE", "offline")
-    exp_file = write_yaml(tmp_path, "exp.yaml", _wandb_experiment(tmp_path))
+    exp = _wandb_experiment(tmp_path)
+    exp["choose_on_validation"] = {"name": "chosen", "among": ["baseline", "clustered"], "min_seeds": 2}
+    exp_file = write_yaml(tmp_path, "exp.yaml", exp)
     out = tmp_path / "out"
     main(["experiment", "--config", exp_file, "--output_dir", str(out), "--trainer.max_epochs", "1"])
     printed = capsys.readouterr().out
@@ -145,8 +147,8 @@ def test_experiment_logs_one_wandb_run_per_stage_and_a_summary_run(tmp_path, mon
 
     (summary,) = [r for r in runs if r["job_type"] == "summary"]
     assert summary["name"] == "tiny/summary"
-    assert summary["tags"] == ["summary", "method=baseline", "method=clustered"]
-    assert {"experiment", "reference", "seeds"} <= summary["config"]
+    assert summary["tags"] == ["summary", "method=baseline", "method=clustered", "method=chosen"]
+    assert {"experiment", "reference", "seeds", "choice"} <= summary["config"]  # which method "chosen" is
     assert {
         "comparison/_type",
         "baseline/macro_err/mean",

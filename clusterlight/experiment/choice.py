@@ -11,14 +11,20 @@ In an experiment file::
 
 The candidates are compared on the seeds every eligible one has finished (paired, like the tables),
 by the mean validation macro error of their selected checkpoints (:func:`validation_error`); test
-errors are never read.
+errors are never read. The candidates should select their checkpoints by the same rule: a rule that
+picks the best single validation epoch always looks at least as good on validation as one that does
+not (a smoothed curve's best window), whatever either does on test.
 """
 
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+
+
+class ChoiceError(ValueError):
+    """A malformed ``choose_on_validation``, named with the field and what was expected."""
 
 
 @dataclass(frozen=True)
@@ -31,27 +37,35 @@ class ValidationChoice:
 
     @classmethod
     def from_experiment(cls, exp: Mapping, methods: Iterable[str]) -> ValidationChoice | None:
-        """The experiment's choice, or ``None`` without one; a clear error for a malformed entry."""
+        """The experiment's choice, or ``None`` without one; a ``ChoiceError`` naming the field otherwise."""
         spec = exp.get("choose_on_validation")
         if spec is None:
             return None
         where = f"experiment '{exp.get('name')}': choose_on_validation"
-        unknown = set(spec) - {"name", "among", "min_seeds"}
+        if not isinstance(spec, Mapping):
+            raise ChoiceError(f"{where} must be a mapping {{name, among, min_seeds}}, got {spec!r}")
+        unknown = sorted(set(spec) - {"name", "among", "min_seeds"})
         if unknown:
-            raise ValueError(f"{where}: unknown key(s) {sorted(unknown)}; expected name, among, min_seeds")
-        among = tuple(spec.get("among") or ())
-        missing = sorted(set(among) - set(methods))
+            raise ChoiceError(f"{where}: unknown key(s) {unknown}; expected name, among, min_seeds")
+        methods = list(methods)
+        among = spec.get("among")
+        if isinstance(among, str) or not isinstance(among, Sequence):
+            raise ChoiceError(f"{where}.among must be a list of the experiment's methods, got {among!r}")
+        among = tuple(dict.fromkeys(str(m) for m in among))
+        missing = [m for m in among if m not in methods]
         if len(among) < 2 or missing:
-            raise ValueError(
-                f"{where}.among must name at least two of the experiment's methods; got {list(among)}"
-                + (f" (no method(s) {missing})" if missing else "")
+            raise ChoiceError(
+                f"{where}.among must name at least two different methods of the experiment; got "
+                f"{list(among)}" + (f" (no method(s) {missing})" if missing else "")
             )
-        name = str(spec.get("name") or "chosen_on_val")
+        name = spec.get("name")
+        if not isinstance(name, str) or not name:
+            raise ChoiceError(f"{where}.name must name the choice's row, e.g. clustered_chosen_on_val")
         if name in methods:
-            raise ValueError(f"{where}.name '{name}' is already a method's name; give the choice its own")
-        min_seeds = int(spec.get("min_seeds", 1))
-        if min_seeds < 1:
-            raise ValueError(f"{where}.min_seeds must be at least 1, got {min_seeds}")
+            raise ChoiceError(f"{where}.name '{name}' is already a method's name; give the choice its own")
+        min_seeds = spec.get("min_seeds", 1)
+        if not isinstance(min_seeds, int) or isinstance(min_seeds, bool) or min_seeds < 1:
+            raise ChoiceError(f"{where}.min_seeds must be a whole number of at least 1, got {min_seeds!r}")
         return cls(name, among, min_seeds)
 
 
@@ -75,11 +89,11 @@ def choose_on_validation(
     eligible = [
         m
         for m in among
-        if len(runs.get(m, {})) >= min_seeds
+        if len(runs.get(m) or {}) >= max(min_seeds, 1)
         and all(validation_error(r) is not None for r in runs[m].values())
     ]
     shared = sorted(set.intersection(*(set(runs[m]) for m in eligible))) if eligible else []
-    if len(shared) < min_seeds or not shared:
+    if len(shared) < max(min_seeds, 1):
         return None, {}, shared
     means = {m: statistics.fmean(validation_error(runs[m][s]) for s in shared) for m in eligible}
     return min(means, key=means.get), means, shared

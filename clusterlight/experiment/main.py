@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from clusterlight.experiment.choice import ChoiceError
 from clusterlight.experiment.overrides import OverrideError, split_overrides
 from clusterlight.experiment.runner import ExperimentRunsFailed, run_experiment
 
@@ -58,7 +59,7 @@ def experiment_main(argv: list[str]) -> None:
             dry_run=a.dry_run,
             verbose=a.verbose,
         )
-    except OverrideError as e:  # checked before anything trains: a usage error, no traceback
+    except (OverrideError, ChoiceError) as e:  # checked before anything trains: a usage error, no traceback
         p.error(str(e))
     except ExperimentRunsFailed as e:  # each failure was printed with its traceback when it happened
         print(f"clusterlight experiment: {e}", file=sys.stderr)

@@ -213,7 +213,7 @@ def run_experiment(
                     )
                 )
     if dry_run:
-        _print_plan(exp, out, seeds, selected, runs, stale, configs, plan, overrides, failed)
+        _print_plan(exp, out, seeds, selected, runs, stale, configs, plan, overrides, failed, choice)
         return None
 
     out.mkdir(parents=True, exist_ok=True)
@@ -339,7 +339,7 @@ def _wandb_summary(out: Path, exp, result: dict, wandb_args: dict, verbose: bool
         )
 
 
-def _print_plan(exp, out, seeds, selected, runs, stale, configs, plan, overrides, failed=None) -> None:
+def _print_plan(exp, out, seeds, selected, runs, stale, configs, plan, overrides, failed=None, choice=None):
     name = f"[experiment {exp.name}]"
     print(
         f"{name} dry run: {len(exp.methods)} method(s) x {len(seeds)} seed(s) x their stages; output {out}",
@@ -377,7 +377,6 @@ def _print_plan(exp, out, seeds, selected, runs, stale, configs, plan, overrides
         f"reuse {n_reused}; nothing was trained",
         flush=True,
     )
-    choice = ValidationChoice.from_experiment(exp, exp.methods)
     if choice is not None:
         print(
             f"{name} then {choice.name}: whichever of {', '.join(choice.among)} has the lowest validation "

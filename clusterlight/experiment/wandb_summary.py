@@ -94,6 +94,7 @@ def log_summary(out: Path, result: dict, logger_args: dict, printer=print) -> st
             "overrides": result.get("overrides", {}),
             "reference": result["reference"],
             "seeds": result["seeds"],
+            **({"choice": result["choice"]} if result.get("choice") else {}),  # the row a choice stands for
         },
     }
     if logger_args.get("offline"):
