@@ -15,7 +15,7 @@ $(BIN)/clusterlight: pyproject.toml
 .PHONY: setup demo test clean
 setup: $(BIN)/clusterlight
 
-demo: setup  ## the main job: baseline vs clustered on the built-in synthetic data
+demo: setup  ## the main job: baseline vs the clustered method (3 read-outs, chosen on validation), synthetic data
 	$(BIN)/clusterlight experiment --config configs/experiment/quickstart.yaml
 
 test: setup  ## lint, format check and the test suite (CPU, own data, a few minutes)
