@@ -171,7 +171,9 @@ def test_experiment_logs_one_wandb_run_per_stage_and_a_summary_run(tmp_path, mon
         "seeds",
     ]
     rows = {(row[0], row[1]): row for row in table["data"]}
-    assert len(rows) == 2 * (len(classes) + 1)
+    assert len(rows) == 3 * (len(classes) + 1)  # baseline, clustered and the choice's row
+    chosen = results["choice"]["chosen"]
+    assert rows["chosen", "macro"][2:5] == rows[chosen, "macro"][2:5]  # mean, std, text: the same runs
     macro = results["summary"]["clustered"]["macro_err"]
     assert rows["clustered", "macro"][2:4] == pytest.approx([macro["mean"], macro["std"]])
     assert rows["clustered", "macro"][5] == pytest.approx(results["reduction"]["clustered"]["macro_err"])
