@@ -404,6 +404,20 @@ def _reduction_cell(entry: dict | None) -> str:
     return cell + (" *" if entry["excludes_zero"] else "")
 
 
+def _std_ratio_cell(entry: dict) -> str:
+    ratio = entry.get("std_ratio") or {}
+    if ratio.get("ratio") is None:
+        return "n/a"
+    cell = f"{ratio['ratio']:.2f} [{ratio['low']:.2f}, {ratio['high']:.2f}]"
+    return cell + (" *" if ratio["excludes_one"] else "")
+
+
+def _better_cell(entry: dict) -> str:
+    """The (direction, seed) runs a method beats the reference on, of those both ran (a tie counts half)."""
+    n = len(entry.get("shared_seeds") or [])
+    return f"{round((entry.get('share_better') or 0) * n)}/{n}"
+
+
 def validation_choice(setting: Setting, runs: dict[str, dict[int, dict]]) -> tuple[str | None, dict]:
     """The clustered variant (a method named ``clustered*``) whose selected checkpoints have the lowest mean
     validation macro error on the seeds every candidate with ``MIN_CHOICE_SEEDS``+ seeds has
@@ -511,20 +525,10 @@ def headline_table(results: dict[Setting, dict], pooled: dict[tuple, dict]) -> l
                 for d, r in per_direction.items()
             )
             red = (entry.get("reduction") or {}).get("macro_err")
-            ratio_ci = entry.get("std_ratio") or {}
-            std_cell = (
-                "n/a"
-                if ratio_ci.get("ratio") is None
-                else f"{ratio_ci['ratio']:.2f} [{ratio_ci['low']:.2f}, {ratio_ci['high']:.2f}]"
-                + (" *" if ratio_ci["excludes_one"] else "")
-            )
-            better = (
-                f"{round(entry['share_better'] * len(entry['shared_seeds']))}/{len(entry['shared_seeds'])}"
-            )
             verdict = target_verdict(backbone, entry)
             rows.append(
-                f"| {backbone.upper()} | {method} | {errors} | {_reduction_cell(red)} | {std_cell} | "
-                f"{better} | {verdict} |"
+                f"| {backbone.upper()} | {method} | {errors} | {_reduction_cell(red)} | "
+                f"{_std_ratio_cell(entry)} | {_better_cell(entry)} | {verdict} |"
             )
     if not rows:
         return []
@@ -567,21 +571,12 @@ def equal_terms_table(results: dict[Setting, dict]) -> list[str]:
                     continue
                 strata = {d: {ref: runs[d][ref], method: runs[d][method]} for d in DIRECTIONS}
                 entry = compare_pooled(strata, ref, CLASSES)["methods"][method]
-                red = (entry.get("reduction") or {}).get("macro_err")
-                ratio = entry.get("std_ratio") or {}
-                std_cell = (
-                    "n/a"
-                    if ratio.get("ratio") is None
-                    else f"{ratio['ratio']:.2f} [{ratio['low']:.2f}, {ratio['high']:.2f}]"
-                    + (" *" if ratio["excludes_one"] else "")
-                )
-                pairs_n = len(entry["shared_seeds"] or [])
-                if not pairs_n:  # no (direction, seed) both ran: nothing to compare
+                if not entry["shared_seeds"]:  # no (direction, seed) both ran: nothing to compare
                     continue
-                better = f"{round(entry['share_better'] * pairs_n)}/{pairs_n}"
+                red = (entry.get("reduction") or {}).get("macro_err")
                 rows.append(
                     f"| {backbone.upper()} | {label} | {method} vs {ref} | {_reduction_cell(red)} "
-                    f"| {std_cell} | {better} |"
+                    f"| {_std_ratio_cell(entry)} | {_better_cell(entry)} |"
                 )
     if not rows:
         return []
