@@ -339,7 +339,9 @@ def _wandb_summary(out: Path, exp, result: dict, wandb_args: dict, verbose: bool
         )
 
 
-def _print_plan(exp, out, seeds, selected, runs, stale, configs, plan, overrides, failed=None, choice=None):
+def _print_plan(
+    exp, out, seeds, selected, runs, stale, configs, plan, overrides, failed=None, choice=None
+) -> None:
     name = f"[experiment {exp.name}]"
     print(
         f"{name} dry run: {len(exp.methods)} method(s) x {len(seeds)} seed(s) x their stages; output {out}",
