@@ -1,5 +1,6 @@
-"""EMAWeights (Lightning's EMA weight averaging) with clusterlight's modules: the average it keeps, what
-validation, checkpoints and a later test see, bit-exact resume with the cluster centroids, and DDP."""
+"""EMAWeights (Lightning's EMA weight averaging) with clusterlight's modules: the average it keeps, the
+BatchNorm statistics recomputed for it, what validation, checkpoints and a later test see, bit-exact
+resume with the cluster centroids, and DDP."""
 
 from pathlib import Path
 from types import SimpleNamespace
@@ -9,10 +10,12 @@ import torch
 from conftest import tiny_datamodule, tiny_parts, tiny_trainer
 from lightning.pytorch import Callback, seed_everything
 from tiny_configs import CONFIGS, model_configs, tiny_data, write_yaml
+from torch.optim.swa_utils import update_bn
 
 import clusterlight
 from clusterlight.callbacks import BestAndLastCheckpoint, ClusterCentroids, EMAWeights, FiniteGuard
 from clusterlight.cli import main
+from clusterlight.features import frontend_input
 from clusterlight.lightning_cli import ClusterlightCLI
 from clusterlight.losses import ClusterMarginLoss
 from clusterlight.modules import Classifier, JointFinetune
@@ -44,6 +47,36 @@ def ema_reference(steps: list[dict], decay: float) -> dict:
     return avg
 
 
+BATCHNORM_STATISTICS = ("running_mean", "running_var", "num_batches_tracked")
+
+
+def split_statistics(state: dict) -> tuple[dict, dict]:
+    """(BatchNorm statistics, everything else) of a state dict."""
+    statistics = {k: v for k, v in state.items() if k.endswith(BATCHNORM_STATISTICS)}
+    return statistics, {k: v for k, v in state.items() if k not in statistics}
+
+
+class FeaturesOf(torch.nn.Module):
+    """A module's backbone pass on a batch dict, the call ``torch.optim.swa_utils.update_bn`` makes."""
+
+    def __init__(self, module) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        return self.module.features(frontend_input(batch))
+
+
+def statistics_recomputed_by_torch(state: dict, dm, epoch: int) -> dict:
+    """``update_bn`` over the training loader of ``epoch`` (its clip order), for the weights in ``state``."""
+    model = Classifier(*tiny_parts(), dm.class_names)
+    model.load_state_dict(state)
+    trainer, dm.trainer = dm.trainer, SimpleNamespace(current_epoch=epoch, global_rank=0, world_size=1)
+    update_bn(dm.train_dataloader(), FeaturesOf(model))
+    dm.trainer = trainer
+    return split_statistics(model.state_dict())[0]
+
+
 def checkpointer(dirpath) -> BestAndLastCheckpoint:
     return BestAndLastCheckpoint(
         dirpath=str(dirpath), monitor="val/macro_err", save_last=True, filename="best-{epoch}"
@@ -71,8 +104,18 @@ def test_validation_checkpoints_and_test_use_the_average_of_every_step(synth_roo
 
     last = torch.load(tmp_path / "ckpt/last.ckpt", weights_only=True)
     assert len(recorder.steps) == 16  # 120 clips / 16 per batch, 2 epochs
-    averaged = {k: v for k, v in last["state_dict"].items() if v.is_floating_point()}
-    assert_states_equal(averaged, ema_reference(recorder.steps, DECAY), exact=False)
+    reference = ema_reference(recorder.steps, DECAY)
+    statistics, weights = split_statistics(last["state_dict"])
+    assert_states_equal(
+        {k: v for k, v in weights.items() if v.is_floating_point()},
+        split_statistics(reference)[1],
+        exact=False,
+    )
+    # BatchNorm statistics: not averaged but recomputed for the averaged weights (last validation, epoch 1)
+    assert_states_equal(
+        statistics, statistics_recomputed_by_torch(last["state_dict"], dm, epoch=1), exact=False
+    )
+    assert not torch.allclose(statistics["backbone.norm.running_var"], reference["backbone.norm.running_var"])
     assert_states_equal(last["current_model_state"], recorder.steps[-1])
     assert int(last["averaging_state"]["n_averaged"]) == 16
     assert not torch.equal(last["state_dict"]["head.weight"], last["current_model_state"]["head.weight"])
@@ -87,6 +130,18 @@ def test_validation_checkpoints_and_test_use_the_average_of_every_step(synth_roo
     trainer.test(model, dm, ckpt_path=best, verbose=False)
     selected = torch.load(best, weights_only=True)
     assert_states_equal(recorder.tested, selected["state_dict"])
+
+
+def test_without_recomputing_batchnorm_statistics_are_averaged_like_the_weights(synth_root, tmp_path):
+    seed_everything(0)
+    dm = tiny_datamodule(synth_root, tmp_path / "cache")
+    model = Classifier(*tiny_parts(), dm.class_names, lr=3e-3)
+    recorder = StepRecorder()
+    callbacks = [recorder, EMAWeights(DECAY, recompute_batchnorm=False), checkpointer(tmp_path / "ckpt")]
+    tiny_trainer(tmp_path, enable_checkpointing=True, callbacks=callbacks).fit(model, dm)
+    last = torch.load(tmp_path / "ckpt/last.ckpt", weights_only=True)
+    averaged = {k: v for k, v in last["state_dict"].items() if v.is_floating_point()}
+    assert_states_equal(averaged, ema_reference(recorder.steps, DECAY), exact=False)
 
 
 def finetune_run(synth_root, tmp_path, epochs: int, ema: bool, ckpt_path=None) -> dict:

