@@ -1,5 +1,6 @@
 """The README's main job as a user runs it: the shipped ``configs/experiment/quickstart.yaml`` through
-``clusterlight experiment``, every default left on, on tiny synthetic data and one epoch per stage."""
+``clusterlight experiment``, every setting left on (the feature cache, three read-outs of one pretraining,
+the validation choice), on tiny synthetic data and one epoch per stage."""
 
 import json
 
@@ -31,6 +32,8 @@ def test_the_shipped_quickstart_trains_and_reports_every_method(tmp_path, capsys
         assert list(result["runs"][method]) == ["0"]
         assert 0.0 <= result["runs"][method]["0"]["metrics"]["macro_err"] <= 1.0
         assert (out / f"seed0/{method}/result.json").exists()
+    # batches read the log-mel feature cache, built once for the one front-end setting
+    assert len(list((tmp_path / "cache").glob("logmel-*/logmel.npy"))) == 1
     # the three read-outs share one pretraining, trained once
     assert len(list(out.glob("seed0/*/pretrain/**/best-*.ckpt"))) == 1
     # one seed is below the choice's min_seeds (3): the report says so instead of choosing
