@@ -17,7 +17,7 @@ SMALL_LSTM = ["--model.init_args.backbone.init_args.hidden", "32"]
 JOURNEYS = {  # each module; exact and bank re-clustering; mixing; the log-mel feature cache
     "baseline": ["baseline"],
     "pretrain": ["pretrain"],  # then fine-tuned from its selected checkpoint
-    "pretrain_feature_cache": ["pretrain", "--data.init_args.feature_cache", "true"],  # both ranks write it
+    "pretrain_feature_cache": ["pretrain", "--data.init_args.feature_cache", "true"],  # built in prepare_data
     "one_stage_bank_mixing": [
         "finetune",
         "--config",

@@ -11,7 +11,7 @@ from test_journeys_ddp import clusterlight
 from tiny_configs import tiny_classifier_args
 
 from clusterlight import ClusterCentroids, EmbeddingPretrain
-from clusterlight.data import BackgroundMix
+from clusterlight.data import BackgroundMix, audio, logmel_cache
 from clusterlight.data.cropping import crop_offset, fit_length
 from clusterlight.data.logmel_cache import window_start
 from clusterlight.data.records import DataError
@@ -90,6 +90,27 @@ def test_the_cache_is_reused_and_keyed_by_the_front_end(synth_root, tmp_path, ca
     _with_cache(tiny_datamodule(synth_root, cache, feature_cache=True), other)
     _with_cache(tiny_datamodule(synth_root, cache, feature_cache=True, duration=0.5))
     assert len(list(cache.glob("logmel-*"))) == 3, "other mel bands or window length: another cache"
+
+
+def test_prepare_data_builds_the_caches_and_the_other_ranks_only_open_them(synth_root, tmp_path, monkeypatch):
+    """Lightning calls ``prepare_data`` on one process per node before ``setup`` on every process (DDP):
+    the waveform and log-mel caches are built there, once; ``setup`` opens them."""
+    cache = tmp_path / "cache"
+    first = tiny_datamodule(synth_root, cache, feature_cache=True)
+    first.frontend = tiny_parts()[0]
+    first.prepare_data()
+    assert len(list(cache.glob("waves-*"))) == 1 and len(list(cache.glob("logmel-*/logmel.npy"))) == 1
+    store, logmel = first.store, first.logmel
+    first.setup("fit")
+    assert first.store is store and first.logmel is logmel, "setup opened them again in the same process"
+
+    def build(*args, **kwargs):
+        raise AssertionError("a cache prepare_data had built was built again")
+
+    monkeypatch.setattr(audio, "_build_cache", build)
+    monkeypatch.setattr(logmel_cache, "_build", build)
+    other_rank = _with_cache(tiny_datamodule(synth_root, cache, feature_cache=True))
+    assert np.array_equal(other_rank.datasets["val"][0]["logmel"], first.datasets["val"][0]["logmel"])
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "meta"])

@@ -9,6 +9,7 @@ import pytest
 import torch
 from conftest import tiny_datamodule, tiny_parts, tiny_trainer
 from lightning.pytorch import Callback, seed_everything
+from lightning.pytorch.callbacks import ModelCheckpoint
 from tiny_configs import CONFIGS, model_configs, tiny_data, write_yaml
 from torch.optim.swa_utils import update_bn
 
@@ -130,6 +131,33 @@ def test_validation_checkpoints_and_test_use_the_average_of_every_step(synth_roo
     trainer.test(model, dm, ckpt_path=best, verbose=False)
     selected = torch.load(best, weights_only=True)
     assert_states_equal(recorder.tested, selected["state_dict"])
+
+
+def test_without_validation_the_checkpoints_still_hold_statistics_fitted_to_the_average(synth_root, tmp_path):
+    seed_everything(0)
+    dm = tiny_datamodule(synth_root, tmp_path / "cache")
+    model = Classifier(*tiny_parts(), dm.class_names, lr=3e-3)
+    saver = ModelCheckpoint(dirpath=str(tmp_path / "ckpt"), save_last=True)  # saves at train epoch end
+    trainer = tiny_trainer(
+        tmp_path, enable_checkpointing=True, limit_val_batches=0, callbacks=[EMAWeights(DECAY), saver]
+    )
+    trainer.fit(model, dm)
+    last = torch.load(tmp_path / "ckpt/last.ckpt", weights_only=True)
+    statistics = split_statistics(last["state_dict"])[0]
+    assert_states_equal(
+        statistics, statistics_recomputed_by_torch(last["state_dict"], dm, epoch=0), exact=False
+    )
+    assert_states_equal(model.state_dict(), last["state_dict"])
+
+
+def test_recomputing_batchnorm_without_a_datamodule_is_refused_before_training(synth_root, tmp_path):
+    dm = tiny_datamodule(synth_root, tmp_path / "cache")
+    dm.setup("fit")
+    model = Classifier(*tiny_parts(), dm.class_names)
+    trainer = tiny_trainer(tmp_path, callbacks=[EMAWeights(DECAY)])
+    with pytest.raises(ValueError, match="recompute_batchnorm reads the training batches of a DataModule"):
+        trainer.fit(model, dm.train_dataloader(), dm.val_dataloader())
+    assert trainer.global_step == 0
 
 
 def test_without_recomputing_batchnorm_statistics_are_averaged_like_the_weights(synth_root, tmp_path):

@@ -11,7 +11,6 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.optim.swa_utils import get_ema_avg_fn
 
 from clusterlight.callbacks.finite_guard import step_skipped
-from clusterlight.features import frontend_input
 
 
 class EMAWeights(EMAWeightAveraging):
@@ -38,11 +37,12 @@ class EMAWeights(EMAWeightAveraging):
       average, as it moves no centroid.
     - ``recompute_batchnorm`` (default on): before each validation, BatchNorm statistics are recomputed
       for the averaged weights, as ``torch.optim.swa_utils.update_bn`` does for SWA, by one forward pass
-      over the training data (the DataModule's train loader, no gradients, random state left as it
-      was; under DDP each rank passes its shard and the statistics are averaged over ranks). The
-      average of running statistics taken under other weights does not describe the averaged
-      weights' activations: on rare4 it ruined the CNN (validation macro error 0.33 against 0.12
-      with recomputed statistics, same checkpoint). Checkpoints hold the recomputed statistics.
+      over the training data (the DataModule's train loader, unmixed, no gradients, random state left
+      as it was; under DDP each rank passes its shard and the statistics are averaged over ranks), and
+      again at epoch and fit end if steps were averaged since. The average of running statistics
+      taken under other weights does not describe the averaged weights' activations: on rare4 it
+      ruined the CNN (validation macro error 0.33 against 0.12 with recomputed statistics, same
+      checkpoint). Checkpoints hold the recomputed statistics.
 
     The cluster centroids are the :class:`~clusterlight.callbacks.ClusterCentroids` callback's,
     not module state: never averaged nor swapped, they follow the trained weights' embeddings.
@@ -68,7 +68,7 @@ class EMAWeights(EMAWeightAveraging):
         )
         self.decay = decay
         self.recompute_batchnorm = recompute_batchnorm
-        self._statistics_step: int | None = None  # the step whose averaged weights the statistics fit
+        self._fitted_at: int | None = None  # how many steps the average held when its statistics were fitted
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -80,6 +80,11 @@ class EMAWeights(EMAWeightAveraging):
         self._kwargs["avg_fn"] = get_ema_avg_fn(decay=self.decay)
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self.recompute_batchnorm and trainer.datamodule is None and _batch_norms(pl_module):
+            raise ValueError(
+                "EMAWeights.recompute_batchnorm reads the training batches of a DataModule: fit with one, "
+                "or set recompute_batchnorm=False to average BatchNorm statistics with the weights"
+            )
         averaged = self._average_model.module
         for prefix, module in pl_module.named_modules():
             for name in module._non_persistent_buffers_set:
@@ -94,15 +99,31 @@ class EMAWeights(EMAWeightAveraging):
     def on_validation_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         super().on_validation_epoch_start(trainer, pl_module)  # swaps the averaged weights in
         if self._average_model is not None and not trainer.sanity_checking:
-            self._fit_batchnorm_statistics(trainer, pl_module)
+            self._fit_batchnorm_statistics(trainer, pl_module)  # the swap back stores them in the average
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        self._refresh_average_statistics(trainer, pl_module)  # before ModelCheckpoint's epoch-end save
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._refresh_average_statistics(trainer, pl_module)
         super().on_train_end(trainer, pl_module)  # the module takes the averaged weights
-        if self._statistics_step != trainer.global_step:  # steps averaged since the last validation
-            self._fit_batchnorm_statistics(trainer, pl_module)
+
+    def _refresh_average_statistics(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Fit the average's BatchNorm statistics if steps were averaged since they were last fitted
+        (no validation since, e.g. ``check_val_every_n_epoch`` > 1), so that every checkpoint holds them."""
+        if not self.recompute_batchnorm or not _batch_norms(pl_module) or self._average_model is None:
+            return
+        if self._fitted_at == int(self._average_model.n_averaged):
+            return
+        self._swap_models(pl_module)
+        self._fit_batchnorm_statistics(trainer, pl_module)
+        self._swap_models(pl_module)
 
     def _fit_batchnorm_statistics(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        norms = [m for m in pl_module.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
+        """Recompute the BatchNorm statistics of the weights ``pl_module`` holds (the average) over this
+        rank's training batches, then average them over ranks."""
+        norms = _batch_norms(pl_module)
         if not self.recompute_batchnorm or not norms:
             return
         momenta = [norm.momentum for norm in norms]
@@ -111,26 +132,27 @@ class EMAWeights(EMAWeightAveraging):
             norm.momentum = None  # a cumulative average over the pass
         was_training = pl_module.training
         pl_module.train()
-        loader = (
-            trainer.datamodule.train_dataloader()
-            if trainer.datamodule is not None
-            else trainer.train_dataloader
-        )
-        with isolate_rng(), torch.no_grad(), trainer.precision_plugin.forward_context():
-            for batch in loader:
-                pl_module.features(frontend_input(trainer.strategy.batch_to_device(batch)))
+        precision, datamodule = trainer.precision_plugin, trainer.datamodule
+        with isolate_rng(), torch.no_grad(), precision.forward_context():
+            for batch in datamodule.train_dataloader():
+                pl_module.features(precision.convert_input(datamodule.load_inputs(batch, pl_module.device)))
         pl_module.train(was_training)
         for norm, momentum in zip(norms, momenta):
             norm.momentum = momentum
             if trainer.world_size > 1:
                 norm.running_mean.copy_(trainer.strategy.reduce(norm.running_mean, reduce_op="mean"))
                 norm.running_var.copy_(trainer.strategy.reduce(norm.running_var, reduce_op="mean"))
-        self._statistics_step = trainer.global_step
+        self._fitted_at = int(self._average_model.n_averaged)
 
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if stage == TrainerFn.FITTING:
-            self._average_model = None
+            self._average_model, self._fitted_at = None, None
 
     def on_load_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict) -> None:
         if self._average_model is not None:  # fitting: restore both the average and the trained weights
             super().on_load_checkpoint(trainer, pl_module, checkpoint)
+
+
+def _batch_norms(module: torch.nn.Module) -> list[_BatchNorm]:
+    """The BatchNorm layers of ``module`` that keep running statistics."""
+    return [m for m in module.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]

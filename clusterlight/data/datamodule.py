@@ -220,7 +220,16 @@ class AudioDataModule(LightningDataModule):
 
     # ---- Lightning hooks ------------------------------------------------------------
     def prepare_data(self) -> None:
-        self.source.clips()  # generates the synthetic dataset once, on one process
+        """Once per node (Lightning calls it on local rank 0 before ``setup`` on every process): generate
+        the synthetic dataset, check the metadata, build the waveform cache, and the log-mel cache when
+        batches read it and the front end is known; under DDP the other ranks then open the caches
+        instead of each building them. ``setup`` in this process uses what was opened here."""
+        self.source.clips()
+        if self.store is None:
+            self.check_metadata()
+            self.store = self._load_waveforms()
+        if self._feature_path() and self._known_frontend() is not None:
+            self._attach_logmel(self._feature_frontend())
 
     def check_metadata(self) -> None:
         """Every check the manifest alone allows, before any audio is decoded: duplicates and labels
@@ -242,19 +251,13 @@ class AudioDataModule(LightningDataModule):
             ratio_counts(available, self.class_ratio)
 
     def setup(self, stage: str | None = None) -> None:
-        if self.store is not None:
+        if self.datasets:
             if self.logmel is not None and self._feature_path():  # set up again, maybe for another model
                 self._attach_logmel(self._feature_frontend())
             return
-        self.check_metadata()
-        self.store = load_waveforms(
-            self.labelled_clips(),
-            self.sample_rate,
-            self.cache_dir,
-            self.on_bad_file,
-            self.verify_cache,
-            self.min_clip_seconds,
-        )
+        if self.store is None:  # not opened by prepare_data in this process
+            self.check_metadata()
+            self.store = self._load_waveforms()
         clips = self.store.clips
         parts = self._split(clips)
         self._check_train_counts(Counter(clips[i].label for i in parts["train"]))
@@ -316,10 +319,24 @@ class AudioDataModule(LightningDataModule):
         for dataset in self.datasets.values():
             dataset.logmel = self.logmel
 
+    def _load_waveforms(self) -> WaveformStore:
+        return load_waveforms(
+            self.labelled_clips(),
+            self.sample_rate,
+            self.cache_dir,
+            self.on_bad_file,
+            self.verify_cache,
+            self.min_clip_seconds,
+        )
+
+    def _known_frontend(self):
+        """``frontend``, else the model's when a Trainer is attached, else ``None``."""
+        if self.frontend is None and self.trainer is not None:
+            return getattr(self.trainer.lightning_module, "frontend", None)
+        return self.frontend
+
     def _feature_frontend(self):
-        frontend = self.frontend
-        if frontend is None and self.trainer is not None:
-            frontend = getattr(self.trainer.lightning_module, "frontend", None)
+        frontend = self._known_frontend()
         if frontend is None:
             raise DataError(
                 "data.feature_cache needs the model's front end: set the DataModule up through a Trainer "
