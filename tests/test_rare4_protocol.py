@@ -264,8 +264,13 @@ def test_report_pools_the_directions_and_draws_the_curve(tmp_path):
         for f in (0.5, 1.0)
     }
     results[rare4.Setting("cnn", "1to2")] = fake_result(0.0)  # one direction only: not pooled
+    for d in ("1to2", "2to1"):  # the second training ratio gets a headline table of its own
+        results[rare4.Setting("cnn", d, "6:1:2:16")] = fake_result(0.05)
     rare4.write_report(results, "--test", tmp_path, "rare4")
     md = (tmp_path / "rare4.md").read_text()
+    assert md.index("## Headline: 2:2:1:26") < md.index("## Headline: 6:1:2:16")
+    second = md.split("## Headline: 6:1:2:16")[1].split("\n\n")[2].splitlines()
+    assert len(second) == 3 and second[2].startswith("| CNN | clustered | ")
     assert "## LSTM, train ratio 2:2:1:26, 100% of the training fold: pooled over both directions" in md
     headline = md.split("## Headline")[1].split("\n\n")[2].splitlines()
     assert len(headline) == 3 and headline[2].startswith("| LSTM | clustered | ")  # CNN: one direction
@@ -279,8 +284,9 @@ def test_report_pools_the_directions_and_draws_the_curve(tmp_path):
     errors = rare4.run_errors(results, "lstm", "2:2:1:26")  # the figure's samples: 100% share only
     assert [[a.shape for a in strata] for strata in errors.values()] == [[(3, 5), (3, 5)]] * 2
     saved = json.loads((tmp_path / "rare4.json").read_text())
-    assert len(saved["settings"]) == 5 and {p["fraction"] for p in saved["pooled"]} == {0.5, 1.0}
-    pooled = saved["pooled"][1]["methods"]["clustered"]
+    assert len(saved["settings"]) == 7 and {p["fraction"] for p in saved["pooled"]} == {0.5, 1.0}
+    pooled = next(p for p in saved["pooled"] if p["backbone"] == "lstm" and p["fraction"] == 1)
+    pooled = pooled["methods"]["clustered"]
     assert pooled["shared_seeds"] == [f"{d}/{s}" for d in ("1to2", "2to1") for s in range(3)]
 
 
