@@ -62,6 +62,8 @@ REFERENCE, RECIPE = "weighted_ce", "clustered"  # the baseline and the paper's t
 PEERS = ["ce", "oversample", "focal", "class_balanced", "ldam_drw", "balanced_softmax"]
 # variance reduction and the method's read-outs (their pretraining is the recipe's, trained once per seed)
 READOUTS = ["weighted_ce_ema", "clustered_ema", "clustered_ncm", "clustered_knn", "clustered_centroid_head"]
+# the read-outs and joint fine-tuning compared with the recipe's plain linear head (same pretraining)
+READOUT_VARIANTS = ["clustered_ncm", "clustered_knn", "clustered_centroid_head", "clustered_joint"]
 # the checkpoint chosen on a validation curve averaged over 3 epochs instead of the best single epoch
 SMOOTHED = ["weighted_ce_smooth", "clustered_smooth"]
 # equal terms: the recipe against the reference when both use the same variance-reduction rule
@@ -417,7 +419,7 @@ def _std_ratio_cell(entry: dict) -> str:
 def _better_cell(entry: dict) -> str:
     """The (direction, seed) runs a method beats the reference on, of those both ran (a tie counts half)."""
     n = len(entry.get("shared_seeds") or [])
-    return f"{round((entry.get('share_better') or 0) * n)}/{n}"
+    return f"{(entry.get('share_better') or 0) * n:g}/{n}"
 
 
 def validation_choice(setting: Setting, runs: dict[str, dict[int, dict]]) -> tuple[str | None, dict]:
@@ -553,47 +555,66 @@ def headline_table(results: dict[Setting, dict], pooled: dict[tuple, dict], rati
     ]
 
 
-def equal_terms_table(results: dict[Setting, dict]) -> list[str]:
-    """Each variance-reduction rule (``RULES``) on equal terms, pooled over both directions at 2:2:1:26 on
-    the whole training fold: the rule's effect on the reference and on the recipe (against the same
-    method without it), and the recipe against the reference when both use it."""
+def paired_row(backbone: str, runs: dict[str, dict], ref: str, method: str, label: str) -> str | None:
+    """One table row: ``method`` against ``ref`` pooled over the directions where both ran (listed), with
+    the macro error reduction, the seed std ratio and the runs better; None where no run is shared."""
+    directions = [d for d in DIRECTIONS if runs.get(d, {}).get(ref) and runs[d].get(method)]
+    if not directions:
+        return None
+    strata = {d: {ref: runs[d][ref], method: runs[d][method]} for d in directions}
+    entry = compare_pooled(strata, ref, CLASSES)["methods"][method]
+    if not entry["shared_seeds"]:
+        return None
+    red = (entry.get("reduction") or {}).get("macro_err")
+    cells = [backbone.upper(), label, f"{method} vs {ref}", ", ".join(directions), _reduction_cell(red)]
+    return "| " + " | ".join([*cells, _std_ratio_cell(entry), _better_cell(entry)]) + " |"
+
+
+def paired_table(results: dict[Setting, dict], title: str, pairs: list[tuple[str, str, str]]) -> list[str]:
+    """A section of :func:`paired_row` rows, ``(reference, method, label)`` per pair and backbone, at 2:2:1:26
+    on the whole training fold (empty when no pair has a shared run)."""
     rows = []
     for backbone in BACKBONES:
-        per_direction = {d: results.get(Setting(backbone, d)) for d in DIRECTIONS}
-        if not all(per_direction.values()):
-            continue
-        runs = {d: _runs(r) for d, r in per_direction.items()}
-        for suffix, rule in RULES.items():
-            pairs = [
-                (REFERENCE, REFERENCE + suffix, f"{rule}: its effect on {REFERENCE}"),
-                (RECIPE, RECIPE + suffix, f"{rule}: its effect on {RECIPE}"),
-                (REFERENCE + suffix, RECIPE + suffix, f"{rule}: {RECIPE} vs {REFERENCE}, both with it"),
-            ]
-            for ref, method, label in pairs:
-                if not all(runs[d].get(ref) and runs[d].get(method) for d in DIRECTIONS):
-                    continue
-                strata = {d: {ref: runs[d][ref], method: runs[d][method]} for d in DIRECTIONS}
-                entry = compare_pooled(strata, ref, CLASSES)["methods"][method]
-                if not entry["shared_seeds"]:  # no (direction, seed) both ran: nothing to compare
-                    continue
-                red = (entry.get("reduction") or {}).get("macro_err")
-                rows.append(
-                    f"| {backbone.upper()} | {label} | {method} vs {ref} | {_reduction_cell(red)} "
-                    f"| {_std_ratio_cell(entry)} | {_better_cell(entry)} |"
-                )
+        runs = {d: _runs(r) for d in DIRECTIONS if (r := results.get(Setting(backbone, d)))}
+        rows += [r for ref, m, label in pairs if (r := paired_row(backbone, runs, ref, m, label))]
     if not rows:
         return []
     return [
-        "## Variance reduction on equal terms: 2:2:1:26, whole training fold, pooled over both directions",
+        f"## {title}: 2:2:1:26, whole training fold, pooled over the directions listed",
         "",
         "Macro error reduction and seed std ratio (method / reference) with 95% intervals (* = excludes 0, "
-        "or 1 for the ratio), and the share of (direction, seed) runs the method is better on.",
+        "or 1 for the ratio), and the share of (direction, seed) runs the method is better on (a tie counts "
+        "half).",
         "",
-        "| backbone | comparison | method vs reference | macro reduction | std ratio | runs better |",
-        "|---|---|---|---|---|---|",
+        "| backbone | comparison | method vs reference | directions | macro reduction | std ratio "
+        "| runs better |",
+        "|---|---|---|---|---|---|---|",
         *rows,
         "",
     ]
+
+
+def equal_terms_table(results: dict[Setting, dict]) -> list[str]:
+    """Each variance-reduction rule (``RULES``) on equal terms: the rule's effect on the reference and on
+    the recipe (against the same method without it), and the recipe against the reference when both use
+    it."""
+    pairs = [
+        pair
+        for suffix, rule in RULES.items()
+        for pair in (
+            (REFERENCE, REFERENCE + suffix, f"{rule}: its effect on {REFERENCE}"),
+            (RECIPE, RECIPE + suffix, f"{rule}: its effect on {RECIPE}"),
+            (REFERENCE + suffix, RECIPE + suffix, f"{rule}: {RECIPE} vs {REFERENCE}, both with it"),
+        )
+    ]
+    return paired_table(results, "Variance reduction on equal terms", pairs)
+
+
+def readout_table(results: dict[Setting, dict]) -> list[str]:
+    """The method's other read-outs and its joint fine-tuning against its plain linear head (the recipe,
+    whose pretraining they share, same seed)."""
+    pairs = [(RECIPE, m, f"{m} vs the linear head") for m in READOUT_VARIANTS]
+    return paired_table(results, f"The method's read-outs against its linear head ({RECIPE})", pairs)
 
 
 def choice_table(results: dict[Setting, dict]) -> list[str]:
@@ -639,17 +660,27 @@ def without_clips(result: dict) -> dict:
 
 def run_errors(results: dict[Setting, dict], backbone: str, ratio: str) -> dict[str, list[np.ndarray]]:
     """``{method: [[runs, classes + macro] test errors of one direction], ...}`` for one backbone and ratio
-    on the whole training fold (cross-validation left out): the figure's samples."""
+    on the whole training fold (cross-validation left out): the figure's samples. The validation choice
+    joins as ``CHOSEN`` where a direction had one; a method missing from some direction is named with the
+    directions it has."""
     keys = [f"err_{c}" for c in CLASSES] + ["macro_err"]
-    out: dict[str, list[np.ndarray]] = {}
+    by_direction: dict[str, dict[str, np.ndarray]] = {}
     for s, result in sorted(results.items(), key=lambda item: item[0].direction):
         if s.cv or s.backbone != backbone or s.ratio != ratio or s.fraction != 1:
             continue
-        for method, per_seed in result.get("runs", {}).items():
+        runs = dict(result.get("runs", {}))
+        chosen, candidates = validation_choice(s, _runs(result))
+        if chosen is not None and len(candidates) > 1:
+            runs[CHOSEN] = runs[chosen]
+        for method, per_seed in runs.items():
             rows = [[r["metrics"][k] for k in keys] for r in per_seed.values()]
             if rows:
-                out.setdefault(method, []).append(np.asarray(rows, dtype=float))
-    return out
+                by_direction.setdefault(method, {})[s.direction] = np.asarray(rows, dtype=float)
+    n = max(map(len, by_direction.values()), default=0)
+    return {
+        m if len(strata) == n else f"{m} ({', '.join(strata)} only)": list(strata.values())
+        for m, strata in by_direction.items()
+    }
 
 
 def write_report(results: dict[Setting, dict], command: str, results_dir: Path, stem: str) -> None:
@@ -678,6 +709,7 @@ def write_report(results: dict[Setting, dict], command: str, results_dir: Path, 
             "",
         ]
     lines += equal_terms_table(results)
+    lines += readout_table(results)
     lines += choice_table(results)
     lines += curve_table(results, pooled)
     for s, result in results.items():

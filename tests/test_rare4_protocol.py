@@ -274,7 +274,9 @@ def test_report_pools_the_directions_and_draws_the_curve(tmp_path):
     assert "## LSTM, train ratio 2:2:1:26, 100% of the training fold: pooled over both directions" in md
     headline = md.split("## Headline")[1].split("\n\n")[2].splitlines()
     assert len(headline) == 3 and headline[2].startswith("| LSTM | clustered | ")  # CNN: one direction
-    assert headline[2].endswith("| +17.0% [-18.1, +40.7] | 0.50 [0.11, 1.80] | 4/6 | not met |")
+    assert headline[2].endswith(
+        "| +17.0% [-18.1, +40.7] | 0.50 [0.11, 1.80] | 4.5/6 | not met |"
+    )  # a tie: half
     assert "## CNN, train ratio 2:2:1:26" not in md.split("## Data-size curve")[0]
     curve = md.split("## Data-size curve")[1].split("\n\n")[1].splitlines()
     assert [row.split(" | ")[2] for row in curve[2:]] == ["50%", "100%"]
@@ -307,11 +309,36 @@ def test_variance_reduction_is_compared_on_equal_terms():
         "clustered_ema vs weighted_ce_ema",
     ]  # no smoothed-rule runs: no rows for it
     for row in rows[:2]:
-        assert row.endswith("| +0.0% [+0.0, +0.0] | 1.00 [1.00, 1.00] | 3/6 |")  # a tie counts half
+        assert row.endswith("| 1to2, 2to1 | +0.0% [+0.0, +0.0] | 1.00 [1.00, 1.00] | 3/6 |")  # ties: half
     headline = rare4.pooled_comparisons(results)["lstm", "2:2:1:26", 1.0]["methods"]["clustered"]
-    assert rows[2].split(" | ")[3] == rare4._reduction_cell(headline["reduction"]["macro_err"])
-    assert rows[2].split(" | ")[3] != "+0.0% [+0.0, +0.0]"
+    assert rows[2].split(" | ")[4] == rare4._reduction_cell(headline["reduction"]["macro_err"])
+    assert rows[2].split(" | ")[4] != "+0.0% [+0.0, +0.0]"
     assert rare4.equal_terms_table({rare4.Setting("lstm", "1to2"): fake_result(0.0)}) == []
+    one = rare4.equal_terms_table({rare4.Setting("lstm", "1to2"): results[rare4.Setting("lstm", "1to2")]})
+    assert [row.split(" | ")[3] for row in one[6:-1]] == ["1to2"] * 3  # pooled over the directions run
+
+
+def test_read_outs_are_compared_with_the_linear_head():
+    """Each read-out against the recipe (its own linear head, same pretraining), not against the
+    reference: a read-out repeating the recipe's runs is a nil effect, one run in 1to2 only says so."""
+    results = {}
+    for d in ("1to2", "2to1"):
+        result = fake_result(0.1 if d == "2to1" else 0.0)
+        result["runs"]["clustered_ncm"] = result["runs"]["clustered"]
+        if d == "1to2":
+            result["runs"]["clustered_joint"] = result["runs"]["weighted_ce"]
+        results[rare4.Setting("cnn", d)] = result
+    rows = rare4.readout_table(results)[6:-1]
+    assert [row.split(" | ")[2:4] for row in rows] == [
+        ["clustered_ncm vs clustered", "1to2, 2to1"],
+        ["clustered_joint vs clustered", "1to2"],
+    ]
+    assert rows[0].endswith("| +0.0% [+0.0, +0.0] | 1.00 [1.00, 1.00] | 3/6 |")
+    per_direction = results[rare4.Setting("cnn", "1to2")]["comparison"]["methods"]["clustered"]
+    recipe_vs_ref = per_direction["reduction"]["macro_err"]["estimate"]  # joint = the reference's runs
+    joint = rows[1].split(" | ")[4]
+    assert "clustered_joint (1to2 only)" in rare4.run_errors(results, "cnn", "2:2:1:26")  # the figure says so
+    assert float(joint.split("%")[0]) == pytest.approx(-100 * recipe_vs_ref / (1 - recipe_vs_ref), abs=0.06)
 
 
 @pytest.mark.parametrize("backbone", ["lstm", "cnn"])
@@ -368,6 +395,10 @@ def test_validation_picks_the_clustered_variant_per_direction_never_the_test(tmp
         "clustered_joint 0.200, clustered_ncm 0.300, clustered 0.400 |" in md
     )
     assert f"| {rare4.CHOSEN} |" in md
+    figure = rare4.run_errors(results, "lstm", "2:2:1:26")  # the choice is drawn too, per direction
+    assert [len(strata) for strata in figure.values()] == [2] * len(figure) and rare4.CHOSEN in figure
+    assert np.array_equal(figure[rare4.CHOSEN][0], figure["clustered_joint"][0])  # 1to2's choice
+    assert np.array_equal(figure[rare4.CHOSEN][1], figure["clustered"][1])  # 2to1's
 
 
 def test_target_verdict_follows_the_issue():

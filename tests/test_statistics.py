@@ -323,5 +323,6 @@ def test_compare_pooled_pairs_per_stratum_and_seed_and_prints():
     md = pooled_markdown(comp, CLASSES)
     assert "| cl |" in md and md.splitlines()[-1].startswith("Pooled over 1to2, 2to1")
     assert next(line for line in md.splitlines() if line.startswith("| cl |")).rstrip(" |").endswith("1.5/3")
+    assert "| cl | 1to2/0: -0.200, 1to2/1: +0.000, 2to1/0: +0.100 |" in md.splitlines()  # per-seed pairs
     with pytest.raises(ValueError, match="reference 'x' has no runs"):
         compare_pooled(strata, "x", CLASSES)

@@ -32,20 +32,23 @@ def error_figure(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False, sharey=True)
-    for ax, (title, methods) in zip(axes[0], panels.items()):
+    n_methods = max(map(len, panels.values()))
+    colors = plt.get_cmap("tab20" if n_methods > 10 else "tab10").colors  # one colour per method
+    fig, axes = plt.subplots(len(panels), 1, figsize=(13, 4 * len(panels)), squeeze=False, sharey=True)
+    for ax, (title, methods) in zip(axes[:, 0], panels.items()):
         width = 0.8 / len(methods)
         for i, (method, strata) in enumerate(methods.items()):
             mean, low, high = mean_interval(strata)
             x = np.arange(len(labels)) + (i - (len(methods) - 1) / 2) * width
-            ax.bar(x, mean, width, label=f"{method} ({sum(len(a) for a in strata)} runs)")
+            label = f"{method} ({sum(len(a) for a in strata)} runs)"
+            ax.bar(x, mean, width, label=label, color=colors[i % len(colors)])
             ax.errorbar(x, mean, yerr=[mean - low, high - mean], fmt="none", ecolor="black", capsize=2)
         ax.set_xticks(np.arange(len(labels)), labels)
         ax.set_title(title)
         ax.set_ylim(0, 1)
         ax.grid(axis="y", alpha=0.3)
-        ax.legend(fontsize=8)
-    axes[0][0].set_ylabel(ylabel)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)  # beside the bars
+        ax.set_ylabel(ylabel)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import statistics
 from pathlib import Path
 
@@ -79,11 +78,10 @@ def summarize(runs: dict[str, dict[int, dict]], class_names: list[str], referenc
 
 
 def markdown_table(result: dict, class_names: list[str], reference: str) -> str:
-    """Two tables: error per class and macro (mean ± std over seeds) per method, then each
-    method's relative error reduction against ``reference`` (positive = fewer errors); then the
-    paired comparison (``result["comparison"]``: reductions with 95% intervals from a bootstrap over
-    seeds and test clips, seed spread with its interval and the ratio to the reference's, the
-    share of seeds a method beats the reference on).
+    """Error per class and macro (mean ± std over seeds) per method; then the paired comparison against
+    ``reference`` (``result["comparison"]``: relative error reductions with 95% intervals from a
+    bootstrap over seeds and test clips, seed spread with its interval and the ratio to the reference's,
+    the share of seeds a method beats the reference on, the per-seed paired differences).
 
     Failed runs (``result["failed"]``) are never averaged in: when there are any, the first table
     gets a ``failed`` column (how many seeds failed, and which), a method whose every seed failed
@@ -120,13 +118,6 @@ def markdown_table(result: dict, class_names: list[str], reference: str) -> str:
             lines.append(
                 f"| {m} | " + " | ".join(["failed"] * (len(keys) + 1) + ["0", *failed_cell(m)]) + " |"
             )
-    lines += ["", head.format(f"error reduction vs {reference}"), rule]
-    for m, red in result["reduction"].items():
-        lines.append(
-            f"| {m} | "
-            + " | ".join("n/a" if math.isnan(red[k]) else f"{100 * red[k]:+.1f}%" for k in keys)
-            + " |"
-        )
     if result.get("comparison"):
         lines += ["", comparison_markdown(result["comparison"], class_names)]
     if result.get("choice"):

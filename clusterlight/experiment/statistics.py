@@ -358,7 +358,8 @@ def markdown(comparison: dict, class_names: list[str]) -> str:
     reduction per class and macro against the reference (``+12.3% [-4.1, +27.0]``, ``*`` where the
     interval excludes zero), the seed std of its macro error with interval, its std ratio against the
     reference (``*`` where the interval excludes one) and the share of seeds on which its macro error
-    is lower (ties count half); then a one-line legend."""
+    is lower (ties count half); then each method's per-seed paired differences of macro error (method
+    minus reference, same seed and split); then a one-line legend."""
     ref = comparison["reference"]
     level = round(100 * comparison["level"], 1)
     level_txt = f"{level:g}%"
@@ -386,12 +387,19 @@ def markdown(comparison: dict, class_names: list[str]) -> str:
                 better = f"{e['share_better'] * n:g}/{n}"
             cells = [*map(_reduction_cell, reds), _std_cell(e["std"]), _ratio_cell(e["std_ratio"]), better]
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    per_seed = f"per-seed macro error difference, method - {ref} (seed: difference)"
+    lines += ["", f"| method | {per_seed} |", "|---|---|"]
+    for m, e in comparison["methods"].items():
+        if m != ref:
+            diffs = ", ".join(f"{s}: {d:+.3f}" for s, d in e["macro_err_diff"].items()) or "no shared seed"
+            lines.append(f"| {m} | {diffs} |")
     how = " / ".join(sorted(resampled)) or "nothing"
     lines += [
         "",
         f"Relative error reduction vs {ref} = (err_{ref} - err) / err_{ref} (positive = fewer errors), "
         f"errors averaged over shared seeds; [{level_txt} paired percentile bootstrap interval, "
         f"{comparison['n_boot']} resamples of {how} (clips stratified by class)]; * = interval excludes 0 "
-        "(std ratio: excludes 1); seed std = sample std (ddof=1) over seeds, interval by resampling seeds.",
+        "(std ratio: excludes 1); seed std = sample std (ddof=1) over seeds, interval by resampling seeds; "
+        "seeds better: a tie counts half; per-seed differences: negative = fewer errors than the reference.",
     ]
     return "\n".join(lines)
