@@ -326,3 +326,30 @@ def test_compare_pooled_pairs_per_stratum_and_seed_and_prints():
     assert "| cl | 1to2/0: -0.200, 1to2/1: +0.000, 2to1/0: +0.100 |" in md.splitlines()  # per-seed pairs
     with pytest.raises(ValueError, match="reference 'x' has no runs"):
         compare_pooled(strata, "x", CLASSES)
+
+
+def test_intervals_equal_the_enumerated_bootstrap_distribution():
+    """Cases small enough to enumerate every resample by hand; each interval is the 2.5 / 97.5
+    percentiles of that exact distribution (no atom lies near either, so 2000 resamples find them)."""
+    # std of two seeds [0.3, 0.5]: a resample draws one seed twice (std 0, p = 1/2) or both (std 0.1414)
+    std = std_with_ci([0.3, 0.5])
+    assert (std["std"], std["low"], std["high"]) == pytest.approx((math.sqrt(0.02), 0.0, math.sqrt(0.02)))
+    # seeds only (no clips): reference macro error 0.4 and 0.2, method 0.2 and 0.2. Resamples: seeds
+    # (0, 0), p = 1/4: (0.4 - 0.2) / 0.4 = 0.5; (1, 1), p = 1/4: 0; one of each, p = 1/2: 0.1 / 0.3
+    ref = {0: metrics_run(0.4), 1: metrics_run(0.2)}
+    met = {0: metrics_run(0.2), 1: metrics_run(0.2)}
+    red = relative_reduction_ci(ref, met, CLASSES)
+    assert red["resampled"] == "seeds"
+    macro = red["macro_err"]
+    assert (macro["estimate"], macro["low"], macro["high"]) == pytest.approx((1 / 3, 0.0, 0.5))
+    assert macro["excludes_zero"] is False and macro["dropped"] == 0
+    # one seed, clips only: class a has clips p (reference wrong, method right) and q (the reverse), class
+    # b one clip both get right. Resamples of class a: (p, p), p = 1/4: macro 0.5 vs 0, reduction 1;
+    # (q, q), p = 1/4: the reference makes no error, dropped; one of each, p = 1/2: 0.25 vs 0.25, 0
+    labels = [0, 0, 1]
+    clips = relative_reduction_ci({0: run([1, 0, 1], labels)}, {0: run([0, 1, 1], labels)}, CLASSES)
+    assert clips["resampled"] == "clips"
+    macro = clips["macro_err"]
+    assert (macro["estimate"], macro["low"], macro["high"]) == pytest.approx((0.0, 0.0, 1.0))
+    assert 400 < macro["dropped"] < 600  # a quarter of 2000, binomial sd about 19
+    assert clips["err_a"]["low"] == pytest.approx(0.0) and clips["err_b"]["estimate"] is None  # no b errors
