@@ -463,15 +463,17 @@ def pooled_comparisons(results: dict[Setting, dict]) -> dict[tuple, dict]:
 
 def curve_table(results: dict[Setting, dict], pooled: dict[tuple, dict]) -> list[str]:
     """The data-size curve: the recipe's macro error reduction against the reference per share of the
-    training fold, per direction and pooled (only when some setting has a share below 100%)."""
+    training fold, per direction and pooled, and the pooled seed std ratio (only when some setting has a
+    share below 100%)."""
     curves = sorted({(s.backbone, s.ratio) for s in results if not s.cv and s.fraction < 1})
     if not curves:
         return []
     lines = [
         f"## Data-size curve: {RECIPE} vs {REFERENCE}, macro error reduction [95% interval]",
         "",
-        "| backbone | ratio | train share | 1to2 | 2to1 | pooled | (direction, seed) pairs |",
-        "|---|---|---|---|---|---|---|",
+        "| backbone | ratio | train share | 1to2 | 2to1 | pooled | std ratio, pooled "
+        "| (direction, seed) runs |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for backbone, ratio in curves:
         fractions = sorted({s.fraction for s in results if (s.backbone, s.ratio) == (backbone, ratio)})
@@ -483,9 +485,11 @@ def curve_table(results: dict[Setting, dict], pooled: dict[tuple, dict]) -> list
                 cells.append(_reduction_cell((m.get("reduction") or {}).get("macro_err")))
             p = pooled.get((backbone, ratio, f), {}).get("methods", {}).get(RECIPE) or {}
             pairs = len(p.get("shared_seeds") or [])
-            cells += [_reduction_cell((p.get("reduction") or {}).get("macro_err")), str(pairs)]
+            red = _reduction_cell((p.get("reduction") or {}).get("macro_err"))
+            cells += [red, _std_ratio_cell(p), str(pairs)]
             lines.append(f"| {backbone} | {ratio} | {f:.0%} | " + " | ".join(cells) + " |")
-    return [*lines, "", "Positive = fewer errors than the reference; * = interval excludes 0.", ""]
+    legend = "Positive = fewer errors than the reference; * = interval excludes 0 (std ratio: 1)."
+    return [*lines, "", legend, ""]
 
 
 def target_verdict(backbone: str, entry: dict) -> str:

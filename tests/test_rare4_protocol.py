@@ -281,6 +281,8 @@ def test_report_pools_the_directions_and_draws_the_curve(tmp_path):
     curve = md.split("## Data-size curve")[1].split("\n\n")[1].splitlines()
     assert [row.split(" | ")[2] for row in curve[2:]] == ["50%", "100%"]
     assert all(row.rstrip(" |").endswith("| 6") for row in curve[2:])  # 3 seeds x 2 directions
+    full = md.split("## LSTM, train ratio 2:2:1:26, 100%")[1].split("| clustered |")[1].split("\n")[0]
+    assert curve[3].split(" | ")[6] == full.split(" | ")[6]  # the pooled table's std ratio
     assert '"predictions"' not in (tmp_path / "rare4.json").read_text()  # they stay under --out
     assert "Figure: `rare4.png`" in md and (tmp_path / "rare4.png").read_bytes()[:4] == b"\x89PNG"
     errors = rare4.run_errors(results, "lstm", "2:2:1:26")  # the figure's samples: 100% share only
