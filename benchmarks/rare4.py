@@ -439,6 +439,17 @@ def validation_choice(setting: Setting, runs: dict[str, dict[int, dict]]) -> tup
     return chosen, means
 
 
+def direction_choices(
+    backbone: str, ratio: str, fraction: float, runs: dict[str, dict[str, dict[int, dict]]]
+) -> dict[str, str]:
+    """``{direction: the variant CHOSEN stands for}`` given each direction's runs, or ``{}`` unless every
+    direction has a choice and some had more than one candidate (the tables and the figure alike)."""
+    choices = {d: validation_choice(Setting(backbone, d, ratio, fraction), r) for d, r in runs.items()}
+    if all(c for c, _ in choices.values()) and any(len(m) > 1 for _, m in choices.values()):
+        return {d: c for d, (c, _) in choices.items()}
+    return {}
+
+
 def pooled_comparisons(results: dict[Setting, dict]) -> dict[tuple, dict]:
     """``{(backbone, ratio, fraction): compare_pooled over the directions}`` for every non-CV setting
     that has finished runs of the reference in both directions. Where validation had a choice between
@@ -448,12 +459,8 @@ def pooled_comparisons(results: dict[Setting, dict]) -> dict[tuple, dict]:
         if not s.cv and REFERENCE in result.get("summary", {}):
             groups.setdefault((s.backbone, s.ratio, s.fraction), {})[s.direction] = _runs(result)
     for (backbone, ratio, fraction), strata in groups.items():
-        choices = {
-            d: validation_choice(Setting(backbone, d, ratio, fraction), runs) for d, runs in strata.items()
-        }
-        if all(c for c, _ in choices.values()) and any(len(m) > 1 for _, m in choices.values()):
-            for d, runs in strata.items():
-                runs[CHOSEN] = runs[choices[d][0]]
+        for d, chosen in direction_choices(backbone, ratio, fraction, strata).items():
+            strata[d][CHOSEN] = strata[d][chosen]
     return {
         key: compare_pooled(dict(sorted(strata.items())), REFERENCE, CLASSES)
         for key, strata in sorted(groups.items())
@@ -469,7 +476,7 @@ def curve_table(results: dict[Setting, dict], pooled: dict[tuple, dict]) -> list
     if not curves:
         return []
     lines = [
-        f"## Data-size curve: {RECIPE} vs {REFERENCE}, macro error reduction [95% interval]",
+        f"## Data-size curve: {RECIPE} vs {REFERENCE}, macro error reduction and std ratio [95% interval]",
         "",
         "| backbone | ratio | train share | 1to2 | 2to1 | pooled | std ratio, pooled "
         "| (direction, seed) runs |",
@@ -665,21 +672,22 @@ def without_clips(result: dict) -> dict:
 def run_errors(results: dict[Setting, dict], backbone: str, ratio: str) -> dict[str, list[np.ndarray]]:
     """``{method: [[runs, classes + macro] test errors of one direction], ...}`` for one backbone and ratio
     on the whole training fold (cross-validation left out): the figure's samples. The validation choice
-    joins as ``CHOSEN`` where a direction had one; a method missing from some direction is named with the
-    directions it has."""
+    joins as ``CHOSEN`` as in the pooled tables (``direction_choices``); a method missing from some
+    direction is named with the directions it has."""
     keys = [f"err_{c}" for c in CLASSES] + ["macro_err"]
+    runs = {
+        s.direction: _runs(result)
+        for s, result in sorted(results.items(), key=lambda item: item[0].direction)
+        if not s.cv and s.backbone == backbone and s.ratio == ratio and s.fraction == 1
+    }
+    for d, chosen in direction_choices(backbone, ratio, 1.0, runs).items():
+        runs[d][CHOSEN] = runs[d][chosen]
     by_direction: dict[str, dict[str, np.ndarray]] = {}
-    for s, result in sorted(results.items(), key=lambda item: item[0].direction):
-        if s.cv or s.backbone != backbone or s.ratio != ratio or s.fraction != 1:
-            continue
-        runs = dict(result.get("runs", {}))
-        chosen, candidates = validation_choice(s, _runs(result))
-        if chosen is not None and len(candidates) > 1:
-            runs[CHOSEN] = runs[chosen]
-        for method, per_seed in runs.items():
+    for d, per_method in runs.items():
+        for method, per_seed in per_method.items():
             rows = [[r["metrics"][k] for k in keys] for r in per_seed.values()]
             if rows:
-                by_direction.setdefault(method, {})[s.direction] = np.asarray(rows, dtype=float)
+                by_direction.setdefault(method, {})[d] = np.asarray(rows, dtype=float)
     n = max(map(len, by_direction.values()), default=0)
     return {
         m if len(strata) == n else f"{m} ({', '.join(strata)} only)": list(strata.values())

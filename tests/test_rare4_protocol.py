@@ -373,6 +373,8 @@ def test_validation_picks_the_clustered_variant_per_direction_never_the_test(tmp
         for m in ("clustered_ncm", "clustered_joint", "clustered_knn"):
             runs[m] = json.loads(json.dumps(runs["weighted_ce"]))  # the test errors of the reference
         del runs["clustered_knn"]["4"]
+        for r in runs["clustered_joint"].values():  # told apart from the other copies in the figure
+            r["metrics"]["err_dog_bark"] = 0.123
         for m, per in runs.items():
             for r in per.values():
                 r["selected_val_macro_err"] = val[m][col]
@@ -400,6 +402,7 @@ def test_validation_picks_the_clustered_variant_per_direction_never_the_test(tmp
     figure = rare4.run_errors(results, "lstm", "2:2:1:26")  # the choice is drawn too, per direction
     assert [len(strata) for strata in figure.values()] == [2] * len(figure) and rare4.CHOSEN in figure
     assert np.array_equal(figure[rare4.CHOSEN][0], figure["clustered_joint"][0])  # 1to2's choice
+    assert (figure[rare4.CHOSEN][0][:, 0] == 0.123).all()
     assert np.array_equal(figure[rare4.CHOSEN][1], figure["clustered"][1])  # 2to1's
 
 

@@ -353,3 +353,12 @@ def test_intervals_equal_the_enumerated_bootstrap_distribution():
     assert (macro["estimate"], macro["low"], macro["high"]) == pytest.approx((0.0, 0.0, 1.0))
     assert 400 < macro["dropped"] < 600  # a quarter of 2000, binomial sd about 19
     assert clips["err_a"]["low"] == pytest.approx(0.0) and clips["err_b"]["estimate"] is None  # no b errors
+
+
+def test_per_seed_differences_are_listed_only_for_compared_methods():
+    ref, met, names = random_runs(50, range(2), 0.4, 0.1, n_classes=2, rng_seed=1)
+    alone = markdown(compare({"ce": ref}, "ce", names, n_boot=50), names)  # only the reference finished
+    assert "per-seed macro error difference" not in alone and "| ce | (reference) |" in alone
+    md = markdown(compare({"ce": ref, "late": {5: met[0]}}, "ce", names, n_boot=50), names)
+    assert "| late | no shared seed |" in md.splitlines()
+    assert "| late | n/a | n/a | n/a | " in md  # its row: nothing to compare

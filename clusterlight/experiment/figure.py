@@ -26,14 +26,16 @@ def error_figure(
     panels: dict[str, dict[str, list[np.ndarray]]], labels: list[str], path: Path, ylabel: str
 ) -> Path:
     """A PNG at ``path``: per panel title, per method, bars of ``labels`` (the columns of each stratum's
-    [runs, len(labels)] array) with their intervals."""
+    [runs, len(labels)] array) with their intervals; panels stacked, each with its legend beside it."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    n_methods = max(map(len, panels.values()))
-    colors = plt.get_cmap("tab20" if n_methods > 10 else "tab10").colors  # one colour per method
+    # one colour per method in every panel, keyed by its name before any " (...)" note
+    names = list(dict.fromkeys(m.split(" (")[0] for methods in panels.values() for m in methods))
+    palette = plt.get_cmap("tab20" if len(names) > 10 else "tab10").colors
+    color = {name: palette[i % len(palette)] for i, name in enumerate(names)}
     fig, axes = plt.subplots(len(panels), 1, figsize=(13, 4 * len(panels)), squeeze=False, sharey=True)
     for ax, (title, methods) in zip(axes[:, 0], panels.items()):
         width = 0.8 / len(methods)
@@ -41,7 +43,7 @@ def error_figure(
             mean, low, high = mean_interval(strata)
             x = np.arange(len(labels)) + (i - (len(methods) - 1) / 2) * width
             label = f"{method} ({sum(len(a) for a in strata)} runs)"
-            ax.bar(x, mean, width, label=label, color=colors[i % len(colors)])
+            ax.bar(x, mean, width, label=label, color=color[method.split(" (")[0]])
             ax.errorbar(x, mean, yerr=[mean - low, high - mean], fmt="none", ecolor="black", capsize=2)
         ax.set_xticks(np.arange(len(labels)), labels)
         ax.set_title(title)

@@ -387,10 +387,11 @@ def markdown(comparison: dict, class_names: list[str]) -> str:
                 better = f"{e['share_better'] * n:g}/{n}"
             cells = [*map(_reduction_cell, reds), _std_cell(e["std"]), _ratio_cell(e["std_ratio"]), better]
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
-    per_seed = f"per-seed macro error difference, method - {ref} (seed: difference)"
-    lines += ["", f"| method | {per_seed} |", "|---|---|"]
-    for m, e in comparison["methods"].items():
-        if m != ref:
+    compared = {m: e for m, e in comparison["methods"].items() if m != ref}
+    if compared:
+        per_seed = f"per-seed macro error difference, method - {ref} (seed: difference)"
+        lines += ["", f"| method | {per_seed} |", "|---|---|"]
+        for m, e in compared.items():
             diffs = ", ".join(f"{s}: {d:+.3f}" for s, d in e["macro_err_diff"].items()) or "no shared seed"
             lines.append(f"| {m} | {diffs} |")
     how = " / ".join(sorted(resampled)) or "nothing"
