@@ -63,7 +63,7 @@ PEERS = ["ce", "oversample", "focal", "class_balanced", "ldam_drw", "balanced_so
 # variance reduction and the method's read-outs (their pretraining is the recipe's, trained once per seed)
 READOUTS = ["weighted_ce_ema", "clustered_ema", "clustered_ncm", "clustered_knn", "clustered_centroid_head"]
 # the read-outs and joint fine-tuning compared with the recipe's plain linear head (same pretraining)
-READOUT_VARIANTS = ["clustered_ncm", "clustered_knn", "clustered_centroid_head", "clustered_joint"]
+LINEAR_HEAD_ALTERNATIVES = ["clustered_ncm", "clustered_knn", "clustered_centroid_head", "clustered_joint"]
 # the checkpoint chosen on a validation curve averaged over 3 epochs instead of the best single epoch
 SMOOTHED = ["weighted_ce_smooth", "clustered_smooth"]
 # equal terms: the recipe against the reference when both use the same variance-reduction rule
@@ -624,7 +624,7 @@ def equal_terms_table(results: dict[Setting, dict]) -> list[str]:
 def readout_table(results: dict[Setting, dict]) -> list[str]:
     """The method's other read-outs and its joint fine-tuning against its plain linear head (the recipe,
     whose pretraining they share, same seed)."""
-    pairs = [(RECIPE, m, f"{m} vs the linear head") for m in READOUT_VARIANTS]
+    pairs = [(RECIPE, m, f"{m} vs the linear head") for m in LINEAR_HEAD_ALTERNATIVES]
     return paired_table(results, f"The method's read-outs against its linear head ({RECIPE})", pairs)
 
 
