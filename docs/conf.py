@@ -25,6 +25,7 @@ myst_enable_extensions = ["colon_fence", "deflist"]
 myst_heading_anchors = 3
 
 autodoc_member_order = "bysource"
+autodoc_inherit_docstrings = False  # Lightning's own hook docstrings use roles this site does not define
 autodoc_typehints = "description"
 autodoc_default_options = {"members": True, "show-inheritance": True}
 
