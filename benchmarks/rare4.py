@@ -1,54 +1,69 @@
-"""The rare4 benchmark on real recordings (issue 15): both fold directions, paired intervals, data-size curve.
+"""The rare4 benchmark on real recordings: both fold directions, paired intervals, data-size curve.
 
-Runs configs/experiment/rare4_{lstm,cnn}.yaml in each direction: ``1to2`` trains on fold 1 and tests on
-fold 2 (configs/data/us8k_rare4.yaml), ``2to1`` trains on fold 2 and tests on fold 1
-(us8k_rare4_fold2.yaml); each validates on a split carved from its own training fold by source recording,
-and every checkpoint is chosen on it. One results folder per setting (backbone, direction, training ratio,
-share of the training fold) under --out. The report (benchmarks/results/rare4.{md,json}) has each
-setting's tables, the comparison pooled over the two directions (clusterlight.experiment.pooling: every
-(direction, seed) run counts once, pairs and resamples stay inside a direction), and the data-size curve:
-the paper's recipe against class-weighted CE at each share of the training fold (``data.train_fraction``).
+rare4 is UrbanSound8K folds 1 and 2 reduced to four classes: dog_bark, car_horn, gun_shot, and the seven
+other classes pooled as background. It runs configs/experiment/rare4_{lstm,cnn}.yaml in each direction:
+``1to2`` trains on fold 1 and tests on fold 2 (configs/data/us8k_rare4.yaml), ``2to1`` trains on fold 2
+and tests on fold 1 (us8k_rare4_fold2.yaml); each validates on a split carved from its own training fold
+by source recording, and every checkpoint is chosen on it. One results folder per setting (backbone,
+direction, training ratio, share of the training fold) under --out. The report (benchmarks/results/
+rare4.{md,json,png}) has each setting's tables, the comparison pooled over the two directions
+(clusterlight.experiment.pooling: every (direction, seed) run counts once, pairs and resamples stay
+inside a direction), the data-size curve (the paper's recipe against class-weighted CE at each share of
+the training fold, ``data.train_fraction``), and a forest plot of every method's pooled macro error
+change against class-weighted CE with its 95% interval.
 
-By default it runs DEFAULT_PLAN, the plan that fits the issue's budget (about 3 h of CPU on the 2-core
-machine; ``--plan`` prints it with the estimated time and exits). Blocks run in the plan's order of
-priority, finished runs are reused (see clusterlight.experiment), so an interrupted benchmark continues
-where it stopped and a shorter budget keeps the most important blocks. ``--cv`` runs
-rare4_{lstm,cnn}_cv.yaml instead: the method research by cross-validation inside each direction's own
-training fold (the variants marked in CHOSEN_ON_FOLD1 were chosen on fold 1, the test fold of 2to1).
+The data: ``--data_root`` (default: the environment variable CLUSTERLIGHT_RARE4_ROOT) is either
+``--layout manifest`` (the default), a folder with ``labels.csv`` (columns ``path,label,fold,source_id``,
+folds ``fold1`` and ``fold2``, paths relative to the folder) and the audio files it lists, or ``--layout
+urbansound8k``, the original UrbanSound8K download (``metadata/UrbanSound8K.csv``, ``audio/foldN/``).
+UrbanSound8K is licensed CC BY-NC 3.0: keep it outside the repository. ``--plan``, ``--render`` and
+``--figure`` need no data.
 
-Reads ../shared/data/us8k_dev (non-commercial licence: never copied into the project) and exits with a
-clear message when it is absent (``--plan`` and ``--render`` need no data). Not part of the test suite.
+By default it runs the default plan (``default_plan``: about 3 h on a 2-core CPU; ``--plan`` prints it
+with the estimated time and exits). Blocks run in the plan's order of priority and finished runs are
+reused (see clusterlight.experiment), so an interrupted benchmark continues where it stopped and a
+shorter run keeps the most important blocks. ``--cv`` runs rare4_{lstm,cnn}_cv.yaml instead: the method
+research by cross-validation inside each direction's own training fold (the variants in CHOSEN_ON_FOLD1
+were chosen on fold 1, the test fold of 2to1). Not part of the test suite.
 
     python benchmarks/rare4.py --plan                      # the default plan and its estimated CPU time
-    python benchmarks/rare4.py                             # run it, write benchmarks/results/rare4.*
-    python benchmarks/rare4.py --fractions 0.25 0.5 1.0    # the data-size curve only
-    python benchmarks/rare4.py --cv --directions 2to1      # cross-validation inside fold 2
-    python benchmarks/rare4.py --backbones lstm --directions 2to1 --methods weighted_ce clustered \\
-        --seeds 0 --trainer.max_epochs 1 --out /tmp/rare4 --results_dir /tmp/rare4   # a smoke run
+    python benchmarks/rare4.py --data_root PATH            # run it, write benchmarks/results/rare4.*
+    python benchmarks/rare4.py --data_root PATH --layout urbansound8k   # from the original download
+    python benchmarks/rare4.py --data_root PATH --fractions 0.25 0.5 1.0   # the data-size curve only
+    python benchmarks/rare4.py --data_root PATH --cv --directions 2to1     # cross-validation inside fold 2
+    python benchmarks/rare4.py --render                    # rebuild the report from the runs under --out
+    python benchmarks/rare4.py --figure benchmarks/results/rare4.json   # redraw rare4.png from a report
+    python benchmarks/rare4.py --data_root PATH --backbones lstm --directions 2to1 \\
+        --methods weighted_ce clustered --seeds 0 --trainer.max_epochs 1 --out /tmp/rare4 \\
+        --results_dir /tmp/rare4                           # a smoke run
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
+import os
+import platform
 import re
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 from omegaconf import OmegaConf
 
 from clusterlight.experiment import markdown_table, run_experiment, run_hash, split_overrides, stage_config
 from clusterlight.experiment.choice import choose_on_validation
 from clusterlight.experiment.configs import OverrideError, stage_epochs, stage_hashes
-from clusterlight.experiment.figure import error_figure
 from clusterlight.experiment.pooling import compare_pooled, pooled_markdown
 from clusterlight.experiment.progress import duration
 from clusterlight.experiment.runner import ExperimentRunsFailed, shared_stage
+from clusterlight.version import __version__
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "us8k_dev"
+ROOT_ENV = "CLUSTERLIGHT_RARE4_ROOT"  # the default of --data_root
+DATA_ROOT = "DATA_ROOT"  # the data root as the report shows it
+PROVENANCE = "provenance.jsonl"  # per setting folder: a line per benchmark call that ran its blocks
 EXPERIMENTS = ROOT / "configs" / "experiment"
 CLASSES = ["dog_bark", "car_horn", "gun_shot", "background"]
 RATIOS = {"natural": None, "6:1:2:16": [6, 1, 2, 16], "2:2:1:26": [2, 2, 1, 26]}
@@ -70,24 +85,20 @@ SMOOTHED = ["weighted_ce_smooth", "clustered_smooth"]
 RULES = {"_ema": "EMA of the weights", "_smooth": "smoothed checkpoint rule"}
 # chosen by 5-fold cross-validation inside fold 1 (benchmarks/README.md): a fair choice for 1to2 only
 CHOSEN_ON_FOLD1 = ["clustered_joint", "weighted_ce_bgmix", "clustered_joint_bgmix"]
-# issue 15's targets against the reference at 2:2:1:26: a macro error reduction at least this large with
-# its interval excluding zero, or failing that a seed std ratio of at most STD_TARGET, interval excluding 1
-REDUCTION_TARGET = {"lstm": 0.25, "cnn": 0.20}
-STD_TARGET = 1 / 3
 # the best clustered variant as validation picks it, per direction (a procedure, compared like a method)
 CHOSEN, MIN_CHOICE_SEEDS = "clustered_chosen_on_val", 5
 
 # ---- the cost model -------------------------------------------------------------------------------------
-# Wall seconds on this 2-core CPU, quiet, with torch's default 2 threads, per training epoch (training and its
-# validation pass) of each kind of stage at 2:2:1:26 on the whole training fold (515 clips, the mean over
-# both directions), per stage outside its epochs (set-up, sanity check), and per run for the test at its end
-# (and the validation of the selected checkpoint). Measured once (2026-11-28) with a one-off script: seed 0
-# of weighted_ce and clustered in direction 2to1 (651 training clips), 3 epochs a stage, at train_fraction
-# 1 and 0.25, with torch.set_num_threads(1), timing process CPU seconds per epoch (other work shared the
-# machine, load average 4-8, so wall times were meaningless; one-thread CPU time is not). One-thread CPU
-# seconds per epoch at 651 clips: LSTM classifier 5.0, pretrain 8.1, fine-tune 8.6; CNN 5.0, 7.7, 5.5; then
-# scaled to 515 clips (FIXED_SHARE) and to two threads by 0.67 (LSTM) and 0.85 (CNN): the ratio of the
-# quiet two-thread wall times of the same configs in the earlier benchmarks/results/rare4_one_direction.json
+# Wall seconds on a 2-core x86-64 CPU with nothing else running, torch's default 2 threads, per training
+# epoch (training and its validation pass) of each kind of stage at 2:2:1:26 on the whole training fold
+# (515 clips, the mean over both directions), per stage outside its epochs (set-up, sanity check), and per
+# run for the test at its end (and the validation of the selected checkpoint). Measured with clusterlight
+# 0.1.0 on 2026-11-28: seed 0 of weighted_ce and clustered in direction 2to1 (651 training clips), 3 epochs
+# a stage, at train_fraction 1 and 0.25, timing the process CPU seconds of each epoch with
+# torch.set_num_threads(1) (CPU time does not depend on other load on the machine, wall time does). One-
+# thread CPU seconds per epoch at 651 clips: LSTM classifier 5.0, pretrain 8.1, fine-tune 8.6; CNN 5.0,
+# 7.7, 5.5; then scaled to 515 clips (FIXED_SHARE) and to two threads by 0.67 (LSTM) and 0.85 (CNN): the
+# ratio of the two-thread wall times of the same configs in benchmarks/results/rare4_one_direction.json
 # (fold 1, 2:2:1:26: LSTM weighted_ce 85 s, clustered 130 s; CNN 53 s, 78 s a run) to this model in CPU
 # seconds.
 EPOCH_S = {
@@ -107,6 +118,58 @@ FIXED_SHARE = {"lstm": 0.2, "cnn": 0.15}
 # Training clips at each ratio relative to 2:2:1:26 (the whole training fold less its validation carve;
 # means over both directions and seeds 0-1: 515 clips at 2:2:1:26, 330 at 6:1:2:16, 698 at the natural ratio).
 RATIO_CLIPS = {"2:2:1:26": 1.0, "6:1:2:16": 0.64, "natural": 1.36}
+
+
+@dataclass(frozen=True)
+class Data:
+    """Where the rare4 clips are (``--data_root``) and how they are laid out (``--layout``, see LAYOUTS).
+    It replaces the root, and for ``urbansound8k`` the source and the fold names, of the data configs."""
+
+    root: str
+    layout: str = "manifest"
+
+    @property
+    def index(self) -> Path:
+        """The file that lists the clips."""
+        return Path(self.root) / LAYOUT_INDEX[self.layout]
+
+    def missing(self) -> str | None:
+        """What is wrong with the root (None when its index file is there)."""
+        if self.index.is_file():
+            return None
+        return (
+            f"{self.index} not found. --layout {self.layout} expects {LAYOUTS[self.layout]}.\n"
+            + layouts_help()
+        )
+
+    def apply(self, init_args, direction: str) -> None:
+        """Set the data source of ``init_args`` (the experiment's ``overrides.data.init_args``) for one
+        direction: the manifest layout keeps the config's source with this root; the UrbanSound8K layout
+        swaps in ``UrbanSound8KSource``, whose folds are named ``1``, ``2`` (not ``fold1``, ``fold2``)."""
+        if self.layout == "manifest":
+            init_args.source = {"init_args": {"root": self.root}}
+            return
+        folds = OmegaConf.load(ROOT / "configs" / "data" / DIRECTIONS[direction]).data.init_args
+        init_args.source = {
+            "class_path": "clusterlight.data.UrbanSound8KSource",
+            "init_args": {"root": self.root},
+        }
+        init_args.train_folds = [str(f).removeprefix("fold") for f in folds.train_folds]
+        init_args.test_folds = [str(f).removeprefix("fold") for f in folds.test_folds]
+
+
+# what --data_root holds in each --layout, and the file that lists its clips
+LAYOUTS = {
+    "manifest": "a folder with labels.csv (columns path,label,fold,source_id; folds fold1 and fold2; paths "
+    "relative to the folder) and the audio files it lists, e.g. UrbanSound8K folds 1 and 2",
+    "urbansound8k": "the original UrbanSound8K download: metadata/UrbanSound8K.csv and audio/fold1 ... "
+    "audio/fold10",
+}
+LAYOUT_INDEX = {"manifest": "labels.csv", "urbansound8k": "metadata/UrbanSound8K.csv"}
+
+
+def layouts_help() -> str:
+    return "\n".join(f"  --layout {name}: {what}" for name, what in LAYOUTS.items())
 
 
 @dataclass(frozen=True)
@@ -170,11 +233,11 @@ def _blocks(backbones, directions, methods, seeds, ratio="2:2:1:26", fraction=1.
 
 
 def default_plan() -> list[Block]:
-    """What the issue asks for first, in priority order, fitting about 3 h of this CPU (``--plan``): the
-    baseline and the paper's recipe at 2:2:1:26 with 8 seeds in both directions; clustered_joint (the
-    best clustered variant, chosen by cross-validation inside fold 1) with 5 seeds in 1to2 only, where
-    that choice was made without its test fold; the data-size curve at 25% and 50% of the training fold
-    (100% is the first blocks) with 5 seeds in both directions. Over the budget: ``left_out_plan``."""
+    """The default plan, in priority order, about 3 h on a 2-core CPU (``--plan``): the baseline and the
+    paper's recipe at 2:2:1:26 with 8 seeds in both directions; clustered_joint (the best clustered
+    variant, chosen by cross-validation inside fold 1) with 5 seeds in 1to2 only, where that choice was
+    made without its test fold; the data-size curve at 25% and 50% of the training fold (100% is the
+    first blocks) with 5 seeds in both directions. Next in priority: ``left_out_plan``."""
     both = list(DIRECTIONS)
     headline = [REFERENCE, RECIPE]
     return [
@@ -185,7 +248,7 @@ def default_plan() -> list[Block]:
 
 
 def left_out_plan() -> list[Block]:
-    """What the default plan leaves out for the budget, next in priority: weight averaging and the
+    """What the default plan leaves out to stay near 3 h, next in priority: weight averaging and the
     method's read-outs with 5 seeds in both directions (candidates for the best clustered variant,
     chosen on validation; they reuse the recipe's pretraining of the same seed); the smoothed checkpoint
     rule for the reference and the recipe; the six peers with 3 seeds in 1to2, then in 2to1; the
@@ -200,18 +263,20 @@ def left_out_plan() -> list[Block]:
 
 
 # ---- the experiments ------------------------------------------------------------------------------------
-def experiment(setting: Setting, accelerator: str | None = None):
+def experiment(setting: Setting, accelerator: str | None = None, data: Data | None = None):
     """``(experiment file, loaded experiment)`` of a setting: the file with the direction's data config, the
-    data root, the ratio and the share of the training fold set."""
+    data source (``data``; without it the config's placeholder root stays), the ratio and the share of the
+    training fold set."""
     exp_file = EXPERIMENTS / f"rare4_{setting.backbone}{'_cv' if setting.cv else ''}.yaml"
     exp = OmegaConf.load(exp_file)
     common = [str(c) for c in exp.common]
-    data = [i for i, c in enumerate(common) if Path(c).name == DIRECTIONS["1to2"]]
-    if len(data) != 1:
+    at = [i for i, c in enumerate(common) if Path(c).name == DIRECTIONS["1to2"]]
+    if len(at) != 1:
         raise SystemExit(f"{exp_file}: `common` must name ../data/{DIRECTIONS['1to2']} once, got {common}")
-    common[data[0]] = str(Path(common[data[0]]).parent / DIRECTIONS[setting.direction])
+    common[at[0]] = str(Path(common[at[0]]).parent / DIRECTIONS[setting.direction])
     exp.common = common
-    exp.overrides.data.init_args.source = {"init_args": {"root": str(DATA)}}
+    if data is not None:
+        data.apply(exp.overrides.data.init_args, setting.direction)
     if not setting.cv:  # the cross-validation files fix their own ratio (2:2:1:26)
         ratio = RATIOS[setting.ratio]
         exp.overrides.data.init_args.class_ratio = None if ratio is None else dict(zip(CLASSES, ratio))
@@ -247,15 +312,16 @@ class PlannedRun:
 
 
 def planned_runs(
-    blocks: list[Block], out: Path, overrides: dict, accelerator: str | None
+    blocks: list[Block], out: Path, overrides: dict, accelerator: str | None, data: Data | None = None
 ) -> list[PlannedRun]:
     """Every (block, method, seed) with its estimated seconds and whether a finished run with the same
-    configs is in ``out`` already (it would be reused). A stage another method of the plan (or a finished
-    one in ``out``) trains with the same configs and seed is shared (:func:`shared_stage`), so it is
-    counted once."""
+    configs is in ``out`` already (it would be reused; the data root is part of the configs, so only with
+    the ``data`` the runs were made with). A stage another method of the plan (or a finished one in
+    ``out``) trains with the same configs and seed is shared (:func:`shared_stage`), so it is counted
+    once."""
     runs, counted = [], set()
     for block in blocks:
-        exp_file, exp = experiment(block.setting, accelerator)
+        exp_file, exp = experiment(block.setting, accelerator, data)
         unknown = sorted(set(block.methods) - set(exp.methods))
         if unknown:
             raise SystemExit(f"{exp_file}: no method(s) {unknown}; it has {list(exp.methods)}")
@@ -298,8 +364,8 @@ def seeds_text(seeds) -> str:
 def plan_text(runs: list[PlannedRun], what: str) -> str:
     """The plan as a table, one row per block, with the estimated CPU time of what is left to run."""
     lines = [
-        f"rare4 plan ({what}). Estimated CPU time: run time on this 2-core CPU running nothing else (the "
-        "cost model in benchmarks/rare4.py), of the runs still to do (finished runs are reused).",
+        f"rare4 plan ({what}). Estimated CPU time: run time on a 2-core x86-64 CPU running nothing else "
+        "(the cost model in benchmarks/rare4.py), of the runs still to do (finished runs are reused).",
         "",
         "| # | backbone | direction | ratio | train share | methods | seeds | runs | to run | est. | total |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
@@ -376,11 +442,34 @@ def filtered(blocks: list[Block], a) -> list[Block]:
 
 
 # ---- running and reporting --------------------------------------------------------------------------------
-def run_blocks(blocks: list[Block], out: Path, overrides: dict, accelerator: str | None) -> list[str]:
-    """Run each block in order (each writes its setting's results.json); the failure messages."""
+def machine(accelerator: str | None) -> str:
+    """The machine kind, e.g. ``2-core x86-64 CPU`` (and the GPU's name when the runs use one)."""
+    kind = f"{os.cpu_count()}-core {platform.machine().replace('_', '-')} CPU"
+    if accelerator == "gpu":
+        import torch
+
+        if torch.cuda.is_available():
+            kind += f", {torch.cuda.get_device_name()}"
+    return kind
+
+
+def run_blocks(
+    blocks: list[Block], out: Path, overrides: dict, accelerator: str | None, data: Data, command: str = ""
+) -> list[str]:
+    """Run each block in order (each writes its setting's results.json, and a line of PROVENANCE: the
+    date, the machine kind, the clusterlight version and the command); the failure messages."""
     failures = []
     for block in blocks:
-        exp_file, exp = experiment(block.setting, accelerator)
+        exp_file, exp = experiment(block.setting, accelerator, data)
+        record = {
+            "date": datetime.date.today().isoformat(),
+            "machine": machine(accelerator or "cpu"),
+            "clusterlight": __version__,
+            "command": command,
+        }
+        (out / exp.name).mkdir(parents=True, exist_ok=True)
+        with open(out / exp.name / PROVENANCE, "a") as f:
+            f.write(json.dumps(record) + "\n")
         try:
             run_experiment(
                 exp_file,
@@ -499,20 +588,6 @@ def curve_table(results: dict[Setting, dict], pooled: dict[tuple, dict]) -> list
     return [*lines, "", legend, ""]
 
 
-def target_verdict(backbone: str, entry: dict) -> str:
-    """Whether a pooled comparison entry meets issue 15's targets (see ``REDUCTION_TARGET``)."""
-    red, ratio = (entry.get("reduction") or {}).get("macro_err") or {}, entry.get("std_ratio") or {}
-    if (
-        red.get("estimate") is not None
-        and red["estimate"] >= REDUCTION_TARGET[backbone]
-        and red["excludes_zero"]
-    ):
-        return f"met: reduction >= {REDUCTION_TARGET[backbone]:.0%}, interval excludes 0"
-    if ratio.get("ratio") is not None and ratio["ratio"] <= STD_TARGET and ratio["excludes_one"]:
-        return "met: seed std >= 3x smaller, interval excludes 1"
-    return "not met"
-
-
 def _mean_std(result: dict | None, method: str) -> str:
     macro = ((result or {}).get("summary", {}).get(method) or {}).get("macro_err")
     return "-" if not macro else f"{macro['mean']:.3f} ± {macro['std']:.3f} ({len(macro['values'])})"
@@ -521,8 +596,7 @@ def _mean_std(result: dict | None, method: str) -> str:
 def headline_table(results: dict[Setting, dict], pooled: dict[tuple, dict], ratio: str) -> list[str]:
     """One row per method and backbone on the whole training fold at one training ratio, pooled over both
     directions: the macro errors per direction, the pooled reduction and seed std ratio with their
-    intervals, the share of better runs, and the verdict on issue 15's targets (set at 2:2:1:26, applied
-    alike at the other ratio)."""
+    intervals, and the share of better runs."""
     rows = []
     for (backbone, r, fraction), comparison in pooled.items():
         if r != ratio or fraction != 1:
@@ -541,10 +615,9 @@ def headline_table(results: dict[Setting, dict], pooled: dict[tuple, dict], rati
                 for d, r in per_direction.items()
             )
             red = (entry.get("reduction") or {}).get("macro_err")
-            verdict = target_verdict(backbone, entry)
             rows.append(
                 f"| {backbone.upper()} | {method} | {errors} | {_reduction_cell(red)} | "
-                f"{_std_ratio_cell(entry)} | {_better_cell(entry)} | {verdict} |"
+                f"{_std_ratio_cell(entry)} | {_better_cell(entry)} |"
             )
     if not rows:
         return []
@@ -552,15 +625,13 @@ def headline_table(results: dict[Setting, dict], pooled: dict[tuple, dict], rati
         f"## Headline: {ratio}, whole training fold, against {REFERENCE}, pooled over both directions",
         "",
         f"Macro test error, mean ± seed std (seeds), {REFERENCE} vs the method, per direction; the pooled "
-        "macro error reduction and seed std ratio (method / reference) with 95% intervals (* = excludes 0, "
-        "or 1 for the ratio); the issue's targets: a reduction of at least "
-        + " / ".join(f"{v:.0%} ({b.upper()})" for b, v in REDUCTION_TARGET.items())
-        + " with its interval excluding 0, or else a seed std at least 3x smaller with its interval "
-        "excluding 1.",
+        "macro error reduction (positive = fewer errors than the reference) and seed std ratio (method / "
+        "reference) with 95% intervals (* = excludes 0, or 1 for the ratio); the (direction, seed) runs the "
+        "method is better on (a tie counts half).",
         "",
         f"| backbone | method | 1to2: {REFERENCE} vs method | 2to1: {REFERENCE} vs method | "
-        "macro reduction | std ratio | runs better | target |",
-        "|---|---|---|---|---|---|---|---|",
+        "macro reduction | std ratio | runs better |",
+        "|---|---|---|---|---|---|---|",
         *rows,
         "",
     ]
@@ -669,45 +740,225 @@ def without_clips(result: dict) -> dict:
     return {**result, "runs": runs}
 
 
-def run_errors(results: dict[Setting, dict], backbone: str, ratio: str) -> dict[str, list[np.ndarray]]:
-    """``{method: [[runs, classes + macro] test errors of one direction], ...}`` for one backbone and ratio
-    on the whole training fold (cross-validation left out): the figure's samples. The validation choice
-    joins as ``CHOSEN`` as in the pooled tables (``direction_choices``); a method missing from some
-    direction is named with the directions it has."""
-    keys = [f"err_{c}" for c in CLASSES] + ["macro_err"]
-    runs = {
-        s.direction: _runs(result)
-        for s, result in sorted(results.items(), key=lambda item: item[0].direction)
-        if not s.cv and s.backbone == backbone and s.ratio == ratio and s.fraction == 1
-    }
-    for d, chosen in direction_choices(backbone, ratio, 1.0, runs).items():
-        runs[d][CHOSEN] = runs[d][chosen]
-    by_direction: dict[str, dict[str, np.ndarray]] = {}
-    for d, per_method in runs.items():
-        for method, per_seed in per_method.items():
-            rows = [[r["metrics"][k] for k in keys] for r in per_seed.values()]
-            if rows:
-                by_direction.setdefault(method, {})[d] = np.asarray(rows, dtype=float)
-    n = max(map(len, by_direction.values()), default=0)
-    return {
-        m if len(strata) == n else f"{m} ({', '.join(strata)} only)": list(strata.values())
-        for m, strata in by_direction.items()
-    }
+# ---- the forest plot -------------------------------------------------------------------------------------
+# its setting (the headline's), and its groups of methods, top to bottom; a method in none of them goes last
+FOREST_SETTING = ("2:2:1:26", 1.0)
+HIGHLIGHTED = "the paper's recipe and the validation choice"
+FOREST_GROUPS = {
+    HIGHLIGHTED: [RECIPE, CHOSEN],
+    "other clustered variants (same pretraining)": [
+        m for m in dict.fromkeys([*LINEAR_HEAD_ALTERNATIVES, *READOUTS, *SMOOTHED]) if m.startswith(RECIPE)
+    ],
+    "class-weighted CE with variance reduction": [
+        m for m in (*READOUTS, *SMOOTHED) if m.startswith(REFERENCE)
+    ],
+    "other losses and sampling": PEERS,
+}
+OTHER_GROUP = "other methods"
+HIGHLIGHT = {RECIPE: "tab:red", CHOSEN: "tab:blue"}  # every other method is drawn in grey
+
+
+@dataclass(frozen=True)
+class ForestRow:
+    """One method of the forest plot: its pooled macro error reduction against the reference and its 95%
+    interval, in percent (positive = fewer errors), and the (direction, seed) runs it pools."""
+
+    group: str
+    method: str
+    estimate: float
+    low: float | None
+    high: float | None
+    runs: int
+    directions: tuple[str, ...]
+
+    @property
+    def label(self) -> str:
+        only = "" if len(self.directions) == len(DIRECTIONS) else f", {', '.join(self.directions)} only"
+        return f"{self.method} ({self.runs} runs{only})"
+
+
+def forest_rows(comparison: dict) -> list[ForestRow]:
+    """The rows of one panel from a pooled comparison (:func:`compare_pooled`, or an entry of the report
+    JSON's ``pooled``): every method but the reference that has a macro error reduction, grouped as in
+    FOREST_GROUPS, the recipe and the validation choice in that order, then from the largest reduction down
+    within each group."""
+    group_of = {m: g for g, methods in FOREST_GROUPS.items() for m in methods}
+    rows = []
+    for method, entry in comparison["methods"].items():
+        red = (entry.get("reduction") or {}).get("macro_err") or {}
+        if method == comparison["reference"] or red.get("estimate") is None:
+            continue
+        pairs = entry.get("shared_seeds") or []
+        rows.append(
+            ForestRow(
+                group_of.get(method, OTHER_GROUP),
+                method,
+                100 * red["estimate"],
+                None if red.get("low") is None else 100 * red["low"],
+                None if red.get("high") is None else 100 * red["high"],
+                len(pairs),
+                tuple(dict.fromkeys(p.split("/")[0] for p in pairs)),
+            )
+        )
+    order, first = [*FOREST_GROUPS, OTHER_GROUP], FOREST_GROUPS[HIGHLIGHTED]
+    return sorted(
+        rows,
+        key=lambda r: (order.index(r.group), first.index(r.method) if r.method in first else -r.estimate),
+    )
+
+
+def forest_panels(pooled: dict[tuple, dict]) -> dict[str, list[ForestRow]]:
+    """``{panel title: rows}``, one panel per backbone with a pooled comparison at FOREST_SETTING
+    (``pooled``: ``{(backbone, ratio, fraction): comparison}``, as :func:`pooled_comparisons` returns)."""
+    panels = {}
+    for backbone in BACKBONES:
+        comparison = pooled.get((backbone, *FOREST_SETTING))
+        rows = forest_rows(comparison) if comparison else []
+        if rows:
+            strata = ", ".join(comparison.get("strata", DIRECTIONS))
+            ratio = FOREST_SETTING[0]
+            panels[f"{backbone.upper()}, train ratio {ratio}, whole training fold, pooled over {strata}"] = (
+                rows
+            )
+    return panels
+
+
+def forest_figure(panels: dict[str, list[ForestRow]], path: Path) -> Path:
+    """A forest plot at ``path`` (PNG): per panel, each method's reduction (a point) and its 95% interval
+    (a line), a group title above each group, the value printed at the right, a vertical line at 0
+    (level with the reference); the x axis is the same in every panel."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
+    from matplotlib.transforms import blended_transform_factory
+
+    layouts = []  # per panel: [(y, row or group title)], top to bottom
+    for rows in panels.values():
+        items, group = [], None
+        for row in rows:
+            if row.group != group:
+                items.append(row.group)
+                group = row.group
+            items.append(row)
+        layouts.append(items)
+    values = [
+        v for rows in panels.values() for r in rows for v in (r.estimate, r.low, r.high) if v is not None
+    ]
+    span = max(values + [0.0]) - min(values + [0.0])
+    xlim = (min(values + [0.0]) - 0.05 * span, max(values + [0.0]) + 0.05 * span)
+    heights = [0.27 * len(items) + 1.2 for items in layouts]
+    fig, axes = plt.subplots(
+        len(panels), 1, figsize=(11, sum(heights)), squeeze=False, gridspec_kw={"height_ratios": heights}
+    )
+    for ax, title, items in zip(axes[:, 0], panels, layouts):
+        ys = list(range(len(items), 0, -1))
+        labels = []
+        right = blended_transform_factory(ax.transAxes, ax.transData)
+        for y, item in zip(ys, items):
+            if isinstance(item, str):
+                labels.append(item)
+                continue
+            labels.append(item.label)
+            color = HIGHLIGHT.get(item.method, "0.35")
+            if item.low is not None:
+                ax.plot([item.low, item.high], [y, y], color=color, lw=2.2, solid_capstyle="butt")
+                cell = f"{item.estimate:+.1f}% [{item.low:+.1f}, {item.high:+.1f}]"
+            else:
+                cell = f"{item.estimate:+.1f}%"
+            size = 9 if item.method in HIGHLIGHT else 7
+            ax.plot([item.estimate], [y], "D" if item.method in HIGHLIGHT else "o", color=color, ms=size)
+            ax.text(1.01, y, cell, transform=right, va="center", fontsize=9, color=color)
+        ax.axvline(0, color="black", lw=1)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:+.0f}%" if v else "0"))
+        ax.set_yticks(ys, labels)
+        for tick, item in zip(ax.get_yticklabels(), items):
+            if isinstance(item, str):
+                tick.set_fontweight("bold")
+            elif item.method in HIGHLIGHT:
+                tick.set_color(HIGHLIGHT[item.method])
+                tick.set_fontweight("bold")
+        ax.set_ylim(0.4, len(items) + 0.6)
+        ax.set_xlim(*xlim)
+        ax.grid(axis="x", alpha=0.3)
+        ax.set_title(title, loc="left", fontsize=11)
+        ax.set_xlabel(
+            f"macro test error against class-weighted CE ({REFERENCE}): relative reduction, %, 95% interval\n"
+            "\u2190 more error than class weighting   |   less error than class weighting \u2192"
+        )
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+FIGURE_CAPTION = (
+    "Figure: `{name}`: each method's macro test error against "
+    + REFERENCE
+    + " at "
+    + FOREST_SETTING[0]
+    + " on the whole training fold, pooled over the directions: the relative "
+    "reduction (right of 0 = less error than class weighting) with its 95% interval, as in the headline "
+    "table; one panel per backbone."
+)
+
+
+def report_pooled(report: dict) -> dict[tuple, dict]:
+    """The pooled comparisons of a report's JSON, keyed as :func:`pooled_comparisons` keys them."""
+    return {(p["backbone"], p["ratio"], p["fraction"]): p for p in report.get("pooled", [])}
+
+
+# ---- the report -------------------------------------------------------------------------------------------
+def provenance_text(results: dict[Setting, dict]) -> str:
+    """Where and when the runs were made, from their PROVENANCE records: the machine kinds, clusterlight
+    versions and dates."""
+    records = [r for result in results.values() for r in result.get("provenance", [])]
+    if not records:
+        return "machine kind, clusterlight version and dates not recorded"
+    dates = sorted({r["date"] for r in records})
+    machines = "; ".join(sorted({r["machine"] for r in records}))
+    versions = ", ".join(sorted({r["clusterlight"] for r in records}))
+    when = dates[0] if len(dates) == 1 else f"{dates[0]} to {dates[-1]}"
+    return f"{machines}, clusterlight {versions}, {when}"
+
+
+def shown_command(argv: list[str]) -> str:
+    """The command line as the report shows it: the data root (outside the repository) as DATA_ROOT."""
+    shown = list(argv)
+    for i, arg in enumerate(shown):
+        if arg == "--data_root" and i + 1 < len(shown):
+            shown[i + 1] = DATA_ROOT
+        elif arg.startswith("--data_root="):
+            shown[i] = f"--data_root={DATA_ROOT}"
+    return " ".join(shown)
+
+
+def without_data_root(result: dict) -> dict:
+    """``result`` with the data root of its experiment's overrides shown as DATA_ROOT."""
+    exp = json.loads(json.dumps(result.get("experiment") or {}))
+    source = exp.get("overrides", {}).get("data", {}).get("init_args", {}).get("source") or {}
+    if "root" in (source.get("init_args") or {}):
+        source["init_args"]["root"] = DATA_ROOT
+    return {**result, "experiment": exp} if "experiment" in result else result
 
 
 def write_report(results: dict[Setting, dict], command: str, results_dir: Path, stem: str) -> None:
-    """``{results_dir}/{stem}.md`` and ``.json`` (the figures of every table and each run's metrics, without
-    per-clip predictions): pooled comparisons, the curve, then every setting."""
+    """``{results_dir}/{stem}.md``, ``.json`` (the figures of every table and each run's metrics, without
+    per-clip predictions) and ``.png`` (:func:`forest_figure`): the headline tables, the pooled
+    comparisons, the paired tables, the validation choice, the curve, then every setting. ``command`` is
+    shown as given (see :func:`shown_command`)."""
     pooled = pooled_comparisons(results)
     wall = sum(r.get("wall_s", 0.0) for r in results.values())
     padding = OmegaConf.load(ROOT / "configs" / "data" / DIRECTIONS["1to2"]).data.init_args.padding
     lines = [
         "# rare4 benchmark",
         "",
-        f"Command: `python benchmarks/rare4.py {command}`; run time {wall:.0f} s (sum of the runs, CPU "
-        "unless noted). Each direction validates on a split carved from its own training fold by source "
-        "recording and chooses every checkpoint there; tests at the natural ratio; clips shorter than 4 s "
-        f"padded by `{padding}` padding.",
+        f"Command: `python benchmarks/rare4.py {command}`. Runs: {provenance_text(results)}; run time "
+        f"{wall:.0f} s (sum of the runs). Each direction validates on a split carved from its own training "
+        "fold by source recording and chooses every checkpoint there; tests at the natural ratio; clips "
+        f"shorter than 4 s padded by `{padding}` padding.",
         "",
     ]
     for ratio in HEADLINE_RATIOS:
@@ -732,24 +983,18 @@ def write_report(results: dict[Setting, dict], command: str, results_dir: Path, 
             "",
         ]
     results_dir.mkdir(parents=True, exist_ok=True)
-    panels = {}
-    for b in BACKBONES:
-        errors = run_errors(results, b, "2:2:1:26")
-        if errors:
-            both = max(map(len, errors.values())) == len(DIRECTIONS)
-            panels[f"{b.upper()}, 2:2:1:26, {'both directions' if both else 'one direction'}"] = errors
+    panels = forest_panels(pooled)
     if panels:
-        ylabel = "test error (1 - recall): mean, 95% interval"
-        figure = error_figure(panels, [*CLASSES, "macro"], results_dir / f"{stem}.png", ylabel)
-        lines += [
-            f"Figure: `{figure.name}`: per-class test error, 95% intervals over the (direction, seed) runs.",
-            "",
-        ]
+        figure = forest_figure(panels, results_dir / f"{stem}.png")
+        lines += [FIGURE_CAPTION.format(name=figure.name), ""]
     (results_dir / f"{stem}.md").write_text("\n".join(lines))
     (results_dir / f"{stem}.json").write_text(
         json.dumps(
             {
-                "settings": [{**asdict(s), "name": s.name, **without_clips(r)} for s, r in results.items()],
+                "settings": [
+                    {**asdict(s), "name": s.name, **without_data_root(without_clips(r))}
+                    for s, r in results.items()
+                ],
                 "pooled": [
                     {"backbone": b, "ratio": r, "fraction": f, **c} for (b, r, f), c in pooled.items()
                 ],
@@ -761,17 +1006,35 @@ def write_report(results: dict[Setting, dict], command: str, results_dir: Path, 
 
 
 def saved_results(out: Path) -> dict[Setting, dict]:
-    """The latest results.json of every setting folder under ``out``."""
+    """The latest results.json of every setting folder under ``out``, with the folder's PROVENANCE
+    records as ``"provenance"`` (a list, empty without records)."""
     found = {}
     for path in sorted(out.glob("rare4_*/results.json")):
         setting = parse_name(path.parent.name)
         if setting is not None:
-            found[setting] = json.loads(path.read_text())
+            records = path.with_name(PROVENANCE)
+            lines = records.read_text().splitlines() if records.is_file() else []
+            found[setting] = {
+                **json.loads(path.read_text()),
+                "provenance": [json.loads(x) for x in lines if x],
+            }
     return found
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument(
+        "--data_root",
+        default=os.environ.get(ROOT_ENV),
+        help=f"the rare4 clips, laid out as --layout says (default: the environment variable {ROOT_ENV}); "
+        "with --plan, finished runs under --out are counted only with the root they were made with",
+    )
+    p.add_argument(
+        "--layout",
+        choices=list(LAYOUTS),
+        default="manifest",
+        help="; ".join(f"{name}: {what}" for name, what in LAYOUTS.items()),
+    )
     p.add_argument("--backbones", nargs="+", choices=BACKBONES, help="default: both")
     p.add_argument("--directions", nargs="+", choices=list(DIRECTIONS), help="default: both")
     p.add_argument("--ratios", nargs="+", choices=list(RATIOS), help="default: the plan's")
@@ -795,6 +1058,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--render", action="store_true", help="only rebuild the report from the results under --out"
     )
+    p.add_argument(
+        "--figure",
+        metavar="JSON",
+        help="only redraw the forest plot (--results_dir/rare4.png) from a report's JSON, e.g. "
+        "benchmarks/results/rare4.json",
+    )
     p.epilog = (
         "Overrides of every stage (--trainer.max_epochs 1, --data.init_args.batch_size 32) pass through."
     )
@@ -808,28 +1077,40 @@ def main(argv: list[str] | None = None) -> None:
     if bad:
         p.error(f"--fractions must be in (0, 1], got {bad}")
     out, results_dir, stem = Path(a.out), Path(a.results_dir), "rare4_cv" if a.cv else "rare4"
+    if a.figure:
+        panels = forest_panels(report_pooled(json.loads(Path(a.figure).read_text())))
+        if not panels:
+            sys.exit(f"rare4 benchmark: {a.figure} has no pooled comparison at {FOREST_SETTING[0]} to draw")
+        print(forest_figure(panels, results_dir / f"{stem}.png"))
+        return
     if a.render:
         found = {s: r for s, r in saved_results(out).items() if s.cv == a.cv}
-        return write_report(found, "(rendered from saved results) " + " ".join(argv), results_dir, stem)
+        if not found:
+            sys.exit(f"rare4 benchmark: no results under {out} to render (--out: the folder of the runs)")
+        return write_report(found, shown_command(argv), results_dir, stem)
+    data = Data(str(Path(a.data_root).expanduser().resolve()), a.layout) if a.data_root else None
     blocks, what = select_plan(a)
     try:
-        runs = planned_runs(blocks, out, overrides, a.accelerator)
+        runs = planned_runs(blocks, out, overrides, a.accelerator, data)
     except OverrideError as e:
         p.error(str(e))
     print(plan_text(runs, what), flush=True)
     if a.plan:
         if what == "the default plan":
-            left_out = planned_runs(filtered(left_out_plan(), a), out, overrides, a.accelerator)
-            print("\n" + plan_text(left_out, "left out of the default plan for the budget, next in priority"))
+            left_out = planned_runs(filtered(left_out_plan(), a), out, overrides, a.accelerator, data)
+            print("\n" + plan_text(left_out, "left out of the default plan, next in priority"))
         return
-    if not (DATA / "labels.csv").is_file():
+    if data is None:
         sys.exit(
-            f"rare4 benchmark: {DATA}/labels.csv not found. It needs the UrbanSound8K dev clips in "
-            "../shared/data/us8k_dev."
+            f"rare4 benchmark: no data root. Give --data_root PATH (or set {ROOT_ENV}), laid out as one of:\n"
+            + layouts_help()
         )
-    failures = run_blocks(blocks, out, overrides, a.accelerator)
-    found = {s: r for s, r in saved_results(out).items() if s.cv == a.cv}  # with earlier calls' settings
-    write_report(found, " ".join(argv), results_dir, stem)
+    problem = data.missing()
+    if problem:
+        sys.exit(f"rare4 benchmark: {problem}")
+    failures = run_blocks(blocks, out, overrides, a.accelerator, data, shown_command(argv))
+    found = {s: r for s, r in saved_results(out).items() if s.cv == a.cv}  # with other calls' settings
+    write_report(found, shown_command(argv), results_dir, stem)
     if failures:
         sys.exit("rare4 benchmark: some runs failed:\n" + "\n".join(failures))
 
