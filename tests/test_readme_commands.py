@@ -84,3 +84,13 @@ def test_the_page_s_commands_run(page, tmp_path):
         assert (tmp_path / "runs/compare/results.md").exists()
         assert (tmp_path / "predictions.csv").read_text().count("\n") > 1
         assert (tmp_path / "events.csv").exists() and (tmp_path / "model.onnx.json").exists()
+
+
+def test_the_readme_s_links_resolve():
+    """The README's links and images to files in the repository point at files that exist (the docs
+    build checks the pages under docs/ itself, anchors included)."""
+    targets = re.findall(r"\]\(([^)\s]+)\)", (ROOT / "README.md").read_text())
+    local = [t.split("#")[0] for t in targets if not re.match(r"[a-z]+:", t) and not t.startswith("#")]
+    assert len(local) > 10
+    missing = [t for t in local if not (ROOT / t).exists()]
+    assert not missing, missing
