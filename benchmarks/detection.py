@@ -1,5 +1,5 @@
 """The detection benchmark: class-weighted baseline vs the clustered pipeline, detecting rare events in
-long recordings (issue 14).
+long recordings.
 
 1. **Train** the baseline and clustered methods of the README's quickstart experiment
    (``configs/experiment/quickstart.yaml``: same data and budget, seeds 0-2) into ``--out`` (default
@@ -31,6 +31,9 @@ window's score standing for its central hop (a diagnostic).
 from __future__ import annotations
 
 import argparse
+import datetime
+import os
+import platform
 import statistics
 import sys
 import time
@@ -53,6 +56,7 @@ from clusterlight.experiment import run_experiment
 from clusterlight.inference import load
 from clusterlight.inference.detect import Detection, detect_recording
 from clusterlight.runs import best_in
+from clusterlight.version import __version__
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENT = ROOT / "configs" / "experiment" / "quickstart.yaml"
@@ -279,6 +283,11 @@ def main() -> None:
     print(report)
 
 
+def machine() -> str:
+    """The machine kind, e.g. ``2-core x86-64 CPU`` (training and detection run on the CPU)."""
+    return f"{os.cpu_count()}-core {platform.machine().replace('_', '-')} CPU"
+
+
 def render(a, per_run, classes, seeds, n_events: int, sample_rate: int, times: dict) -> str:
     """The markdown report: the two tables with their verdicts, the per-seed figures, the times."""
     detect_s = [r["detect_s"] for runs in per_run.values() for r in runs.values()]
@@ -286,7 +295,8 @@ def render(a, per_run, classes, seeds, n_events: int, sample_rate: int, times: d
     lines = [
         "# Detection benchmark",
         "",
-        f"Command: `{' '.join(['python benchmarks/detection.py', *sys.argv[1:]])}`",
+        f"Command: `{' '.join(['python benchmarks/detection.py', *sys.argv[1:]])}`. Run: {machine()}, "
+        f"clusterlight {__version__}, {datetime.date.today().isoformat()}.",
         "",
         f"Models: `configs/experiment/quickstart.yaml` (class-weighted baseline vs clustered, same budget), "
         f"seeds {seeds}, each run's selected checkpoint. Recordings: {a.recordings} x {a.minutes:g} min at "
@@ -329,7 +339,7 @@ def render(a, per_run, classes, seeds, n_events: int, sample_rate: int, times: d
         "",
         per_seed_table(per_run, classes),
         "",
-        f"Time: {times['total']:.0f} s in all on this machine: training {times['train']:.0f} s in this "
+        f"Time: {times['total']:.0f} s in all: training {times['train']:.0f} s in this "
         f"call (the runs took {trained_s:.0f} s when trained; finished runs are reused), "
         f"generating the recordings {times['generate']:.1f} s, detection {times['detect']:.0f} s "
         f"({statistics.fmean(detect_s):.1f} s per run for {a.recordings * a.minutes:g} min of audio).",

@@ -70,3 +70,26 @@ def test_selected_checkpoint_is_the_newest_versions_best(tmp_path):
     assert found == folder / "version_1" / "checkpoints" / "best-epoch=001.ckpt"
     with pytest.raises(FileNotFoundError, match="no selected checkpoint for clustered, seed 0"):
         bench.selected_checkpoint(tmp_path, "clustered", 0, "finetune")
+
+
+def test_the_report_says_its_command_machine_version_and_date():
+    figures = {"f1": 0.5, "er": 0.5, "onset_offset": 0.0, "n_sys": 3, "f1_window_collar": 0.6}
+    figures |= {f"f1_{c}": 0.5 for c in CLASSES}
+    run = {"window": figures, "centre": figures, "trimmed": figures, "thresholds": "checkpoint"}
+    run |= {
+        "checkpoint": "best.ckpt",
+        "test_macro_err": 0.2,
+        "trim_s": 1.5,
+        "train_s": 100.0,
+        "detect_s": 10.0,
+    }
+    per_run = {"baseline": {0: run, 1: run}, "clustered": {0: run, 1: run}}
+    a = type(
+        "Args", (), {"recordings": 3, "minutes": 2.0, "long_seed": 20170, "hop": 0.25, "median_filter": 3}
+    )
+    times = {"total": 130.0, "train": 2.0, "generate": 8.6, "detect": 120.0}
+    text = bench.render(a, per_run, CLASSES, [0, 1], 36, 16000, times)
+    header = text.splitlines()[2]
+    assert header.startswith("Command: `python benchmarks/detection.py")
+    assert f"Run: {bench.machine()}, clusterlight {bench.__version__}, 20" in header
+    assert bench.machine().endswith("-core " + bench.platform.machine().replace("_", "-") + " CPU")
