@@ -83,7 +83,7 @@ LINEAR_HEAD_ALTERNATIVES = ["clustered_ncm", "clustered_knn", "clustered_centroi
 SMOOTHED = ["weighted_ce_smooth", "clustered_smooth"]
 # equal terms: the recipe against the reference when both use the same variance-reduction rule
 RULES = {"_ema": "EMA of the weights", "_smooth": "smoothed checkpoint rule"}
-# chosen by 5-fold cross-validation inside fold 1 (benchmarks/README.md): a fair choice for 1to2 only
+# chosen by 5-fold cross-validation inside fold 1 (results/method_research.md): a fair choice for 1to2 only
 CHOSEN_ON_FOLD1 = ["clustered_joint", "weighted_ce_bgmix", "clustered_joint_bgmix"]
 # the best clustered variant as validation picks it, per direction (a procedure, compared like a method)
 CHOSEN, MIN_CHOICE_SEEDS = "clustered_chosen_on_val", 5
