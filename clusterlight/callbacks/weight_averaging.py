@@ -40,9 +40,9 @@ class EMAWeights(EMAWeightAveraging):
       over the training data (the DataModule's train loader, unmixed, no gradients, random state left
       as it was; under DDP each rank passes its shard and the statistics are averaged over ranks), and
       again at epoch and fit end if steps were averaged since. The average of running statistics
-      taken under other weights does not describe the averaged weights' activations: on rare4 it
-      ruined the CNN (validation macro error 0.33 against 0.12 with recomputed statistics, same
-      checkpoint). Checkpoints hold the recomputed statistics.
+      taken under other weights does not describe the averaged weights' activations, so a network
+      with BatchNorm (the CNN) evaluated on them can be far worse than its averaged weights are.
+      Checkpoints hold the recomputed statistics.
 
     The cluster centroids are the :class:`~clusterlight.callbacks.ClusterCentroids` callback's,
     not module state: never averaged nor swapped, they follow the trained weights' embeddings.

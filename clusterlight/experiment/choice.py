@@ -70,9 +70,9 @@ class ValidationChoice:
 
 
 def validation_error(run: Mapping) -> float | None:
-    """The validation macro error of a run's selected checkpoint: its own validation pass (``val``) where
-    the run has one, as every run does now, else the monitored score (``selected_val_macro_err``). The
-    score alone is not comparable when a run selects by a smoothed curve (an average over epochs)."""
+    """The validation macro error of a run's selected checkpoint: its own validation pass (``val``), or,
+    for a result without one, the monitored score (``selected_val_macro_err``). The score alone is not
+    comparable when a run selects by a smoothed curve (an average over epochs)."""
     val = (run.get("val") or {}).get("metrics") or {}
     return val.get("macro_err", run.get("selected_val_macro_err"))
 

@@ -15,8 +15,8 @@ weakest bands: float32 round-off, torch's own front end is as far from the float
 
 * ``stft="conv"`` (default): :class:`DFTLogMel`, the same computation with the windowed DFT as a
   strided ``Conv1d`` (a [2 * (n_fft // 2 + 1), 1, n_fft] kernel of cos/sin times the Hann window).
-  onnxruntime runs the whole model 1.4-1.7x faster with it than with the ONNX ``STFT`` op, which
-  took ~70% of the run time (plus ~13% for the ``ReduceL2`` of the complex magnitude). Both
+  onnxruntime runs the whole model faster with it than with the ONNX ``STFT`` op, which dominates
+  the run time of the ``stft="onnx"`` graph (with the ``ReduceL2`` of the complex magnitude). Both
   exporters accept it.
 * ``stft="onnx"``: torchaudio's own ``MelSpectrogram``; the dynamo exporter translates
   ``torch.stft`` to the ONNX ``STFT`` op (opset >= 17). The TorchScript-based exporter

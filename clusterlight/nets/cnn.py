@@ -28,8 +28,8 @@ class CNNEmbedder(Backbone, name="cnn"):
     pool), mean over frequency, mean+max over time, linear.
 
     ``channels_last`` stores the activations as NHWC, which cuDNN (under mixed precision) and
-    oneDNN often run faster; on the project's 2-core CPU it gave 1.5x for a one-conv-per-block
-    CNN and little for two convs per block (``benchmarks/README.md``).
+    oneDNN often run faster; how much depends on the network and the device
+    (``benchmarks/results/method_research.md`` has a CPU timing).
     """
 
     def __init__(
