@@ -136,7 +136,7 @@ def test_experiment_of_a_setting_sets_direction_ratio_and_fraction():
 )
 def test_setting_names_parse_back(setting):
     assert rare4.parse_name(setting.name) == setting
-    assert rare4.parse_name("rare4_lstm_2-2-1-26") is None  # the old one-direction folders
+    assert rare4.parse_name("rare4_lstm_2-2-1-26") is None  # the one-direction protocol's folders
 
 
 def write_urbansound8k_layout(manifest_root, root):
