@@ -3,7 +3,7 @@ import logging
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import write_tone
+from helpers.data import write_tone
 
 from clusterlight.data import audio
 from clusterlight.data.audio import decode, load_waveforms

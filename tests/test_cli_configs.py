@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers.configs import CONFIGS, model_configs, tiny_data, write_yaml
 from jsonargparse import ArgumentParser
 from lightning.pytorch.callbacks import ModelCheckpoint
-from tiny_configs import CONFIGS, model_configs, tiny_data, write_yaml
 
 from clusterlight.cli import main
 from clusterlight.data import AudioDataModule

@@ -2,7 +2,8 @@
 
 import pytest
 import torch
-from conftest import tiny_datamodule, tiny_parts, tiny_trainer
+from helpers.data import tiny_datamodule
+from helpers.models import tiny_parts, tiny_trainer
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, TensorDataset
 

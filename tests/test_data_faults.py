@@ -12,7 +12,7 @@ import stat
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import write_tone
+from helpers.data import write_tone
 
 from clusterlight.data import AudioDataModule, ManifestSource, UrbanSound8KSource, audio
 from clusterlight.data.atomic import atomic_file, atomic_folder

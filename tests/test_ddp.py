@@ -2,13 +2,17 @@
 
 import json
 
+import pytest
 import torch
-from conftest import tiny_datamodule, tiny_parts, tiny_trainer
+from helpers.configs import CONFIGS, tiny_data, write_yaml
+from helpers.data import tiny_datamodule
+from helpers.models import tiny_parts, tiny_trainer
 from lightning.pytorch import Callback
-from tiny_configs import CONFIGS, tiny_data, write_yaml
 
 from clusterlight import ClusterCentroids, EmbeddingPretrain
 from clusterlight.cli import main
+
+pytestmark = pytest.mark.slow  # DDP on 2 CPU processes (ddp_spawn, gloo)
 
 
 class RankAgreement(Callback):
@@ -94,7 +98,7 @@ def test_ddp_baseline_fit_through_cli(tmp_path):
 
 def test_ddp_two_processes_match_one_process(synth_root, tmp_path):
     """Two ranks x 10 clips per step = one process x 20 clips per step (no batch norm, plain CE)."""
-    from test_fast_paths import MeanPoolEmbedder
+    from helpers.models import MeanPoolEmbedder
 
     from clusterlight.losses import CrossEntropy
     from clusterlight.modules import Classifier

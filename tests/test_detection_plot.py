@@ -4,7 +4,7 @@ import struct
 
 import numpy as np
 import pytest
-from tiny_configs import train_tiny_classifier
+from helpers.cli import train_tiny_classifier
 
 from clusterlight.data.long_synth import generate_long
 from clusterlight.detection import Event, plot_detection, read_events_csv
@@ -32,6 +32,7 @@ def tiny(tmp_path_factory):
     return train_tiny_classifier(tmp, epochs=1), tmp / "long" / "rec_00000.wav"
 
 
+@pytest.mark.slow
 def test_detect_plot_writes_a_png_of_the_expected_size(tiny, tmp_path, capsys):
     ckpt, recording = tiny
     detect_main(
@@ -47,6 +48,7 @@ def test_detect_plot_writes_a_png_of_the_expected_size(tiny, tmp_path, capsys):
     assert str(picture) in out.err and f"(thresholds: {source})" in out.out
 
 
+@pytest.mark.slow
 def test_detect_recording_keeps_what_the_events_came_from(tiny):
     ckpt, recording = tiny
     model = load(ckpt)
@@ -79,6 +81,7 @@ def test_plot_detection_draws_any_size_and_names_bad_shapes(tmp_path):
         plot_detection(tmp_path / "c.png", np.zeros(5), *args[1:])
 
 
+@pytest.mark.slow
 def test_detect_refuses_two_recordings_of_one_name(tiny, tmp_path):
     ckpt, recording = tiny
     for folder in ("a", "b"):
@@ -88,6 +91,7 @@ def test_detect_refuses_two_recordings_of_one_name(tiny, tmp_path):
         detect_main(["--ckpt_path", str(ckpt), str(tmp_path / "a"), str(tmp_path / "b")])
 
 
+@pytest.mark.slow
 def test_detect_annotations_score_the_events_and_measure_the_trim(tiny, tmp_path, capsys):
     """``--annotations`` prints event-based F1/ER against the reference and the onset lead; detecting
     again with that ``--trim`` moves each onset later by it (offsets earlier)."""

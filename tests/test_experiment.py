@@ -6,9 +6,9 @@ import warnings
 from pathlib import Path
 
 import pytest
-from conftest import TINY_COUNTS
+from helpers.configs import CONFIGS, tiny_experiment, write_yaml
+from helpers.data import TINY_COUNTS
 from omegaconf import OmegaConf
-from tiny_configs import CONFIGS, tiny_data, write_yaml
 
 from clusterlight.cli import main
 from clusterlight.experiment import (
@@ -21,48 +21,9 @@ from clusterlight.experiment import (
 )
 
 
-def _tiny_experiment(tmp_path) -> dict:
-    model_over = {
-        "model": {
-            "init_args": {
-                "frontend": {"init_args": {"sample_rate": 8000}},
-                "backbone": {"init_args": {"hidden": 32, "layers": 1}},
-            }
-        }
-    }
-    lstm = str(CONFIGS / "model/net/lstm.yaml")
-    return {
-        "name": "tiny",
-        "seeds": [0, 1],
-        "common": [
-            str(CONFIGS / "trainer/cpu.yaml"),
-            str(CONFIGS / "logger/csv.yaml"),
-            write_yaml(tmp_path, "d.yaml", tiny_data(tmp_path)),
-        ],
-        "overrides": {
-            "trainer": {"enable_progress_bar": False, "enable_model_summary": False, "max_epochs": 1},
-            **model_over,
-        },
-        "methods": {
-            "baseline": {
-                "stages": [{"name": "fit", "configs": [str(CONFIGS / "model/baseline.yaml"), lstm]}]
-            },
-            "clustered": {
-                "stages": [
-                    {"name": "pretrain", "configs": [str(CONFIGS / "model/pretrain.yaml"), lstm]},
-                    {
-                        "name": "finetune",
-                        "configs": [str(CONFIGS / "model/finetune.yaml"), lstm],
-                        "init_from": "pretrain",
-                    },
-                ]
-            },
-        },
-    }
-
-
+@pytest.mark.slow
 def test_experiment_writes_complete_results_and_reuses_finished_runs(tmp_path, capsys):
-    exp_file = write_yaml(tmp_path, "exp.yaml", _tiny_experiment(tmp_path))
+    exp_file = write_yaml(tmp_path, "exp.yaml", tiny_experiment(tmp_path))
     main(
         [
             "experiment",
@@ -118,7 +79,7 @@ def test_run_stage_ignores_the_process_command_line(tmp_path, monkeypatch):
     """A stage gets its whole config as a dict: flags on the process's own command line (here a
     ``clusterlight experiment`` call with unrelated and conflicting flags) are neither read nor
     warned about, without patching ``sys.argv``."""
-    exp_file = Path(write_yaml(tmp_path, "exp.yaml", _tiny_experiment(tmp_path)))
+    exp_file = Path(write_yaml(tmp_path, "exp.yaml", tiny_experiment(tmp_path)))
     exp = OmegaConf.load(exp_file)
     stage = exp.methods.baseline.stages[0]
     config = stage_config(exp, stage, 0, tmp_path / "run", exp_file, {})
@@ -136,7 +97,7 @@ def test_run_stage_ignores_the_process_command_line(tmp_path, monkeypatch):
 
 
 def test_run_hash_follows_the_configs_not_the_folder(tmp_path):
-    exp_file = Path(write_yaml(tmp_path, "exp.yaml", _tiny_experiment(tmp_path)))
+    exp_file = Path(write_yaml(tmp_path, "exp.yaml", tiny_experiment(tmp_path)))
     exp = OmegaConf.load(exp_file)
     spec = exp.methods.clustered
     same = run_hash(exp, spec, 0, exp_file)
@@ -147,7 +108,7 @@ def test_run_hash_follows_the_configs_not_the_folder(tmp_path):
 
 
 def test_experiment_rejects_unknown_method(tmp_path):
-    exp_file = write_yaml(tmp_path, "exp.yaml", _tiny_experiment(tmp_path))
+    exp_file = write_yaml(tmp_path, "exp.yaml", tiny_experiment(tmp_path))
     with pytest.raises(ValueError, match=r"no method\(s\) \['bogus'\]"):
         main(
             ["experiment", "--config", exp_file, "--output_dir", str(tmp_path / "out"), "--methods", "bogus"]
@@ -178,7 +139,7 @@ def test_merge_replaces_a_node_whose_class_changes():
 def test_stage_config_composes_stage_net_and_fragments(tmp_path):
     """A stage's ``configs`` (stage, net, shared blocks) merge as one model/data config, as the
     command line composes them."""
-    exp = _tiny_experiment(tmp_path)
+    exp = tiny_experiment(tmp_path)
     exp["methods"]["baseline"]["stages"][0]["configs"] += [
         str(CONFIGS / "model/loss/cross_entropy.yaml"),
         str(CONFIGS / "data/mixing/background.yaml"),
@@ -227,7 +188,7 @@ def test_pooled_errors_sum_confusions_before_dividing():
 
 
 def test_cross_validate_makes_each_seed_validate_on_its_own_part(tmp_path):
-    exp_file = Path(write_yaml(tmp_path, "exp.yaml", _tiny_experiment(tmp_path)))
+    exp_file = Path(write_yaml(tmp_path, "exp.yaml", tiny_experiment(tmp_path)))
     exp = OmegaConf.load(exp_file)
     stage = exp.methods.baseline.stages[0]
     assert "val_part" not in stage_config(exp, stage, 3, tmp_path / "run", exp_file, {})["data"]["init_args"]
@@ -235,10 +196,11 @@ def test_cross_validate_makes_each_seed_validate_on_its_own_part(tmp_path):
     assert stage_config(exp, stage, 3, tmp_path / "run", exp_file, {})["data"]["init_args"]["val_part"] == 3
 
 
+@pytest.mark.slow
 def test_methods_sharing_a_stage_train_it_once(tmp_path, capsys):
     """Two clustered methods that differ only in fine-tuning pretrain once per seed; the second
     fine-tunes from the first's pretraining checkpoint, and a method with another pretraining does not."""
-    exp = _tiny_experiment(tmp_path)
+    exp = tiny_experiment(tmp_path)
     clustered = exp["methods"].pop("clustered")
     other_finetune = json.loads(json.dumps(clustered))
     other_finetune["stages"][1]["overrides"] = {"model": {"init_args": {"lr": 0.01}}}

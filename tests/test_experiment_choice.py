@@ -4,9 +4,8 @@ in the experiment's own results, and the journey through ``clusterlight experime
 import json
 
 import pytest
+from helpers.configs import CONFIGS, tiny_experiment, write_yaml
 from omegaconf import OmegaConf
-from test_experiment import _tiny_experiment
-from tiny_configs import CONFIGS, write_yaml
 
 from clusterlight.cli import main
 from clusterlight.experiment.choice import ValidationChoice, choose_on_validation, validation_error
@@ -111,10 +110,11 @@ def test_results_compare_the_chosen_variant_under_its_own_name(tmp_path):
     assert "picked: no choice yet" in (tmp_path / "results.md").read_text()
 
 
+@pytest.mark.slow
 def test_experiment_reports_the_variant_chosen_on_validation(tmp_path, capsys):
     """The journey: two clustered read-outs sharing one pretraining; the results name the one validation
     picked and compare it with the baseline like a method."""
-    exp = _tiny_experiment(tmp_path)
+    exp = tiny_experiment(tmp_path)
     ncm = json.loads(json.dumps(exp["methods"]["clustered"]))
     ncm["stages"][1]["configs"].append(str(CONFIGS / "model/readout/nearest_centroid.yaml"))
     exp["methods"]["clustered_ncm"] = ncm
@@ -147,7 +147,7 @@ def test_the_quickstart_chooses_among_the_method_variants(tmp_path, capsys):
 
 
 def test_a_malformed_choice_is_a_usage_error(tmp_path, capsys):
-    exp = _tiny_experiment(tmp_path)
+    exp = tiny_experiment(tmp_path)
     exp["choose_on_validation"] = {"name": "chosen", "among": ["clustered", "nope"]}
     exp_file = write_yaml(tmp_path, "exp.yaml", exp)
     with pytest.raises(SystemExit) as e:

@@ -7,10 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from helpers import ROOT
+from helpers.configs import tiny_experiment, write_yaml
 from omegaconf import OmegaConf
-from test_experiment import _tiny_experiment
-from tiny_configs import write_yaml
 
 from clusterlight.cli import main
 from clusterlight.experiment import ExperimentProgress, run_experiment, run_hash, split_overrides
@@ -57,7 +56,7 @@ def test_split_overrides_reads_both_forms_as_yaml():
 
 
 def test_overrides_reach_every_stage_change_the_hash_and_are_reused(tmp_path, capsys):
-    exp_file = write_yaml(tmp_path, "exp.yaml", _tiny_experiment(tmp_path))
+    exp_file = write_yaml(tmp_path, "exp.yaml", tiny_experiment(tmp_path))
     out = tmp_path / "out"
     base = ["experiment", "--config", exp_file, "--output_dir", str(out), "--seeds", "0"]
     main([*base, "--methods", "baseline"])
@@ -93,7 +92,7 @@ def test_overrides_reach_every_stage_change_the_hash_and_are_reused(tmp_path, ca
 
 
 def test_an_override_a_stage_cannot_take_names_key_and_stage(tmp_path, capsys):
-    exp_file = Path(write_yaml(tmp_path, "exp.yaml", _tiny_experiment(tmp_path)))
+    exp_file = Path(write_yaml(tmp_path, "exp.yaml", tiny_experiment(tmp_path)))
     args = ["experiment", "--config", str(exp_file), "--output_dir", str(tmp_path / "out"), "--dry_run"]
     with pytest.raises(SystemExit):
         main([*args, "--trainer.max_epochz", "1"])
@@ -112,7 +111,7 @@ def test_an_override_a_stage_cannot_take_names_key_and_stage(tmp_path, capsys):
 
 
 def test_dry_run_prints_methods_seeds_stages_and_trains_nothing(tmp_path, capsys):
-    exp_file = write_yaml(tmp_path, "exp.yaml", _tiny_experiment(tmp_path))
+    exp_file = write_yaml(tmp_path, "exp.yaml", tiny_experiment(tmp_path))
     main(["experiment", "--config", exp_file, "--output_dir", str(tmp_path / "out"), "--dry_run",
           "--methods", "clustered", "--trainer.max_epochs", "3"])  # fmt: skip
     out = capsys.readouterr().out.splitlines()
@@ -160,9 +159,10 @@ def test_progress_lines_give_elapsed_time_and_eta():
     assert lines[-1].endswith("57s elapsed, ETA 59s")  # 30 + 6 + (10 + 10 + 30) / 3 + 6
 
 
+@pytest.mark.slow
 def test_quiet_by_default_verbose_on_request_and_no_wandb_import(tmp_path):
     """A child process, as a user runs it: Lightning's handler and levels are its own."""
-    exp_file = write_yaml(tmp_path, "exp.yaml", _tiny_experiment(tmp_path))
+    exp_file = write_yaml(tmp_path, "exp.yaml", tiny_experiment(tmp_path))
     script = (
         "import sys\n"
         "from clusterlight.cli import main\n"

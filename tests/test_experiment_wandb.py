@@ -2,13 +2,12 @@
 a summary run with the comparison table. The offline run folders are read back record by record."""
 
 import json
-import struct
 from pathlib import Path
 
 import pytest
+from helpers.configs import CONFIGS, tiny_experiment, write_yaml
+from helpers.wandb_runs import read_offline_run
 from omegaconf import OmegaConf
-from test_experiment import _tiny_experiment
-from tiny_configs import CONFIGS, write_yaml
 
 from clusterlight.cli import main
 from clusterlight.experiment import run_hash, stage_config
@@ -16,57 +15,8 @@ from clusterlight.experiment import run_hash, stage_config
 wandb = pytest.importorskip("wandb")
 
 
-def wandb_records(path: Path):
-    """The protobuf records of an offline run's ``run-<id>.wandb`` file: a 7-byte header (``:W&B``, magic,
-    version), then LevelDB-log records in 32 KiB blocks (4-byte CRC, 2-byte length, 1-byte type: full,
-    first, middle, last)."""
-    from wandb.proto import wandb_internal_pb2
-
-    data = path.read_bytes()
-    assert data[:4] == b":W&B"
-    pos, block, chunks = 7, 32768, b""
-    while pos + 7 <= len(data):
-        left = block - pos % block
-        if left < 7:  # a block's tail too short for a header is padding
-            pos += left
-            continue
-        _, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
-        if length == 0 and kind == 0:
-            pos += left
-            continue
-        chunks += data[pos + 7 : pos + 7 + length]
-        pos += 7 + length
-        if kind in (1, 4):  # full, or the last chunk of one
-            record = wandb_internal_pb2.Record()
-            record.ParseFromString(chunks)
-            chunks = b""
-            yield record
-
-
-def read_offline_run(folder: Path) -> dict:
-    """name, group, job_type, tags, config keys, logged keys (history and summary) and files of a run."""
-    run = {"config": set(), "keys": set(), "files": []}
-    for record in wandb_records(next(folder.glob("run-*.wandb"))):
-        kind = record.WhichOneof("record_type")
-        if kind == "run":
-            r = record.run
-            run.update(name=r.display_name, group=r.run_group, job_type=r.job_type, tags=list(r.tags))
-            run["config"] |= {item.key for item in r.config.update}
-            run["experiment"] = next(
-                (json.loads(i.value_json) for i in r.config.update if i.key == "experiment"), None
-            )
-        elif kind == "config":
-            run["config"] |= {item.key for item in record.config.update}
-        elif kind in ("history", "summary"):
-            items = record.history.item if kind == "history" else record.summary.update
-            run["keys"] |= {item.key or "/".join(item.nested_key) for item in items}
-        elif kind == "files":
-            run["files"] += [f.path for f in record.files.files]
-    return run
-
-
 def _wandb_experiment(tmp_path) -> dict:
-    exp = _tiny_experiment(tmp_path)
+    exp = tiny_experiment(tmp_path)
     exp["seeds"] = [0, 1]
     exp["common"][1] = str(CONFIGS / "logger/wandb.yaml")
     return exp
@@ -97,6 +47,7 @@ def test_wandb_identity_is_set_per_stage_and_kept_out_of_the_hash(tmp_path):
     assert run_hash(exp, exp.methods.clustered, 0, exp_file) != same
 
 
+@pytest.mark.slow
 def test_experiment_logs_one_wandb_run_per_stage_and_a_summary_run(tmp_path, monkeypatch, capsys):
     for var in ("WANDB_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR", "WANDB_CONFIG_DIR", "WANDB_ARTIFACT_DIR"):
         monkeypatch.setenv(var, str(tmp_path / "wandb_home" / var.lower()))

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from tiny_configs import train_tiny_classifier
+from helpers.cli import train_tiny_classifier
 
 from clusterlight.features import LogMel
 from clusterlight.inference import load
@@ -113,6 +113,7 @@ def tiny_model(backbone) -> Classifier:
 
 @pytest.mark.parametrize("batch", [1, 3])
 @pytest.mark.parametrize("include_frontend", [True, False], ids=["frontend_inside", "logmel_input"])
+@pytest.mark.slow
 def test_onnx_matches_pytorch(trained, exported, include_frontend, batch):
     _, model = trained
     wave = waves(batch, seed=batch)
@@ -122,6 +123,7 @@ def test_onnx_matches_pytorch(trained, exported, include_frontend, batch):
     np.testing.assert_allclose(got.sum(1), 1.0, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_onnx_file_and_sidecar_describe_the_input(exported):
     import onnx
 
@@ -144,6 +146,7 @@ def test_onnx_file_and_sidecar_describe_the_input(exported):
 
 
 @pytest.mark.parametrize("include_frontend", [True, False], ids=["frontend_inside", "logmel_input"])
+@pytest.mark.slow
 def test_onnx_runs_without_torch_or_clusterlight(trained, exported, include_frontend, tmp_path):
     _, model = trained
     script = tmp_path / "standalone.py"
@@ -162,6 +165,7 @@ def test_onnx_runs_without_torch_or_clusterlight(trained, exported, include_fron
     np.testing.assert_allclose(np.array(out["probabilities"]), expected, atol=1e-4, rtol=0)
 
 
+@pytest.mark.slow
 def test_torchscript_loads_and_matches(trained, tmp_path):
     _, model = trained
     path = export_torchscript(model, tmp_path / "model.pt")
@@ -210,6 +214,7 @@ def test_numpy_and_conv_front_ends_match_the_torch_one(settings):
     np.testing.assert_allclose(conv_tone, expected_tone, atol=2e-3, rtol=0)
 
 
+@pytest.mark.slow
 def test_cnn_with_the_stft_op_and_the_torchscript_based_exporter(tmp_path):
     import onnx
 
@@ -235,6 +240,7 @@ def test_a_module_that_cannot_classify_alone_is_refused(tmp_path):
         export_onnx(model.eval(), tmp_path / "pretrain.onnx")
 
 
+@pytest.mark.slow
 def test_wrapper_shares_the_module_weights(trained):
     _, model = trained
     wrapper = Probabilities(model)
@@ -244,6 +250,7 @@ def test_wrapper_shares_the_module_weights(trained):
         np.testing.assert_allclose(wrapper(torch.from_numpy(wave)).numpy(), torch_probabilities(model, wave))
 
 
+@pytest.mark.slow
 def test_throughput_compares_both_runtimes(trained, exported, capsys):
     ckpt, model = trained
     result = inference_throughput(model, exported[True], batch_sizes=(1, 4), seconds=0.05)

@@ -3,26 +3,14 @@
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_datamodule, tiny_parts, tiny_trainer
-from torch import nn
+from helpers.data import ragged_datamodule, tiny_datamodule
+from helpers.models import MeanPoolEmbedder, tiny_parts, tiny_trainer
 
 from clusterlight import ClusterCentroids, EmbeddingPretrain
 from clusterlight.data.audio import decode
 from clusterlight.data.cropping import fit_length
 from clusterlight.data.records import DataError
 from clusterlight.modules.cluster_access import find_centroids
-from clusterlight.nets import Backbone
-
-
-class MeanPoolEmbedder(Backbone):
-    """A backbone without batch norm or dropout: the same output in train and eval mode."""
-
-    def __init__(self) -> None:
-        super().__init__(n_mels=32, embed_dim=16)
-        self.proj = nn.Linear(32, 16)
-
-    def forward(self, x):
-        return self.proj(x.mean(2))
 
 
 def _rebuild_inputs(synth_root, tmp_path, source):
@@ -63,36 +51,10 @@ def test_cached_and_uncached_inputs_give_identical_batches(synth_root, tmp_path)
         assert np.array_equal(ds[i]["wave"].numpy(), direct), clip.path
 
 
-def _ragged_datamodule(root, cache, **kwargs):
-    """Clips of 0.3-1.7 s of noise (shorter and longer than the 1 s clip length), two classes."""
-    import soundfile as sf
-
-    from clusterlight.data import AudioDataModule, FolderSource
-
-    rng = np.random.default_rng(0)
-    for k in range(24):
-        path = root / ("a" if k % 3 else "b") / f"{k}.wav"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        sf.write(
-            path,
-            rng.uniform(-0.5, 0.5, int(8000 * (0.3 + 0.06 * k))).astype(np.float32),
-            8000,
-            subtype="FLOAT",
-        )
-    return AudioDataModule(
-        source=FolderSource(str(root)),
-        sample_rate=8000,
-        duration=1.0,
-        batch_size=6,
-        cache_dir=str(cache),
-        **kwargs,
-    )
-
-
 @pytest.mark.parametrize("padding", ["loop", "zero"])
 def test_resident_waveforms_give_identical_batches(tmp_path, padding):
-    host = _ragged_datamodule(tmp_path / "audio", tmp_path / "cache", padding=padding)
-    resident = _ragged_datamodule(
+    host = ragged_datamodule(tmp_path / "audio", tmp_path / "cache", padding=padding)
+    resident = ragged_datamodule(
         tmp_path / "audio", tmp_path / "cache", padding=padding, waveforms_on_device=True
     )
     for dm in (host, resident):
@@ -111,7 +73,7 @@ def test_resident_waveforms_give_identical_batches(tmp_path, padding):
 
 
 def test_resident_waveforms_train_end_to_end(tmp_path):
-    dm = _ragged_datamodule(tmp_path / "audio", tmp_path / "cache", waveforms_on_device=True)
+    dm = ragged_datamodule(tmp_path / "audio", tmp_path / "cache", waveforms_on_device=True)
     frontend, _ = tiny_parts()
     model = EmbeddingPretrain(frontend, MeanPoolEmbedder(), ["a", "b"], plot_embeddings=False)
     tiny_trainer(tmp_path, max_epochs=2).fit(model, dm)
@@ -121,9 +83,10 @@ def test_resident_waveforms_train_end_to_end(tmp_path):
 
 def test_resident_waveforms_reject_noise_padding(tmp_path):
     with pytest.raises(DataError, match="waveforms_on_device supports padding"):
-        _ragged_datamodule(tmp_path / "audio", tmp_path / "cache", padding="noise", waveforms_on_device=True)
+        ragged_datamodule(tmp_path / "audio", tmp_path / "cache", padding="noise", waveforms_on_device=True)
 
 
+@pytest.mark.slow
 def test_compiled_backbone_gives_the_eager_outputs_and_keeps_checkpoint_names(tmp_path):
     from clusterlight import Classifier, CompileModel
 

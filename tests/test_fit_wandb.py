@@ -1,9 +1,14 @@
 """A single ``clusterlight fit`` with the shipped W&B logger config (offline): a meaningful run name,
 the resolved config as the run config, per-class metrics and the confusion matrix logged."""
 
-from test_experiment_wandb import read_offline_run
-from test_journeys_ddp import clusterlight
-from tiny_configs import CONFIGS, tiny_classifier_args
+import pytest
+from helpers.cli import clusterlight
+from helpers.configs import CONFIGS, tiny_classifier_args
+from helpers.wandb_runs import read_offline_run
+
+pytestmark = pytest.mark.slow  # a clusterlight fit in a subprocess
+
+pytest.importorskip("wandb")
 
 
 def test_single_fit_gets_a_name_its_config_and_the_reports(tmp_path):

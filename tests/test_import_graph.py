@@ -16,7 +16,7 @@ import ast
 import graphlib
 from pathlib import Path
 
-from conftest import ROOT
+from helpers import ROOT
 
 
 def module_names(root: Path, package: str) -> dict[str, Path]:

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import write_tone
-from test_journeys_ddp import clusterlight
-from tiny_configs import CONFIGS, model_configs, tiny_data, train_tiny_classifier, write_yaml
+from helpers.cli import clusterlight, train_tiny_classifier
+from helpers.configs import CONFIGS, model_configs, tiny_data, write_yaml
+from helpers.data import write_tone
 
 from clusterlight.callbacks.split_predictions import clip_paths
 from clusterlight.data.long_synth import generate_long
@@ -24,6 +24,7 @@ def trained(tmp_path_factory):
     return train_tiny_classifier(tmp, epochs=2), tmp
 
 
+@pytest.mark.slow
 def test_load_needs_only_the_checkpoint(trained):
     ckpt, _ = trained
     model = load(ckpt)
@@ -34,6 +35,7 @@ def test_load_needs_only_the_checkpoint(trained):
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())
 
 
+@pytest.mark.slow
 def test_predict_files_matches_the_model_and_pools_long_files(trained, tmp_path):
     ckpt, data = trained
     model = load(ckpt)
@@ -54,6 +56,7 @@ def test_predict_files_matches_the_model_and_pools_long_files(trained, tmp_path)
     assert model.predict_files([clip, long_file]) == rows  # the method is the same call
 
 
+@pytest.mark.slow
 def test_predict_command_writes_as_it_goes_and_skips_bad_files(trained, tmp_path):
     ckpt, data = trained
     folder = tmp_path / "in"
@@ -82,6 +85,7 @@ def test_predict_command_writes_as_it_goes_and_skips_bad_files(trained, tmp_path
     assert json.loads(out.with_suffix(".jsonl").read_text().splitlines()[0])["path"].endswith(".wav")
 
 
+@pytest.mark.slow
 def test_detect_command_on_a_generated_long_recording(trained, tmp_path):
     ckpt, _ = trained
     generate_long(tmp_path / "long", n_recordings=1, minutes=0.5, seed=1, sample_rate=8000)
@@ -106,6 +110,7 @@ def test_a_checkpoint_without_a_card_says_so(tmp_path):
         load(tmp_path / "junk.ckpt")
 
 
+@pytest.mark.slow
 def test_export_command_writes_an_onnx_model_that_onnxruntime_runs(trained, tmp_path):
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
@@ -122,6 +127,7 @@ def test_export_command_writes_an_onnx_model_that_onnxruntime_runs(trained, tmp_
     assert probs.tolist() == pytest.approx([expected[f"prob_{c}"] for c in sidecar["class_names"]], abs=1e-4)
 
 
+@pytest.mark.slow
 def test_a_cli_pretraining_checkpoint_predicts_files_as_its_validation_read_them(tmp_path):
     """EmbeddingPretrain classifies by nearest centroid: ``clusterlight predict`` on the validation
     files, from the checkpoint alone, gives the classes the selected checkpoint's validation gave."""

@@ -3,16 +3,14 @@
 the memory bank and mixing in their own journeys). Run as real processes, so a deadlock is a
 timeout and Lightning's warnings are visible."""
 
-import os
-import subprocess
-import sys
-
 import pytest
 import torch
 import yaml
-from tiny_configs import CONFIGS, model_configs, tiny_data, write_yaml
+from helpers.cli import clusterlight
+from helpers.configs import CONFIGS, model_configs, tiny_data, write_yaml
 
-TESTS = os.path.dirname(os.path.abspath(__file__))
+pytestmark = pytest.mark.slow  # 2-process DDP journeys, each CLI run a real process
+
 SMALL_LSTM = ["--model.init_args.backbone.init_args.hidden", "32"]
 JOURNEYS = {  # each module; exact and bank re-clustering; mixing; the log-mel feature cache
     "baseline": ["baseline"],
@@ -32,14 +30,6 @@ JOURNEYS = {  # each module; exact and bank re-clustering; mixing; the log-mel f
 }
 
 
-def clusterlight(args: list[str], timeout: int = 240) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": TESTS + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    cmd = [sys.executable, "-m", "clusterlight", *args]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done
-
-
 def journey_args(tmp_path, trainer: str, journey: str, root) -> list[str]:
     stage, *extra = FINETUNE if journey == "finetune" else JOURNEYS[journey]
     data = write_yaml(tmp_path, "data.yaml", tiny_data(tmp_path))
@@ -48,7 +38,9 @@ def journey_args(tmp_path, trainer: str, journey: str, root) -> list[str]:
         f"probe-{root.name}.yaml",
         {
             "trainer": {
-                "callbacks": [{"class_path": "rank_probe.RankProbe", "init_args": {"out_dir": str(root)}}]
+                "callbacks": [
+                    {"class_path": "helpers.rank_probe.RankProbe", "init_args": {"out_dir": str(root)}}
+                ]
             }
         },
     )

@@ -2,7 +2,8 @@
 
 import csv
 
-from conftest import tiny_datamodule, tiny_parts, tiny_trainer
+from helpers.data import tiny_datamodule
+from helpers.models import tiny_parts, tiny_trainer
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from clusterlight import Classifier

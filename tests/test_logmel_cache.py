@@ -5,10 +5,10 @@ import logging
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_datamodule, tiny_parts, tiny_trainer
-from test_fast_paths import _ragged_datamodule
-from test_journeys_ddp import clusterlight
-from tiny_configs import tiny_classifier_args
+from helpers.cli import clusterlight
+from helpers.configs import tiny_classifier_args
+from helpers.data import ragged_datamodule, tiny_datamodule
+from helpers.models import tiny_parts, tiny_trainer
 
 from clusterlight import ClusterCentroids, EmbeddingPretrain
 from clusterlight.data import BackgroundMix, audio, logmel_cache
@@ -46,7 +46,7 @@ def test_shorter_and_longer_clips_match_but_for_the_edge_frames(tmp_path, paddin
     """Clips of 0.3-1.7 s (multiples of the 80-sample hop) in 1 s windows, evaluation and random training
     crops: the cache serves the waveform path's window at the drawn offset rounded to the hop, and all
     frames whose STFT stays inside the cut (all but n_fft / 2 = 128 samples = 2 frames per edge) agree."""
-    dm = _ragged_datamodule(tmp_path / "audio", tmp_path / "cache", padding=padding, feature_cache=True)
+    dm = ragged_datamodule(tmp_path / "audio", tmp_path / "cache", padding=padding, feature_cache=True)
     dm = _with_cache(dm)
     hop, n = 80, dm.datasets["train"].n_samples
     for split in ("train", "val"):
@@ -176,6 +176,7 @@ def test_cluster_pretraining_from_the_cache_equals_the_waveform_path(synth_root,
         torch.testing.assert_close(weights[True][name], value, rtol=1e-4, atol=1e-5, msg=name)
 
 
+@pytest.mark.slow
 def test_cli_fit_and_test_with_the_feature_cache(tmp_path):
     """The user's journey: the shipped configs with ``--data.feature_cache true``."""
     args = [*tiny_classifier_args(tmp_path), "--data.init_args.feature_cache", "true"]

@@ -4,7 +4,8 @@ import math
 
 import pytest
 import torch
-from conftest import CLASSES, tiny_datamodule, tiny_parts, tiny_trainer
+from helpers.data import CLASSES, tiny_datamodule
+from helpers.models import tiny_parts, tiny_trainer
 
 from clusterlight.data import BackgroundMix, BatchMix, WithinClusterMix
 from clusterlight.modules import Classifier

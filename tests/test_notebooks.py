@@ -8,7 +8,7 @@ import subprocess
 import nbclient
 import nbformat
 import pytest
-from conftest import ROOT
+from helpers import ROOT
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
@@ -44,6 +44,7 @@ def test_stored_notebook_has_its_outputs(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+@pytest.mark.slow
 def test_notebook_executes_on_tiny_settings(path, tmp_path, monkeypatch):
     monkeypatch.setenv("CLUSTERLIGHT_NOTEBOOK_TINY", "1")
     monkeypatch.setenv("WANDB_MODE", "disabled")

@@ -4,7 +4,8 @@ import subprocess
 import sys
 import zipfile
 
-from tiny_configs import tiny_data, write_yaml
+import pytest
+from helpers.configs import tiny_data, write_yaml
 
 from clusterlight import __version__
 from clusterlight.cli import main
@@ -20,6 +21,7 @@ def test_version_and_configs_list(capsys):
     assert "clusterlight:model/net/lstm.yaml" in out
 
 
+@pytest.mark.slow
 def test_packaged_config_names_resolve_and_a_wrong_one_says_where_to_look(tmp_path):
     args = resolve_config_args(
         ["fit", "--config", "clusterlight:trainer/cpu.yaml", "--config=clusterlight:model/pretrain.yaml"]
@@ -68,6 +70,7 @@ def test_a_fit_from_packaged_configs_alone(tmp_path):
     assert list((tmp_path / "run").rglob("last.ckpt"))
 
 
+@pytest.mark.slow
 def test_the_wheel_holds_configs_licence_and_py_typed(tmp_path):
     root = ROOT.parents[1]
     subprocess.run(

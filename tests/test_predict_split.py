@@ -5,10 +5,12 @@ import csv
 from pathlib import Path
 
 import pytest
-from test_journeys_ddp import clusterlight
-from tiny_configs import tiny_classifier_args, train_tiny_classifier
+from helpers.cli import clusterlight, train_tiny_classifier
+from helpers.configs import tiny_classifier_args
 
 from clusterlight.inference import load, predict_files
+
+pytestmark = pytest.mark.slow  # clusterlight fit and predict in subprocesses
 
 CLASSES = ["dog_bark", "baby_cry", "gunshot", "background"]
 

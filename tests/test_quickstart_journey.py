@@ -4,10 +4,13 @@ the validation choice), on tiny synthetic data and one epoch per stage."""
 
 import json
 
-from conftest import TINY_COUNTS
-from tiny_configs import CONFIGS
+import pytest
+from helpers.configs import CONFIGS
+from helpers.data import TINY_COUNTS
 
 from clusterlight.cli import main
+
+pytestmark = pytest.mark.slow  # trains every method of the shipped quickstart
 
 
 def test_the_shipped_quickstart_trains_and_reports_every_method(tmp_path, capsys):

@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import tiny_datamodule, tiny_parts, tiny_trainer
+from helpers.configs import CONFIGS, model_configs, tiny_data, write_yaml
+from helpers.data import tiny_datamodule
+from helpers.models import tiny_parts, tiny_trainer
 from lightning.pytorch import seed_everything
 from omegaconf import OmegaConf
-from tiny_configs import CONFIGS, model_configs, tiny_data, write_yaml
 
 from clusterlight.callbacks import ClusterCentroids
 from clusterlight.checkpoints import CheckpointError
@@ -200,6 +201,7 @@ READOUTS = {  # preset -> what the built module must have
 }
 
 
+@pytest.mark.slow
 def test_cli_pretrain_then_finetune_with_each_readout_then_test(tmp_path):
     data = write_yaml(tmp_path, "d.yaml", tiny_data(tmp_path))
     small = [

@@ -2,15 +2,17 @@
 ``clusterlight fit ... --ckpt_path last``; the shipped configs with their defaults (dropout, random
 crops, mixing, re-clustering every epoch, embedding plots)."""
 
-import os
 import signal
 import subprocess
 import sys
 import time
 
+import pytest
 import torch
-from test_journeys_ddp import TESTS, clusterlight
-from tiny_configs import CONFIGS, model_configs, tiny_data, write_yaml
+from helpers.cli import clusterlight, subprocess_env
+from helpers.configs import CONFIGS, model_configs, tiny_data, write_yaml
+
+pytestmark = pytest.mark.slow  # real clusterlight processes, one killed with SIGKILL
 
 EPOCHS = 4
 
@@ -44,7 +46,7 @@ def test_sigkill_mid_epoch_then_resume_equals_the_uninterrupted_run(tmp_path):
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     clusterlight(fit_args(tmp_path, whole))
 
-    env = {**os.environ, "PYTHONPATH": TESTS}
+    env = subprocess_env()
     proc = subprocess.Popen(
         [sys.executable, "-m", "clusterlight", *fit_args(tmp_path, killed)],
         stdout=subprocess.DEVNULL,

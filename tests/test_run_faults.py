@@ -5,7 +5,6 @@ tree without it each test fails on the behaviour it checks."""
 
 import json
 import math
-import os
 import pickle
 import re
 import subprocess
@@ -15,7 +14,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, tiny_datamodule, tiny_parts, tiny_trainer
+from helpers import ROOT
+from helpers.data import tiny_datamodule
+from helpers.faults import NaNBatch, NaNGradient
+from helpers.models import tiny_parts, tiny_trainer
 from lightning.pytorch import Callback
 from lightning.pytorch.callbacks import ModelCheckpoint
 
@@ -26,28 +28,6 @@ from clusterlight.clusters.kmeans import kmeans
 from clusterlight.modules import Classifier
 
 STEPS_PER_EPOCH = 8  # 120 tiny training clips, batch 16
-
-
-class NaNBatch(Callback):
-    """Puts a NaN into the training batch's waveforms at the given global steps (on one rank, or all)."""
-
-    def __init__(self, steps=(10,), rank: int | None = None) -> None:
-        self.steps, self.rank = set(steps), rank
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if trainer.global_step in self.steps and self.rank in (None, trainer.global_rank):
-            batch["wave"][0, :100] = float("nan")
-
-
-class NaNGradient(Callback):
-    """Makes the gradient of one parameter NaN at one global step (the loss stays finite)."""
-
-    def __init__(self, name: str, step: int) -> None:
-        self.name, self.step = name, step
-
-    def on_after_backward(self, trainer, pl_module) -> None:
-        if trainer.global_step == self.step:
-            dict(pl_module.named_parameters())[self.name].grad[0] = float("nan")
 
 
 def _checkpointed_trainer(tmp_path, epochs=3, callbacks=(), **ckpt):
@@ -426,10 +406,9 @@ def test_ckpt_path_best_reads_last_ckpt_safely(tmp_path):
 
 
 def _experiment_with_a_diverging_method(tmp_path) -> str:
-    from test_experiment import _tiny_experiment
-    from tiny_configs import write_yaml
+    from helpers.configs import tiny_experiment, write_yaml
 
-    exp = _tiny_experiment(tmp_path)
+    exp = tiny_experiment(tmp_path)
     baseline = exp["methods"]["baseline"]["stages"][0]
     exp["methods"] = {
         "baseline": {"stages": [baseline]},
@@ -507,6 +486,7 @@ def test_tables_average_finished_runs_only_and_mark_failed_methods():
 # --- the fault matrix ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_fault_benchmark_fast_loses_nothing(tmp_path):
     done = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks/faults.py"), "--fast", "--workdir", str(tmp_path)],
@@ -526,7 +506,7 @@ def test_fault_benchmark_fast_loses_nothing(tmp_path):
 
 
 def _ddp_fit_args(tmp_path, root, callbacks: list[dict]) -> list[str]:
-    from tiny_configs import CONFIGS, model_configs, tiny_data, write_yaml
+    from helpers.configs import CONFIGS, model_configs, tiny_data, write_yaml
 
     extra = write_yaml(tmp_path, f"callbacks-{root.name}.yaml", {"trainer": {"callbacks": callbacks}})
     return [
@@ -545,12 +525,13 @@ def _ddp_fit_args(tmp_path, root, callbacks: list[dict]) -> list[str]:
     ]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_ddp_a_nan_on_one_rank_is_skipped_or_stops_every_rank(tmp_path):
-    from test_journeys_ddp import TESTS, clusterlight
+    from helpers.cli import clusterlight, subprocess_env
 
-    nan_on_rank1 = {"class_path": "test_run_faults.NaNBatch", "init_args": {"steps": [5], "rank": 1}}
+    nan_on_rank1 = {"class_path": "helpers.faults.NaNBatch", "init_args": {"steps": [5], "rank": 1}}
     skip = {"class_path": "clusterlight.FiniteGuard", "init_args": {"on_nonfinite": "skip"}}
-    probe = {"class_path": "rank_probe.RankProbe", "init_args": {"out_dir": str(tmp_path / "skip")}}
+    probe = {"class_path": "helpers.rank_probe.RankProbe", "init_args": {"out_dir": str(tmp_path / "skip")}}
     fit = clusterlight(_ddp_fit_args(tmp_path, tmp_path / "skip", [skip, nan_on_rank1, probe]), timeout=400)
     assert "FiniteGuard skipped 1 optimizer step" in fit.stderr
     ranks = [torch.load(tmp_path / f"skip/rank{r}-fit.pt", weights_only=True) for r in (0, 1)]
@@ -559,7 +540,7 @@ def test_ddp_a_nan_on_one_rank_is_skipped_or_stops_every_rank(tmp_path):
         assert torch.isfinite(value.float()).all() and torch.equal(value, ranks[1]["weights"][name]), name
     assert torch.equal(ranks[0]["centroids"], ranks[1]["centroids"])
 
-    env = {**os.environ, "PYTHONPATH": TESTS}
+    env = subprocess_env()
     args = _ddp_fit_args(tmp_path, tmp_path / "raise", [nan_on_rank1])
     done = subprocess.run(
         [sys.executable, "-m", "clusterlight", *args], capture_output=True, text=True, timeout=400, env=env

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers.configs import CONFIGS, model_configs, tiny_data, write_yaml
 from lightning.pytorch import Trainer
 from lightning.pytorch.demos.boring_classes import BoringModel
 from lightning.pytorch.loggers import CSVLogger
-from tiny_configs import CONFIGS, model_configs, tiny_data, write_yaml
 
 from clusterlight.callbacks import BestAndLastCheckpoint, SmoothedMetric
 from clusterlight.callbacks.smoothed_metric import window_mean

@@ -1,7 +1,7 @@
 import csv
 
 import pytest
-from conftest import write_tone
+from helpers.data import write_tone
 
 from clusterlight.data import (
     AudioDataModule,

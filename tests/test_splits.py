@@ -1,7 +1,7 @@
 from collections import Counter
 
 import pytest
-from conftest import TINY_COUNTS, tiny_datamodule
+from helpers.data import TINY_COUNTS, tiny_datamodule
 
 from clusterlight.data.records import Clip, DataError
 from clusterlight.data.splits import group_split

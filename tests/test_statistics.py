@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+from helpers.results import run
 
 from clusterlight.experiment.pooling import (
     compare_pooled,
@@ -28,17 +29,6 @@ from clusterlight.experiment.statistics import (
 )
 
 CLASSES = ["a", "b"]
-
-
-def run(preds, labels, class_names=CLASSES, with_clips=True) -> dict:
-    """A run result as the experiment records it, metrics computed from the predictions."""
-    preds, labels = np.asarray(preds), np.asarray(labels)
-    errs = {f"err_{c}": float((preds[labels == i] != i).mean()) for i, c in enumerate(class_names)}
-    macro, acc = float(np.mean(list(errs.values()))), float((preds == labels).mean())
-    r = {"metrics": {**errs, "macro_err": macro, "acc": acc}, "confusion": []}
-    if with_clips:
-        r.update(predictions=[int(p) for p in preds], labels=[int(t) for t in labels])
-    return r
 
 
 # the hand-made case: 4 clips of a, 2 of b, two seeds

@@ -3,9 +3,10 @@
 
 import pytest
 import torch
-from conftest import tiny_datamodule, tiny_trainer
-from test_journeys_ddp import clusterlight
-from tiny_configs import CONFIGS, model_configs, tiny_data, write_yaml
+from helpers.cli import clusterlight
+from helpers.configs import CONFIGS, model_configs, tiny_data, write_yaml
+from helpers.data import tiny_datamodule
+from helpers.models import tiny_trainer
 
 from clusterlight.data.long_synth import generate_long
 from clusterlight.inference import load
@@ -44,6 +45,7 @@ def thresholds_in(path) -> dict:
     return torch.load(path, weights_only=True)["clusterlight"]["thresholds"]
 
 
+@pytest.mark.slow
 def test_fit_leaves_thresholds_in_the_best_and_the_last_checkpoint_and_prints_them(fitted):
     stdout, folder, _ = fitted
     best = next(folder.glob("best-*.ckpt"))
@@ -54,6 +56,7 @@ def test_fit_leaves_thresholds_in_the_best_and_the_last_checkpoint_and_prints_th
     assert all(f"{c} {t:.3f}" in line for c, t in thresholds_in(best).items())
 
 
+@pytest.mark.slow
 def test_the_best_checkpoints_thresholds_are_those_of_its_validation(fitted, tmp_path):
     """Validating the best checkpoint again chooses the thresholds its card holds (F1-optimal on the
     validation clips' probabilities)."""
@@ -65,6 +68,7 @@ def test_the_best_checkpoints_thresholds_are_those_of_its_validation(fitted, tmp
     assert len(model.clip_probabilities["val"]) == 30
 
 
+@pytest.mark.slow
 def test_detect_uses_the_checkpoints_thresholds(fitted, tmp_path):
     _, folder, _ = fitted
     generate_long(tmp_path / "long", n_recordings=1, minutes=0.25, seed=3, sample_rate=8000)

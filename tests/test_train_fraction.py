@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 import math
 import random
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import write_tone
+from helpers.data import write_fold_manifest
 
 from clusterlight.data import AudioDataModule, ManifestSource
 from clusterlight.data.imbalance import ratio_counts
@@ -17,26 +16,6 @@ from clusterlight.data.records import Clip, DataError
 from clusterlight.data.splits import nested_fraction
 
 CLASSES = ["dog_bark", "car_horn", "background"]
-GROUPS_PER_FOLD = {"dog_bark": 8, "car_horn": 6, "background": 16}  # groups of 1-3 clips each
-
-
-def write_fold_manifest(root: Path, groups_per_fold: dict[str, int] = GROUPS_PER_FOLD) -> Path:
-    """Tiny WAVs and ``labels.csv`` (path,label,fold,source_id) in fold1 and fold2, ``groups_per_fold[label]``
-    source recordings of 1-3 clips per label and fold."""
-    rows = []
-    for fold in ("fold1", "fold2"):
-        for label, n_groups in groups_per_fold.items():
-            for g in range(n_groups):
-                source = f"{fold}-{label}-{g}"
-                for k in range(1 + g % 3):
-                    path = f"{label}/{source}-{k}.wav"
-                    write_tone(root / path, seconds=0.1, freq=200.0 + 37 * (len(rows) % 50))
-                    rows.append({"path": path, "label": label, "fold": fold, "source_id": source})
-    with open(root / "labels.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["path", "label", "fold", "source_id"])
-        writer.writeheader()
-        writer.writerows(rows)
-    return root
 
 
 @pytest.fixture(scope="module")

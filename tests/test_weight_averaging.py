@@ -7,10 +7,11 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from conftest import tiny_datamodule, tiny_parts, tiny_trainer
+from helpers.configs import CONFIGS, model_configs, tiny_data, write_yaml
+from helpers.data import tiny_datamodule
+from helpers.models import tiny_parts, tiny_trainer
 from lightning.pytorch import Callback, seed_everything
 from lightning.pytorch.callbacks import ModelCheckpoint
-from tiny_configs import CONFIGS, model_configs, tiny_data, write_yaml
 from torch.optim.swa_utils import update_bn
 
 import clusterlight
@@ -231,8 +232,9 @@ def test_bad_settings_are_named(kwargs, message):
         EMAWeights(**kwargs)
 
 
+@pytest.mark.slow
 def test_ddp_ranks_hold_the_same_average(synth_root, tmp_path):
-    from rank_probe import RankProbe
+    from helpers.rank_probe import RankProbe
 
     dm = tiny_datamodule(synth_root, tmp_path / "cache")
     dm.prepare_data()

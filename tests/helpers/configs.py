@@ -1,11 +1,14 @@
-"""Config helpers shared by the CLI and experiment tests: a tiny synthetic data config in a temp dir."""
+"""Configs of tiny runs: the shipped configs' folder, a tiny synthetic data config in a temp dir, the
+arguments of a tiny classifier and a tiny two-method experiment."""
 
 from __future__ import annotations
 
 import json
 
 import yaml
-from conftest import ROOT, TINY_COUNTS
+
+from helpers import ROOT
+from helpers.data import TINY_COUNTS
 
 CONFIGS = ROOT / "configs"
 TINY_DATA = {
@@ -73,9 +76,43 @@ def tiny_classifier_args(tmp_path) -> list[str]:
     ]  # fmt: skip
 
 
-def train_tiny_classifier(tmp_path, epochs: int):
-    """A tiny LSTM classifier trained by ``clusterlight fit`` (shipped configs); its selected checkpoint."""
-    from test_journeys_ddp import clusterlight
-
-    clusterlight(["fit", *tiny_classifier_args(tmp_path), "--trainer.max_epochs", str(epochs)])
-    return next((tmp_path / "run").rglob("best-*.ckpt"))
+def tiny_experiment(tmp_path) -> dict:
+    """An experiment of two methods (``baseline``; ``clustered``: pretrain, then finetune from it), two seeds,
+    one epoch per stage on the tiny data, small LSTMs on the CPU, CSV logs."""
+    model_over = {
+        "model": {
+            "init_args": {
+                "frontend": {"init_args": {"sample_rate": 8000}},
+                "backbone": {"init_args": {"hidden": 32, "layers": 1}},
+            }
+        }
+    }
+    lstm = str(CONFIGS / "model/net/lstm.yaml")
+    return {
+        "name": "tiny",
+        "seeds": [0, 1],
+        "common": [
+            str(CONFIGS / "trainer/cpu.yaml"),
+            str(CONFIGS / "logger/csv.yaml"),
+            write_yaml(tmp_path, "d.yaml", tiny_data(tmp_path)),
+        ],
+        "overrides": {
+            "trainer": {"enable_progress_bar": False, "enable_model_summary": False, "max_epochs": 1},
+            **model_over,
+        },
+        "methods": {
+            "baseline": {
+                "stages": [{"name": "fit", "configs": [str(CONFIGS / "model/baseline.yaml"), lstm]}]
+            },
+            "clustered": {
+                "stages": [
+                    {"name": "pretrain", "configs": [str(CONFIGS / "model/pretrain.yaml"), lstm]},
+                    {
+                        "name": "finetune",
+                        "configs": [str(CONFIGS / "model/finetune.yaml"), lstm],
+                        "init_from": "pretrain",
+                    },
+                ]
+            },
+        },
+    }
