@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny datasets written into temp dirs (tests never read ../shared). The helpers live in
+"""Shared fixtures: tiny datasets written into temp dirs (tests make their own data). The helpers live in
 the ``helpers`` package (tests/helpers); tests import them from there."""
 
 from __future__ import annotations
@@ -7,9 +7,6 @@ import os
 from pathlib import Path
 
 import pytest
-
-# ROOT stays importable from here for modules that still read it as ``from conftest import ROOT``
-from helpers import ROOT  # noqa: F401
 
 os.environ.setdefault("WANDB_MODE", "offline")
 
@@ -27,5 +24,5 @@ def pytest_configure(config) -> None:
 
 @pytest.fixture(scope="session")
 def synth_root(tmp_path_factory) -> Path:
-    """A tiny synthetic dataset (8 kHz, 1 s clips, easy SNR), generated once per session."""
+    """A tiny synthetic dataset (8 kHz, 1 s clips, easy SNR), generated once per test run."""
     return tmp_path_factory.mktemp("synth")

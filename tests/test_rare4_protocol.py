@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import ROOT
+from helpers import ROOT
+from helpers.data import write_fold_manifest
+from helpers.results import run
 from jsonargparse import ArgumentParser
 from omegaconf import OmegaConf
-from test_statistics import run
-from test_train_fraction import write_fold_manifest
 
 from clusterlight.data import AudioDataModule
 from clusterlight.experiment import run_hash, summarize
