@@ -1,5 +1,6 @@
 """What a ``pip install`` user gets: the configs, the version, the licence, type information."""
 
+import re
 import subprocess
 import sys
 import zipfile
@@ -73,25 +74,23 @@ def test_a_fit_from_packaged_configs_alone(tmp_path):
 @pytest.mark.slow
 def test_the_wheel_holds_configs_licence_and_py_typed(tmp_path):
     root = ROOT.parents[1]
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "-q",
-            "-w",
-            str(tmp_path),
-            str(root),
-        ],
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-v", "-w", str(tmp_path), str(root)],
         check=True,
         capture_output=True,
+        text=True,
     )
+    # the package's own build prints no deprecation (e.g. setuptools' licence-metadata warnings)
+    assert not re.search(r"BuildBackendWarning|DeprecationWarning|deprecated", build.stdout + build.stderr)
     (wheel,) = tmp_path.glob("clusterlight-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "clusterlight/configs/trainer/cpu.yaml" in names
     assert "clusterlight/configs/experiment/quickstart.yaml" in names
     assert "clusterlight/py.typed" in names
     assert any(n.endswith("licenses/LICENSE") or n.endswith("/LICENSE") for n in names), names[-8:]
-    assert f"clusterlight-{__version__}.dist-info/METADATA" in names
+    metadata = zipfile.ZipFile(wheel).read(f"clusterlight-{__version__}.dist-info/METADATA").decode()
+    assert "License-Expression: Apache-2.0" in metadata and "Classifier: License ::" not in metadata
+    # the package page's description has no links relative to the repository
+    description = metadata.split("\n\n", 1)[1]
+    assert "what it found" in description.lower()
+    assert not re.search(r"\]\((?![a-z]+:)", description)
