@@ -6,8 +6,9 @@ import soundfile as sf
 from helpers.data import write_tone
 
 from clusterlight.data import audio
-from clusterlight.data.audio import decode, load_waveforms
+from clusterlight.data.audio import load_waveforms
 from clusterlight.data.cropping import fit_length
+from clusterlight.data.decode import decode
 from clusterlight.data.records import Clip, DataError
 
 

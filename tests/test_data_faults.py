@@ -15,8 +15,10 @@ import soundfile as sf
 from helpers.data import write_tone
 
 from clusterlight.data import AudioDataModule, ManifestSource, UrbanSound8KSource, audio
+from clusterlight.data.array_store import file_digest
 from clusterlight.data.atomic import atomic_file, atomic_folder
-from clusterlight.data.audio import decode, file_digest, load_waveforms
+from clusterlight.data.audio import load_waveforms
+from clusterlight.data.decode import decode
 from clusterlight.data.records import Clip, DataError
 
 # ---- helpers ---------------------------------------------------------------------------

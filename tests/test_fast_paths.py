@@ -7,8 +7,8 @@ from helpers.data import ragged_datamodule, tiny_datamodule
 from helpers.models import MeanPoolEmbedder, tiny_parts, tiny_trainer
 
 from clusterlight import ClusterCentroids, EmbeddingPretrain
-from clusterlight.data.audio import decode
 from clusterlight.data.cropping import fit_length
+from clusterlight.data.decode import decode
 from clusterlight.data.records import DataError
 from clusterlight.modules.cluster_access import find_centroids
 

@@ -1,4 +1,4 @@
-"""Decoding, resampling and fixing clips to a length; the decoded-waveform cache.
+"""The decoded-waveform cache: every clip decoded (:mod:`clusterlight.data.decode`) once.
 
 Audio is decoded once into a ragged float32 array on disk (``waves.npy`` plus
 ``offsets.npy``), memory-mapped by every later run. The cache key covers the file list
@@ -20,6 +20,7 @@ Opening a cache checks it (``verify``):
   rewritten with the same size and modification time). It reads the whole cache and every
   audio file once.
 
+The folder is a checksummed array store (:mod:`clusterlight.data.array_store`, like the log-mel cache).
 A cache that fails its check is logged (a warning naming the folder and what was wrong), moved
 aside in one rename, and rebuilt atomically.
 """
@@ -30,22 +31,31 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
-import torch
-import torchaudio.functional as AF
 
-from clusterlight.data.atomic import atomic_folder, move_aside
+from clusterlight.data.array_store import (
+    VERIFY_MODES,  # noqa: F401  (data/datamodule.py imports it from here)
+    CacheProblem,
+    all_finite,
+    check_checksums,
+    check_offsets,
+    check_verify,
+    file_digest,
+    load_checked_array,
+    open_or_build,
+    opens,
+    read_meta,
+    write_store,
+)
+from clusterlight.data.decode import decode
 from clusterlight.data.records import Clip, DataError
 
 log = logging.getLogger(__name__)
 CACHE_VERSION = 2  # part of the cache key: bump when the decoded values change
 META_FORMAT = 3  # meta.json layout: an older layout is rebuilt in place
-VERIFY_MODES = ("size", "full")
 ARRAYS = ("waves.npy", "offsets.npy")
 LIST_MAX = 10  # paths named in one message
 
@@ -53,82 +63,6 @@ LIST_MAX = 10  # paths named in one message
 def _listing(paths: list[str], n: int = LIST_MAX) -> str:
     more = f" (+{len(paths) - n} more)" if len(paths) > n else ""
     return ", ".join(paths[:n]) + more
-
-
-def file_digest(path: str | Path, chunk: int = 1 << 22) -> str:
-    """blake2b (256-bit) of a file's bytes, read in chunks."""
-    h = hashlib.blake2b(digest_size=32)
-    buf = bytearray(chunk)
-    view = memoryview(buf)
-    with open(path, "rb", buffering=0) as f:
-        while n := f.readinto(buf):
-            h.update(view[:n])
-    return h.hexdigest()
-
-
-def _wav_declared_frames(path: Path) -> int | None:
-    """Frames a RIFF/WAVE header declares (data chunk size / block align); ``None`` when not a WAV
-    or the size is unknown (0 or 0xFFFFFFFF, as streaming writers leave it). libsndfile silently
-    shortens a cut data chunk to what the file holds, so this is read from the header itself."""
-    with path.open("rb") as f:
-        head = f.read(12)
-        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-            return None
-        block_align = 0
-        for _ in range(64):
-            h = f.read(8)
-            if len(h) < 8:
-                return None
-            cid, size = h[:4], int.from_bytes(h[4:8], "little")
-            if cid == b"fmt ":
-                fmt = f.read(size)
-                block_align = int.from_bytes(fmt[12:14], "little") if len(fmt) >= 14 else 0
-                f.seek(size & 1, 1)
-            elif cid == b"data":
-                if block_align <= 0 or size in (0, 0xFFFFFFFF):
-                    return None
-                return size // block_align
-            else:
-                f.seek(size + (size & 1), 1)
-    return None
-
-
-def decode(path: str, sample_rate: int) -> np.ndarray:
-    """Decode ``path`` to mono float32 at ``sample_rate``; raise :class:`DataError` naming the file.
-
-    A file that holds fewer frames than its header declares (a cut download or copy) is an error
-    naming both counts: libsndfile would return the frames present without a word.
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"audio file {path} does not exist")
-    if p.stat().st_size == 0:
-        raise DataError(f"audio file {path} is empty (0 bytes)")
-    try:
-        with sf.SoundFile(path) as f:
-            sr, fmt, declared = f.samplerate, f.format, f.frames
-            wave = f.read(dtype="float32", always_2d=True)
-        header = _wav_declared_frames(p)
-    except Exception as e:  # soundfile raises several types for corrupt input
-        raise DataError(f"audio file {path} could not be decoded: {e}") from e
-    if wave.shape[0] == 0:
-        raise DataError(f"audio file {path} has no samples")
-    if fmt == "MPEG":  # an MP3's frame count is an estimate
-        declared = 0
-    declared = max(declared, header or 0)
-    if wave.shape[0] < declared:
-        raise DataError(
-            f"audio file {path} is truncated: its header declares {declared} frames but only "
-            f"{wave.shape[0]} could be read"
-        )
-    mono = wave.mean(axis=1)
-    if not np.isfinite(mono).all():
-        raise DataError(f"audio file {path} contains NaN or infinite samples")
-    if sr != sample_rate:
-        mono = AF.resample(torch.from_numpy(mono), sr, sample_rate).numpy()
-        if not np.isfinite(mono).all():
-            raise DataError(f"audio file {path} gives NaN or infinite samples after resampling")
-    return mono
 
 
 @dataclass
@@ -174,10 +108,6 @@ def cache_key(clips: list[Clip], sample_rate: int, on_bad_file: str) -> str:
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
-class CacheProblem(Exception):
-    """Why a cache folder cannot be used (it is then rebuilt)."""
-
-
 def load_waveforms(
     clips: list[Clip],
     sample_rate: int,
@@ -196,169 +126,56 @@ def load_waveforms(
     """
     if on_bad_file not in ("error", "skip"):
         raise DataError(f"on_bad_file must be 'error' or 'skip', got {on_bad_file!r}")
-    if verify not in VERIFY_MODES:
-        raise DataError(f"verify_cache must be one of {VERIFY_MODES}, got {verify!r}")
+    check_verify(verify)
     folder = Path(cache_dir).expanduser() / f"waves-{cache_key(clips, sample_rate, on_bad_file)}"
-    store = None
-    seen = folder_identity(folder)
-    if seen is not None:
-        try:
-            store = open_cache(folder, clips, sample_rate, verify)
-        except CacheProblem as e:
-            log.warning("waveform cache %s is unusable: %s; rebuilding it", folder, e)
-            discard_folder(folder, seen)
-    if store is None:
-        _build_cache(clips, sample_rate, folder, on_bad_file)
-        try:
-            store = open_cache(folder, clips, sample_rate, "size")
-        except CacheProblem as e:
-            raise DataError(f"waveform cache {folder} is unusable right after it was written: {e}") from e
+    store = open_or_build(
+        folder,
+        "waveform cache",
+        lambda f, v: open_cache(f, clips, sample_rate, v),
+        lambda: _build_cache(clips, sample_rate, folder, on_bad_file),
+        verify,
+        log,
+    )
     if store.skipped:
         log.warning(
             "skipped %d unreadable audio file(s): %s", len(store.skipped), ", ".join(store.skipped[:20])
         )
     min_len = min_clip_seconds * sample_rate
     store.short = [c.path for c, n in zip(store.clips, store.lengths()) if n < min_len]
-    if store.silent or store.short:
-        parts = []
-        if store.silent:
-            parts.append(f"{len(store.silent)} clip(s) are all zeros: {_listing(store.silent)}")
-        if store.short:
-            parts.append(
-                f"{len(store.short)} clip(s) are shorter than min_clip_seconds={min_clip_seconds:g}: "
-                f"{_listing(store.short)}"
-            )
-        log.warning("suspicious audio (kept): %s", "; ".join(parts))
+    _warn_suspicious(store, min_clip_seconds)
     return store
 
 
-def folder_identity(folder: Path) -> tuple[int, int, int] | None:
-    try:
-        st = folder.stat()
-    except FileNotFoundError:
-        return None
-    return st.st_dev, st.st_ino, st.st_ctime_ns
-
-
-def discard_folder(folder: Path, seen: tuple[int, int, int]) -> None:
-    """Move the broken cache folder (as identified by ``seen``) aside in one rename, then delete it;
-    a folder another process (a DDP rank) has rebuilt there meanwhile is left in place."""
-    if folder_identity(folder) != seen:
+def _warn_suspicious(store: WaveformStore, min_clip_seconds: float) -> None:
+    """One warning counting and naming the kept clips that are all zeros or too short."""
+    if not (store.silent or store.short):
         return
-    aside = move_aside(folder)
-    if aside is not None:
-        shutil.rmtree(aside, ignore_errors=True)
-
-
-def _read_meta(folder: Path) -> dict:
-    path = folder / "meta.json"
-    if not path.is_file():
-        raise CacheProblem("meta.json is missing (a partial folder)")
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as e:
-        raise CacheProblem(f"meta.json cannot be read ({e})") from e
-    if not text.strip():
-        raise CacheProblem("meta.json is empty")
-    try:
-        meta = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise CacheProblem(f"meta.json is not valid JSON ({e})") from e
-    if not isinstance(meta, dict):
-        raise CacheProblem("meta.json does not hold an object")
-    if meta.get("format") != META_FORMAT:
-        raise CacheProblem(
-            f"meta.json has format {meta.get('format')!r}, expected {META_FORMAT} (written by an older "
-            "version, without checksums)"
+    parts = []
+    if store.silent:
+        parts.append(f"{len(store.silent)} clip(s) are all zeros: {_listing(store.silent)}")
+    if store.short:
+        parts.append(
+            f"{len(store.short)} clip(s) are shorter than min_clip_seconds={min_clip_seconds:g}: "
+            f"{_listing(store.short)}"
         )
-    try:
-        ok = (
-            isinstance(meta["sample_rate"], int)
-            and isinstance(meta["n"], int)
-            and all(isinstance(s, str) for s in meta["skipped"])
-            and all(isinstance(s, str) for s in meta["silent"])
-            and all(
-                isinstance(r["shape"], list)
-                and isinstance(r["dtype"], str)
-                and isinstance(r["bytes"], int)
-                and isinstance(r["blake2b"], str)
-                for r in (meta["arrays"][name] for name in ARRAYS)
-            )
-            and all(isinstance(f["path"], str) for f in meta["files"])
-        )
-    except (KeyError, TypeError) as e:
-        raise CacheProblem(f"meta.json lacks or mistypes field {e}") from e
-    if not ok:
-        raise CacheProblem("meta.json has a field of the wrong type")
-    return meta
+    log.warning("suspicious audio (kept): %s", "; ".join(parts))
 
 
-def load_checked_array(folder: Path, name: str, record: dict, mmap: bool) -> np.ndarray:
-    path = folder / name
-    try:
-        size = path.stat().st_size
-    except OSError as e:
-        raise CacheProblem(f"{name} is missing ({e.strerror})") from e
-    if size != record["bytes"]:
-        raise CacheProblem(
-            f"{name} has {size} bytes, meta.json records {record['bytes']} (truncated or overwritten)"
-        )
-    try:
-        arr = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as e:
-        raise CacheProblem(f"{name} cannot be read as an array ({e})") from e
-    if list(arr.shape) != record["shape"] or str(arr.dtype) != record["dtype"]:
-        raise CacheProblem(
-            f"{name} holds {arr.dtype}{list(arr.shape)}, meta.json records {record['dtype']}{record['shape']}"
-        )
-    return arr
-
-
-def check_offsets(offsets: np.ndarray, n_clips: int, total: int, min_gap: int = 1) -> None:
-    """Raise :class:`CacheProblem` unless ``offsets`` (of a ragged array of ``total`` rows) holds
-    ``n_clips + 1`` offsets from 0 to ``total``, at least ``min_gap`` apart."""
-    if (
-        len(offsets) != n_clips + 1
-        or offsets[0] != 0
-        or offsets[-1] != total
-        or (np.diff(offsets) < min_gap).any()
-    ):
-        raise CacheProblem(
-            f"offsets.npy is inconsistent (expected {n_clips + 1} offsets from 0 to {total}, at least "
-            f"{min_gap} apart)"
-        )
-
-
-def check_checksums(folder: Path, meta: dict, names: tuple[str, ...]) -> None:
-    """Raise :class:`CacheProblem` naming the first array whose bytes differ from its recorded checksum."""
-    for name in names:
-        if file_digest(folder / name) != meta["arrays"][name]["blake2b"]:
-            raise CacheProblem(f"{name} does not match its checksum (overwritten or corrupted)")
-
-
-def save_arrays(folder: Path, arrays: dict[str, np.ndarray]) -> dict[str, dict]:
-    """Save each array as ``folder/name`` and return the records ``meta.json`` keeps of them (shape, dtype,
-    byte size, blake2b)."""
-    records = {}
-    for name, arr in arrays.items():
-        np.save(folder / name, arr)
-        records[name] = {
-            "shape": list(arr.shape),
-            "dtype": str(arr.dtype),
-            "bytes": (folder / name).stat().st_size,
-            "blake2b": file_digest(folder / name),
-        }
-    return records
-
-
-def all_finite(waves: np.ndarray, chunk: int = 1 << 22) -> bool:
-    return all(np.isfinite(waves[i : i + chunk]).all() for i in range(0, len(waves), chunk))
+def _fields_ok(meta: dict) -> bool:
+    return (
+        isinstance(meta["sample_rate"], int)
+        and all(isinstance(s, str) for s in meta["skipped"])
+        and all(isinstance(s, str) for s in meta["silent"])
+        and all(isinstance(f["path"], str) for f in meta["files"])
+    )
 
 
 def open_cache(folder: Path, clips: list[Clip], sample_rate: int, verify: str = "size") -> WaveformStore:
     """The store in ``folder``, checked as ``verify`` says; raises :class:`CacheProblem` saying what is
     wrong."""
-    meta = _read_meta(folder)
+    meta = read_meta(
+        folder, META_FORMAT, ARRAYS, _fields_ok, "written by an older version, without checksums"
+    )
     if meta["sample_rate"] != sample_rate:
         raise CacheProblem(f"meta.json records sample rate {meta['sample_rate']}, expected {sample_rate}")
     if [f["path"] for f in meta["files"]] != [c.path for c in clips]:
@@ -399,14 +216,6 @@ def open_cache(folder: Path, clips: list[Clip], sample_rate: int, verify: str = 
     )
 
 
-def _complete(folder: Path, clips: list[Clip], sample_rate: int) -> bool:
-    try:
-        open_cache(folder, clips, sample_rate, "size")
-    except CacheProblem:
-        return False
-    return True
-
-
 def _build_cache(clips: list[Clip], sample_rate: int, folder: Path, on_bad_file: str) -> None:
     if on_bad_file == "error":
         missing = [c.path for c in clips if not Path(c.path).is_file()]
@@ -435,10 +244,10 @@ def _build_cache(clips: list[Clip], sample_rate: int, folder: Path, on_bad_file:
     if not waves:
         raise DataError("no audio file could be decoded: every clip was skipped")
     offsets = np.concatenate([[0], np.cumsum([len(w) for w in waves])]).astype(np.int64)
-    with atomic_folder(folder, "meta.json", lambda p: _complete(p, clips, sample_rate)) as tmp:
-        all_waves = np.concatenate(waves).astype(np.float32, copy=False)
-        arrays = save_arrays(tmp, {"waves.npy": all_waves, "offsets.npy": offsets})
-        meta = {
+    write_store(
+        folder,
+        lambda: {"waves.npy": np.concatenate(waves).astype(np.float32, copy=False), "offsets.npy": offsets},
+        lambda arrays: {
             "format": META_FORMAT,
             "sample_rate": sample_rate,
             "n": len(waves),
@@ -446,5 +255,6 @@ def _build_cache(clips: list[Clip], sample_rate: int, folder: Path, on_bad_file:
             "silent": silent,
             "arrays": arrays,
             "files": files,
-        }
-        (tmp / "meta.json").write_text(json.dumps(meta))
+        },
+        opens(lambda p: open_cache(p, clips, sample_rate, "size")),
+    )

@@ -4,7 +4,8 @@ memory-mapped by every later run (``data.feature_cache: true``).
 Training then skips the STFT and mel filters of every batch: the model's front end
 (:class:`~clusterlight.features.LogMel`) takes the cached log-mel and applies only its time pooling and
 SpecAugment. The cache is keyed, written and verified like the waveform cache
-(:mod:`clusterlight.data.audio`): its key covers the decoded waveforms' checksums (so the files, sizes,
+(:mod:`clusterlight.data.audio`), in the same checksummed array store
+(:mod:`clusterlight.data.array_store`): its key covers the decoded waveforms' checksums (so the files, sizes,
 modification times and sample rate behind them), the front end's mel filterbank and STFT settings, the
 window length and the padding; the folder is written under a temporary name and renamed into place;
 ``meta.json`` records each array's shape, dtype, byte size and checksum; ``verify`` is ``size`` or
@@ -40,19 +41,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from clusterlight.data.atomic import atomic_folder
-from clusterlight.data.audio import (
-    VERIFY_MODES,
+from clusterlight.data.array_store import (
     CacheProblem,
-    WaveformStore,
     all_finite,
     check_checksums,
     check_offsets,
-    discard_folder,
-    folder_identity,
+    check_verify,
     load_checked_array,
-    save_arrays,
+    open_or_build,
+    opens,
+    read_meta,
+    write_store,
 )
+from clusterlight.data.audio import WaveformStore
 from clusterlight.data.records import DataError
 from clusterlight.features import LOG_OFFSET
 
@@ -163,57 +164,24 @@ def load_logmel(
     memory-mapped store; ``frontend`` is the model's :class:`~clusterlight.features.LogMel`."""
     if padding not in FEATURE_PADDING:
         raise DataError(f"the log-mel feature cache supports padding {FEATURE_PADDING}, got {padding!r}")
-    if verify not in VERIFY_MODES:
-        raise DataError(f"verify_cache must be one of {VERIFY_MODES}, got {verify!r}")
+    check_verify(verify)
     if not store.digest:
         raise DataError("the log-mel feature cache needs a waveform store opened from its cache")
     key = cache_key(store, frontend, n_samples, padding)
     folder = Path(cache_dir).expanduser() / f"logmel-{key}"
     hop = int(frontend.mel.spectrogram.hop_length)
-    cached = None
-    seen = folder_identity(folder)
-    if seen is not None:
-        try:
-            cached = open_logmel(folder, key, store, n_samples, padding, hop, verify)
-        except CacheProblem as e:
-            log.warning("log-mel feature cache %s is unusable: %s; rebuilding it", folder, e)
-            discard_folder(folder, seen)
-    if cached is None:
-        _build(store, frontend, n_samples, padding, folder, key)
-        try:
-            cached = open_logmel(folder, key, store, n_samples, padding, hop, "size")
-        except CacheProblem as e:
-            raise DataError(
-                f"log-mel feature cache {folder} is unusable right after it was written: {e}"
-            ) from e
-    return cached
+    return open_or_build(
+        folder,
+        "log-mel feature cache",
+        lambda f, v: open_logmel(f, key, store, n_samples, padding, hop, v),
+        lambda: _build(store, frontend, n_samples, padding, folder, key),
+        verify,
+        log,
+    )
 
 
-def _read_meta(folder: Path) -> dict:
-    path = folder / "meta.json"
-    if not path.is_file():
-        raise CacheProblem("meta.json is missing (a partial folder)")
-    try:
-        meta = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CacheProblem(f"meta.json cannot be read as JSON ({e})") from e
-    if not isinstance(meta, dict) or meta.get("format") != META_FORMAT:
-        raise CacheProblem(f"meta.json is not of format {META_FORMAT}")
-    try:
-        records = [meta["arrays"][name] for name in ARRAYS]
-        ok = isinstance(meta["key"], str) and isinstance(meta["n"], int)
-        ok = ok and all(
-            isinstance(r["shape"], list)
-            and isinstance(r["dtype"], str)
-            and isinstance(r["bytes"], int)
-            and isinstance(r["blake2b"], str)
-            for r in records
-        )
-    except (KeyError, TypeError) as e:
-        raise CacheProblem(f"meta.json lacks or mistypes field {e}") from e
-    if not ok:
-        raise CacheProblem("meta.json has a field of the wrong type")
-    return meta
+def _fields_ok(meta: dict) -> bool:
+    return isinstance(meta["key"], str)
 
 
 def open_logmel(
@@ -221,7 +189,7 @@ def open_logmel(
 ) -> LogMelStore:
     """The cached log-mel in ``folder``, checked as ``verify`` says; raises :class:`CacheProblem` saying
     what is wrong."""
-    meta = _read_meta(folder)
+    meta = read_meta(folder, META_FORMAT, ARRAYS, _fields_ok)
     if meta["key"] != key:
         raise CacheProblem(f"meta.json records key {meta['key']}, expected {key}")
     if meta["n"] != len(store):
@@ -249,16 +217,9 @@ def _build(store: WaveformStore, frontend, n_samples: int, padding: str, folder:
         chunks.append(frontend.logmel(wave).T.contiguous().numpy())
     offsets = np.concatenate([[0], np.cumsum([len(c) for c in chunks])]).astype(np.int64)
     hop = int(frontend.mel.spectrogram.hop_length)
-
-    def complete(p: Path) -> bool:
-        try:
-            open_logmel(p, key, store, n_samples, padding, hop, "size")
-        except CacheProblem:
-            return False
-        return True
-
-    with atomic_folder(folder, "meta.json", complete) as tmp:
-        frames = np.concatenate(chunks).astype(np.float32)
-        arrays = save_arrays(tmp, {"logmel.npy": frames, "offsets.npy": offsets})
-        meta = {"format": META_FORMAT, "key": key, "n": len(store), "arrays": arrays}
-        (tmp / "meta.json").write_text(json.dumps(meta))
+    write_store(
+        folder,
+        lambda: {"logmel.npy": np.concatenate(chunks).astype(np.float32), "offsets.npy": offsets},
+        lambda arrays: {"format": META_FORMAT, "key": key, "n": len(store), "arrays": arrays},
+        opens(lambda p: open_logmel(p, key, store, n_samples, padding, hop, "size")),
+    )
