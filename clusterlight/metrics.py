@@ -13,12 +13,6 @@ from torch import nn
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 
-def confusion_matrix(preds: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Counts [num_classes, num_classes]: entry (i, j) is how many clips of class i were predicted j."""
-    flat = target.long() * num_classes + preds.long()
-    return torch.bincount(flat, minlength=num_classes * num_classes).view(num_classes, num_classes)
-
-
 def per_class_error_from_confusion(confusion: torch.Tensor) -> torch.Tensor:
     """``1 - recall`` per class; NaN for a class without clips (its error is not measured).
 
@@ -41,11 +35,6 @@ def per_class_f1_from_confusion(confusion: torch.Tensor) -> torch.Tensor:
 def macro_error(errors: torch.Tensor) -> torch.Tensor:
     """Mean of the per-class errors over the classes that have clips (non-NaN)."""
     return errors[~errors.isnan()].mean()
-
-
-def per_class_error(preds: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """``1 - recall`` per class from predictions (a class absent from ``target`` gets NaN)."""
-    return per_class_error_from_confusion(confusion_matrix(preds, target, num_classes))
 
 
 def relative_error_reduction(err_baseline: float, err_method: float) -> float:

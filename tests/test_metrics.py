@@ -1,8 +1,13 @@
 import numpy as np
 import pytest
 import torch
+from torchmetrics.functional.classification import multiclass_confusion_matrix
 
-from clusterlight.metrics import ClassificationReport, per_class_error, relative_error_reduction
+from clusterlight.metrics import (
+    ClassificationReport,
+    per_class_error_from_confusion,
+    relative_error_reduction,
+)
 
 
 def _reference(preds, target, n):
@@ -39,8 +44,14 @@ def test_report_matches_numpy_reference():
 
 
 def test_functional_per_class_error():
-    err = per_class_error(torch.tensor([0, 0, 1, 2, 2]), torch.tensor([0, 1, 1, 2, 0]), 3)
+    confusion = multiclass_confusion_matrix(torch.tensor([0, 0, 1, 2, 2]), torch.tensor([0, 1, 1, 2, 0]), 3)
+    assert confusion.tolist() == [[1, 0, 1], [1, 1, 0], [0, 0, 1]]
+    err = per_class_error_from_confusion(confusion)
     assert err.tolist() == pytest.approx([0.5, 0.5, 0.0])
+    absent = per_class_error_from_confusion(
+        multiclass_confusion_matrix(torch.tensor([0, 1]), torch.tensor([0, 0]), 3)
+    )
+    assert absent[0].item() == pytest.approx(0.5) and absent[1:].isnan().all()
 
 
 def test_relative_error_reduction():
