@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from clusterlight.labels import BACKGROUND
+
 
 def random_partner(allowed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """For each row of the boolean [B, B] matrix ``allowed``, a uniformly drawn allowed column and
@@ -39,7 +41,7 @@ class BackgroundMix(BatchMix):
     """
 
     def __init__(
-        self, background: str = "background", p: float = 0.5, snr_db: tuple[float, float] = (0.0, 20.0)
+        self, background: str = BACKGROUND, p: float = 0.5, snr_db: tuple[float, float] = (0.0, 20.0)
     ) -> None:
         if not 0 <= p <= 1:
             raise ValueError(f"BackgroundMix.p must be in [0, 1], got {p}")

@@ -20,14 +20,15 @@ import soundfile as sf
 from clusterlight.data.atomic import atomic_folder
 from clusterlight.data.records import Clip
 from clusterlight.data.sources import ClipSource, ManifestSource
+from clusterlight.labels import BACKGROUND
 
-CLASSES = ("dog_bark", "baby_cry", "gunshot", "background")
+CLASSES = ("dog_bark", "baby_cry", "gunshot", BACKGROUND)
 BACKGROUND_TYPES = ("hum", "traffic", "rain", "babble", "music")
 DEFAULT_SNR_DB = (-16.0, -4.0)
 DEFAULT_COUNTS = {
-    "train": {"dog_bark": 180, "baby_cry": 90, "gunshot": 90, "background": 480},
-    "val": {"dog_bark": 30, "baby_cry": 30, "gunshot": 30, "background": 120},
-    "test": {"dog_bark": 80, "baby_cry": 80, "gunshot": 80, "background": 320},
+    "train": {"dog_bark": 180, "baby_cry": 90, "gunshot": 90, BACKGROUND: 480},
+    "val": {"dog_bark": 30, "baby_cry": 30, "gunshot": 30, BACKGROUND: 120},
+    "test": {"dog_bark": 80, "baby_cry": 80, "gunshot": 80, BACKGROUND: 320},
 }
 
 
@@ -130,7 +131,7 @@ def synth_clip(
     """A clip of ``label``: a random background, plus the event at a random onset and SNR."""
     n = int(round(sr * duration))
     x = background(rng, BACKGROUND_TYPES[rng.integers(len(BACKGROUND_TYPES))], n, sr)
-    if label != "background":
+    if label != BACKGROUND:
         ev = event(rng, label, sr)[:n]
         onset = rng.integers(0, n - len(ev) + 1)
         active = np.abs(ev) > 0.05

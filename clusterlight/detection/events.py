@@ -38,7 +38,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-BACKGROUND = "background"
+from clusterlight.labels import BACKGROUND
 
 
 class Event(NamedTuple):
