@@ -17,7 +17,7 @@ figure:
      the checksums cost when the cache is written; ``--cache_verify_only`` prints this figure alone
   9. export time (ONNX with the log-mel front end, TorchScript) of the quickstart model (or of
      ``--export_ckpt``), and CPU inference clips/s of PyTorch vs onnxruntime at batch 1 and 64, one
-     thread each, side by side in this process (``clusterlight.inference.export``); needs the
+     thread each, side by side in this process (:func:`inference_throughput`); needs the
      ``onnx`` extra; ``--export_only`` prints this figure alone
  10. baseline training epoch time reading the log-mel feature cache (``data.feature_cache``) vs
      computing the log-mel of every batch from waveforms, same data, model and seed, the two
@@ -37,9 +37,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 import torch.nn.functional as F
 from lightning.pytorch import Callback
@@ -287,7 +289,8 @@ def cache_verify_cost(dm: AudioDataModule, repeats: int = 3) -> dict:
     """Figure 8: seconds to open the data module's waveform cache with each ``verify`` mode (best of
     ``repeats``, page cache warm), and the checksum work its writing adds (every audio file + both
     arrays hashed once)."""
-    from clusterlight.data.audio import file_digest, load_waveforms
+    from clusterlight.data.array_store import file_digest
+    from clusterlight.data.audio import load_waveforms
 
     clips = dm.labelled_clips()
     store = load_waveforms(clips, dm.sample_rate, dm.cache_dir, dm.on_bad_file)  # built if absent
@@ -343,10 +346,81 @@ def quickstart_checkpoint(workdir: Path, cache_dir: str) -> Path:
     return next(workdir.rglob("best-*.ckpt"))
 
 
+def _clips_per_second(run, seconds: float, batch: int) -> float:
+    run()  # warm-up
+    run()
+    n, t0 = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - t0) < seconds or n < 3:
+        run()
+        n += 1
+    return n * batch / elapsed
+
+
+def inference_throughput(
+    model,
+    onnx_path: str | Path,
+    batch_sizes: Sequence[int] = (1, 64),
+    seconds: float = 2.0,
+    threads: int | None = None,
+) -> dict:
+    """CPU clips/s of PyTorch (the module, ``inference_mode``) and onnxruntime (the ONNX file, plus
+    :func:`numpy_logmel` when the front end is outside it) per batch size, side by side in this
+    process after warm-up, each with ``threads`` intra-op threads (default: torch's current count;
+    torch's is restored afterwards); and the export time from the sidecar. On a loaded machine
+    (other processes on the cores) several threads can be much slower than one, PyTorch's above all."""
+    import onnxruntime as ort
+
+    from clusterlight.inference.export import Probabilities, numpy_logmel
+
+    onnx_path = Path(onnx_path)
+    info = json.loads(onnx_path.with_name(onnx_path.name + ".json").read_text())
+    previous = torch.get_num_threads()
+    threads = threads or previous
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    frontend = dict(info["frontend"], sidecar_dir=str(onnx_path.parent))
+    wrapper = Probabilities(model, include_frontend=True).eval()
+    result = {
+        "onnx": str(onnx_path),
+        "include_frontend": info["include_frontend"],
+        "stft": info.get("stft"),
+        "export_seconds": info.get("export_seconds"),
+        "threads": threads,
+        "clip_seconds": info["duration"],
+        "batches": {},
+    }
+    rng = np.random.default_rng(0)
+    torch.set_num_threads(threads)
+    try:
+        for batch in batch_sizes:
+            wave = (0.1 * rng.standard_normal((batch, info["samples"]))).astype(np.float32)
+            tensor = torch.from_numpy(wave)
+
+            def torch_run(tensor=tensor):
+                with torch.inference_mode():
+                    return wrapper(tensor)
+
+            def ort_run(wave=wave):
+                x = wave if info["include_frontend"] else numpy_logmel(wave, frontend)
+                return session.run(None, {info["input"]["name"]: x})[0]
+
+            torch_rate = _clips_per_second(torch_run, seconds, batch)
+            ort_rate = _clips_per_second(ort_run, seconds, batch)
+            result["batches"][batch] = {
+                "torch_clips_per_s": round(torch_rate, 1),
+                "onnxruntime_clips_per_s": round(ort_rate, 1),
+                "speedup": round(ort_rate / torch_rate, 2),
+            }
+    finally:
+        torch.set_num_threads(previous)
+    return result
+
+
 def export_timings(ckpt: Path, workdir: Path, seconds: float = 3.0) -> dict:
     """Figure 9: wall time of each export call (the ONNX one includes checking onnxruntime against
     PyTorch) and of the export alone (as the sidecar records it), then clips/s at batch 1 and 64."""
-    from clusterlight.inference.export import export_onnx, export_torchscript, inference_throughput
+    from clusterlight.inference.export import export_onnx, export_torchscript
     from clusterlight.inference.load import load
 
     model = load(ckpt)
@@ -405,7 +479,7 @@ def main_job_wall_time() -> float:
         return time.perf_counter() - t
 
 
-def main() -> None:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--backbone", default="lstm", choices=["lstm", "cnn"])
     p.add_argument("--steps", type=int, default=30)
@@ -448,34 +522,11 @@ def main() -> None:
         action="store_true",
         help="also time the README main job from scratch (about 3 min on a 2-core CPU)",
     )
-    a = p.parse_args()
-    if a.export_only:
-        print(f"device: cpu ({torch.get_num_threads()} threads available; figure 9 uses 1)", flush=True)
-        print_export_timings(a.export_ckpt, a.cache_dir)
-        return
-    accelerator = "gpu" if torch.cuda.is_available() else "cpu"
-    device = torch.device("cuda" if accelerator == "gpu" else "cpu")
-    print(
-        f"device: {torch.cuda.get_device_name() if accelerator == 'gpu' else 'cpu'} "
-        f"({torch.get_num_threads()} threads), backbone {a.backbone}",
-        flush=True,
-    )
-    source = SyntheticSource(root=f"{a.cache_dir}/synth")
-    dm = AudioDataModule(
-        source=source,
-        classes=CLASSES,
-        class_ratio=RATIO,
-        cache_dir=a.cache_dir,
-        num_workers=2 if accelerator == "gpu" else 0,
-    )
-    dm.prepare_data()
-    if a.cache_verify_only:
-        print_cache_verify_cost(dm)
-        return
-    if a.feature_cache_only:
-        print_feature_cache_epochs(source, a.cache_dir, a.backbone, accelerator)
-        return
+    return p
 
+
+def print_training_figures(dm, source, a, accelerator: str) -> dict:
+    """Figures 1 and 2; returns the training clips/s by name."""
     tp = train_throughput(dm, a.backbone, a.steps, accelerator)
     print(
         f"1. training clips/s over {a.steps} steps, re-clustering every epoch included: "
@@ -500,6 +551,11 @@ def main() -> None:
         f"(ratio {tp['resident'] / pure:.2f})",
         flush=True,
     )
+    return tp
+
+
+def print_scale_figures(a, device) -> None:
+    """Figures 3, 4 and 5."""
     scale = {n: scale_run(n, a.backbone, a.scale_steps) for n in sorted(set(a.scale_sizes) | {100_000})}
     r = scale[100_000]
     how = (
@@ -543,6 +599,10 @@ def main() -> None:
             f"peak {r['peak_mib']:.0f} MiB ({r['peak_kind']}); feature file {r['feature_file_gib']:.1f} GiB",
             flush=True,
         )
+
+
+def print_first_epoch(dm, source, a, accelerator: str) -> None:
+    """Figure 6 (and the main job's wall time with ``--main_job``)."""
     cold, warm = first_epoch(source, Path(a.cache_dir), a.backbone, accelerator)
     print(
         f"6. first epoch (data set-up + one baseline epoch, {len(dm.store.clips)} files): "
@@ -557,14 +617,52 @@ def main() -> None:
             flush=True,
         )
 
+
+def print_compiled(dm, a, accelerator: str, baseline: float) -> None:
+    """Figure 7."""
+    compiled = train_throughput(dm, a.backbone, a.steps + 5, accelerator, names=("compiled",))["compiled"]
+    print(
+        f"7. baseline with the backbone compiled (torch.compile, after 8 untimed steps) "
+        f"{compiled:.0f} clips/s vs eager "
+        f"{baseline:.0f} clips/s: ratio {compiled / baseline:.2f}",
+        flush=True,
+    )
+
+
+def main() -> None:
+    a = _parser().parse_args()
+    if a.export_only:
+        print(f"device: cpu ({torch.get_num_threads()} threads available; figure 9 uses 1)", flush=True)
+        print_export_timings(a.export_ckpt, a.cache_dir)
+        return
+    accelerator = "gpu" if torch.cuda.is_available() else "cpu"
+    device = torch.device("cuda" if accelerator == "gpu" else "cpu")
+    print(
+        f"device: {torch.cuda.get_device_name() if accelerator == 'gpu' else 'cpu'} "
+        f"({torch.get_num_threads()} threads), backbone {a.backbone}",
+        flush=True,
+    )
+    source = SyntheticSource(root=f"{a.cache_dir}/synth")
+    dm = AudioDataModule(
+        source=source,
+        classes=CLASSES,
+        class_ratio=RATIO,
+        cache_dir=a.cache_dir,
+        num_workers=2 if accelerator == "gpu" else 0,
+    )
+    dm.prepare_data()
+    if a.cache_verify_only:
+        print_cache_verify_cost(dm)
+        return
+    if a.feature_cache_only:
+        print_feature_cache_epochs(source, a.cache_dir, a.backbone, accelerator)
+        return
+
+    tp = print_training_figures(dm, source, a, accelerator)
+    print_scale_figures(a, device)
+    print_first_epoch(dm, source, a, accelerator)
     if a.compile:
-        compiled = train_throughput(dm, a.backbone, a.steps + 5, accelerator, names=("compiled",))["compiled"]
-        print(
-            f"7. baseline with the backbone compiled (torch.compile, after 8 untimed steps) "
-            f"{compiled:.0f} clips/s vs eager "
-            f"{tp['baseline']:.0f} clips/s: ratio {compiled / tp['baseline']:.2f}",
-            flush=True,
-        )
+        print_compiled(dm, a, accelerator, tp["baseline"])
     print_cache_verify_cost(dm)
     print_export_timings(a.export_ckpt, a.cache_dir)
     print_feature_cache_epochs(source, a.cache_dir, a.backbone, accelerator)

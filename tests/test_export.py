@@ -1,6 +1,7 @@
 """Exports of a trained model: ONNX (front end inside, or log-mel input + numpy front end), TorchScript,
 a run where neither torch nor clusterlight can be imported, and the throughput comparison."""
 
+import importlib.util
 import inspect
 import json
 import subprocess
@@ -9,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from helpers import ROOT
 from helpers.cli import train_tiny_classifier
 
 from clusterlight.features import LogMel
@@ -18,9 +20,7 @@ from clusterlight.inference.export import (
     Probabilities,
     export_onnx,
     export_torchscript,
-    inference_throughput,
     logmel_numpy,
-    main,
     numpy_logmel,
 )
 from clusterlight.modules import Classifier, EmbeddingPretrain
@@ -250,16 +250,30 @@ def test_wrapper_shares_the_module_weights(trained):
         np.testing.assert_allclose(wrapper(torch.from_numpy(wave)).numpy(), torch_probabilities(model, wave))
 
 
+def _throughput_benchmark():
+    spec = importlib.util.spec_from_file_location(
+        "throughput_benchmark", ROOT / "benchmarks" / "throughput.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.mark.slow
-def test_throughput_compares_both_runtimes(trained, exported, capsys):
+def test_throughput_compares_both_runtimes(trained, exported, tmp_path):
     ckpt, model = trained
-    result = inference_throughput(model, exported[True], batch_sizes=(1, 4), seconds=0.05)
+    bench = _throughput_benchmark()
+    result = bench.inference_throughput(model, exported[True], batch_sizes=(1, 4), seconds=0.05)
     assert set(result["batches"]) == {1, 4} and result["export_seconds"] > 0 and result["stft"] == "conv"
     for row in result["batches"].values():
         assert row["torch_clips_per_s"] > 0 and row["onnxruntime_clips_per_s"] > 0
-    outside = inference_throughput(model, exported[False], batch_sizes=(2,), seconds=0.05)
+    outside = bench.inference_throughput(model, exported[False], batch_sizes=(2,), seconds=0.05)
     assert outside["include_frontend"] is False and outside["batches"][2]["onnxruntime_clips_per_s"] > 0
     threads = torch.get_num_threads()
-    printed = main([str(ckpt), "--batch_sizes", "2", "--seconds", "0.05", "--threads", "1"])
-    assert printed["threads"] == 1 and torch.get_num_threads() == threads
-    assert json.loads(capsys.readouterr().out)["batches"]["2"] == printed["batches"][2]
+    one = bench.inference_throughput(model, exported[True], batch_sizes=(2,), seconds=0.05, threads=1)
+    assert one["threads"] == 1 and torch.get_num_threads() == threads
+    # figure 9 of the benchmark (--export_only): both exports of a checkpoint, then the comparison
+    timings = bench.export_timings(ckpt, tmp_path, seconds=0.05)
+    assert timings["onnx"]["export_s"] > 0 and timings["torchscript"]["export_s"] > 0
+    assert set(timings["throughput"]["batches"]) == {1, 64} and timings["throughput"]["threads"] == 1
+    assert torch.get_num_threads() == threads

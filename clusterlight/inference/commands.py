@@ -9,10 +9,10 @@ import time
 from pathlib import Path
 
 from clusterlight.detection import event_based_scores, onset_lead, read_events_csv, write_events_csv
-from clusterlight.detection.events import BACKGROUND
 from clusterlight.inference.detect import detect_recording, plot, thresholds_of
 from clusterlight.inference.load import load
 from clusterlight.inference.predict import Predictor, audio_inputs, write_predictions
+from clusterlight.labels import BACKGROUND
 
 
 def is_file_prediction(args: list[str]) -> bool:
@@ -150,13 +150,16 @@ def export_main(argv: list[str]) -> None:
     p.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")
     p.add_argument("--out", required=True, help="the file to write (ONNX: a <out>.json sidecar beside it)")
     p.add_argument("--no_frontend", action="store_true", help="ONNX from log-mel features, not waveforms")
+    p.add_argument(
+        "--stft", choices=("conv", "onnx"), default="conv", help="ONNX: the STFT as a Conv1d or the STFT op"
+    )
     a = p.parse_args(argv)
     from clusterlight.inference.export import export_onnx, export_torchscript
 
     model = load(a.ckpt_path)
     t0 = time.time()
     if a.format == "onnx":
-        out = export_onnx(model, a.out, include_frontend=not a.no_frontend)
+        out = export_onnx(model, a.out, include_frontend=not a.no_frontend, stft=a.stft)
     else:
         out = export_torchscript(model, a.out)
     print(f"wrote {out} ({a.format}) in {time.time() - t0:.1f} s")

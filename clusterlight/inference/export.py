@@ -32,8 +32,8 @@ Next to each exported file, ``<path>.json`` says how to use it without clusterli
 names, sample rate, duration, padding, the input's name and shape, whether the front end is
 inside and, when it is not, the front-end settings and the filterbank file.
 
-``python -m clusterlight.inference.export CKPT [--threads N]`` exports a checkpoint and prints
-the CPU throughput of PyTorch and onnxruntime side by side (:func:`inference_throughput`).
+``clusterlight export --ckpt_path CKPT --out FILE`` is the command line; ``benchmarks/throughput.py
+--export_only`` measures export time and the CPU throughput of PyTorch and onnxruntime side by side.
 
 ``export_torchscript`` traces the same wrapper with torchaudio's front end (``torch.stft`` is
 fine in TorchScript): ``torch.jit.load(path)(waveform)`` gives the probabilities.
@@ -41,15 +41,12 @@ fine in TorchScript): ``torch.jit.load(path)(waveform)`` gives the probabilities
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import json
 import logging
-import tempfile
 import time
 import warnings
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -370,102 +367,3 @@ def export_torchscript(model, path: str | Path, include_frontend: bool = True) -
         export_seconds=round(time.perf_counter() - t0, 3),
     )
     return path
-
-
-def _clips_per_second(run, seconds: float, batch: int) -> float:
-    run()  # warm-up
-    run()
-    n, t0 = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - t0) < seconds or n < 3:
-        run()
-        n += 1
-    return n * batch / elapsed
-
-
-def inference_throughput(
-    model,
-    onnx_path: str | Path,
-    batch_sizes: Sequence[int] = (1, 64),
-    seconds: float = 2.0,
-    threads: int | None = None,
-) -> dict:
-    """CPU clips/s of PyTorch (the module, ``inference_mode``) and onnxruntime (the ONNX file, plus
-    :func:`numpy_logmel` when the front end is outside it) per batch size, side by side in this
-    process after warm-up, each with ``threads`` intra-op threads (default: torch's current count;
-    torch's is restored afterwards); and the export time from the sidecar. On a loaded machine
-    (other processes on the cores) several threads can be much slower than one, PyTorch's above all."""
-    import onnxruntime as ort
-
-    onnx_path = Path(onnx_path)
-    info = json.loads(onnx_path.with_name(onnx_path.name + ".json").read_text())
-    previous = torch.get_num_threads()
-    threads = threads or previous
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-    frontend = dict(info["frontend"], sidecar_dir=str(onnx_path.parent))
-    wrapper = Probabilities(model, include_frontend=True).eval()
-    result = {
-        "onnx": str(onnx_path),
-        "include_frontend": info["include_frontend"],
-        "stft": info.get("stft"),
-        "export_seconds": info.get("export_seconds"),
-        "threads": threads,
-        "clip_seconds": info["duration"],
-        "batches": {},
-    }
-    rng = np.random.default_rng(0)
-    torch.set_num_threads(threads)
-    try:
-        for batch in batch_sizes:
-            wave = (0.1 * rng.standard_normal((batch, info["samples"]))).astype(np.float32)
-            tensor = torch.from_numpy(wave)
-
-            def torch_run(tensor=tensor):
-                with torch.inference_mode():
-                    return wrapper(tensor)
-
-            def ort_run(wave=wave):
-                x = wave if info["include_frontend"] else numpy_logmel(wave, frontend)
-                return session.run(None, {info["input"]["name"]: x})[0]
-
-            torch_rate = _clips_per_second(torch_run, seconds, batch)
-            ort_rate = _clips_per_second(ort_run, seconds, batch)
-            result["batches"][batch] = {
-                "torch_clips_per_s": round(torch_rate, 1),
-                "onnxruntime_clips_per_s": round(ort_rate, 1),
-                "speedup": round(ort_rate / torch_rate, 2),
-            }
-    finally:
-        torch.set_num_threads(previous)
-    return result
-
-
-def main(argv: Sequence[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(
-        prog="python -m clusterlight.inference.export",
-        description="Export a checkpoint to ONNX and compare PyTorch and onnxruntime CPU throughput.",
-    )
-    p.add_argument("ckpt", help="a checkpoint written by clusterlight fit/experiment")
-    p.add_argument("--out", default=None, help="ONNX file to write (default: a temporary one)")
-    p.add_argument("--no_frontend", action="store_true", help="export from log-mel features")
-    p.add_argument("--stft", choices=("conv", "onnx"), default="conv", help="how the STFT is exported")
-    p.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 64])
-    p.add_argument("--seconds", type=float, default=3.0, help="timing per batch size and runtime")
-    p.add_argument("--threads", type=int, default=None, help="intra-op threads of both (default: torch's)")
-    a = p.parse_args(argv)
-    from clusterlight.inference.load import load
-
-    model = load(a.ckpt)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(a.out) if a.out else Path(tmp) / "model.onnx"
-        export_onnx(model, path, include_frontend=not a.no_frontend, stft=a.stft)
-        result = inference_throughput(model, path, a.batch_sizes, a.seconds, a.threads)
-    if not a.out:
-        result["onnx"] = None
-    print(json.dumps(result, indent=2))
-    return result
-
-
-if __name__ == "__main__":
-    main()
