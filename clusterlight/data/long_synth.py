@@ -142,17 +142,9 @@ def generate_long(
     Written into a temporary folder and moved into place. An existing ``out_dir`` is an error unless
     ``overwrite``, in which case it is replaced.
     """
-    unknown = sorted(set(classes) - set(EVENT_CLASSES))
-    if unknown or not classes:
-        raise ValueError(f"event classes must be a non-empty subset of {EVENT_CLASSES}, got {list(classes)}")
-    if n_recordings < 0 or minutes <= 0 or events_per_minute < 0 or min_gap_s < 0:
-        raise ValueError("n_recordings, events_per_minute and min_gap_s must be >= 0 and minutes > 0")
-    if snr_db[0] > snr_db[1]:
-        raise ValueError(f"snr_db must be (low, high), got {snr_db}")
-    if not 0 <= crossfade_s < segment_s[0] <= segment_s[1]:
-        raise ValueError(
-            f"need 0 <= crossfade_s < segment_s[0] <= segment_s[1], got {crossfade_s}, {segment_s}"
-        )
+    _check_settings(
+        n_recordings, minutes, events_per_minute, snr_db, classes, min_gap_s, segment_s, crossfade_s
+    )
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
         raise FileExistsError(f"{out_dir} exists; pass overwrite=True to replace it")
@@ -178,12 +170,37 @@ def generate_long(
             sf.write(tmp / name, x, sample_rate, subtype="PCM_16")
             manifest.append([name, n / sample_rate, sample_rate, len(events), ";".join(kinds)])
             annotations += [[name, e["onset"], e["offset"], e["event_label"], e["snr_db"]] for e in events]
-        for fname, header, rows in (
-            ("annotations.csv", ANNOTATION_COLUMNS, annotations),
-            ("manifest.csv", MANIFEST_COLUMNS, manifest),
-        ):
-            with (tmp / fname).open("w", newline="") as f:
-                writer = csv.writer(f)
-                writer.writerow(header)
-                writer.writerows(rows)
+        _write_csv(tmp / "annotations.csv", ANNOTATION_COLUMNS, annotations)
+        _write_csv(tmp / "manifest.csv", MANIFEST_COLUMNS, manifest)
     return out_dir / "manifest.csv"
+
+
+def _check_settings(
+    n_recordings: int,
+    minutes: float,
+    events_per_minute: float,
+    snr_db: tuple[float, float],
+    classes: Sequence[str],
+    min_gap_s: float,
+    segment_s: tuple[float, float],
+    crossfade_s: float,
+) -> None:
+    """Raise ``ValueError`` naming the first setting of :func:`generate_long` out of range."""
+    unknown = sorted(set(classes) - set(EVENT_CLASSES))
+    if unknown or not classes:
+        raise ValueError(f"event classes must be a non-empty subset of {EVENT_CLASSES}, got {list(classes)}")
+    if n_recordings < 0 or minutes <= 0 or events_per_minute < 0 or min_gap_s < 0:
+        raise ValueError("n_recordings, events_per_minute and min_gap_s must be >= 0 and minutes > 0")
+    if snr_db[0] > snr_db[1]:
+        raise ValueError(f"snr_db must be (low, high), got {snr_db}")
+    if not 0 <= crossfade_s < segment_s[0] <= segment_s[1]:
+        raise ValueError(
+            f"need 0 <= crossfade_s < segment_s[0] <= segment_s[1], got {crossfade_s}, {segment_s}"
+        )
+
+
+def _write_csv(path: Path, header: Sequence[str], rows: list[list]) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)

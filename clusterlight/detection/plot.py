@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from clusterlight.detection.events import BACKGROUND, Event, per_class_values
+from clusterlight.detection.events import Event, per_class_values
+from clusterlight.labels import BACKGROUND
 
 DEFAULT_SIZE = (1200, 600)
 _DPI = 100
@@ -43,17 +44,7 @@ def plot_detection(
     ``background`` class is not drawn. ``size``: (width, height) in pixels.
     """
     spectrogram, scores = np.asarray(spectrogram), np.asarray(scores)
-    if spectrogram.ndim != 2:
-        raise ValueError(f"spectrogram must be [n_mels, frames], got shape {spectrogram.shape}")
-    if scores.ndim != 2 or scores.shape[1] != len(class_names):
-        raise ValueError(
-            f"scores must be [n_windows, {len(class_names)}] for classes {list(class_names)}, "
-            f"got shape {scores.shape}"
-        )
-    if duration_s <= 0 or hop_s <= 0 or window_s <= 0:
-        raise ValueError(
-            f"duration_s, hop_s and window_s must be positive: {duration_s}, {hop_s}, {window_s}"
-        )
+    _check_inputs(spectrogram, scores, class_names, duration_s, hop_s, window_s)
     thr = per_class_values(thresholds, class_names, background)
 
     import matplotlib
@@ -66,16 +57,7 @@ def plot_detection(
     fig, (spec_ax, score_ax) = plt.subplots(
         2, 1, sharex=True, figsize=(size[0] / _DPI, size[1] / _DPI), dpi=_DPI, height_ratios=(1, 1)
     )
-    spec_ax.imshow(
-        spectrogram,
-        origin="lower",
-        aspect="auto",
-        extent=(0.0, duration_s, 0, spectrogram.shape[0]),
-        cmap="magma",
-        interpolation="nearest",
-    )
-    spec_ax.set_ylabel("mel band")
-    spec_ax.set_title(title or "detection")
+    _draw_spectrogram(spec_ax, spectrogram, duration_s, title)
     centres = np.arange(len(scores)) * hop_s + window_s / 2
     for c in shown:
         name = class_names[c]
@@ -85,14 +67,45 @@ def plot_detection(
         colour = colours.get(event.label, "grey")
         for ax in (spec_ax, score_ax):
             ax.axvspan(event.onset, event.offset, color=colour, alpha=0.25, lw=0)
-    score_ax.set_xlim(0.0, duration_s)
-    score_ax.set_ylim(0.0, 1.0)
-    score_ax.set_xlabel("time (s)")
-    score_ax.set_ylabel("score (dashed: threshold)")
-    score_ax.legend(loc="upper right", fontsize=8, ncol=max(1, len(shown)))
+    _label_scores(score_ax, duration_s, len(shown))
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=_DPI)
     plt.close(fig)
     return path
+
+
+def _check_inputs(spectrogram, scores, class_names, duration_s: float, hop_s: float, window_s: float) -> None:
+    if spectrogram.ndim != 2:
+        raise ValueError(f"spectrogram must be [n_mels, frames], got shape {spectrogram.shape}")
+    if scores.ndim != 2 or scores.shape[1] != len(class_names):
+        raise ValueError(
+            f"scores must be [n_windows, {len(class_names)}] for classes {list(class_names)}, "
+            f"got shape {scores.shape}"
+        )
+    if duration_s <= 0 or hop_s <= 0 or window_s <= 0:
+        raise ValueError(
+            f"duration_s, hop_s and window_s must be positive: {duration_s}, {hop_s}, {window_s}"
+        )
+
+
+def _draw_spectrogram(ax, spectrogram, duration_s: float, title: str) -> None:
+    ax.imshow(
+        spectrogram,
+        origin="lower",
+        aspect="auto",
+        extent=(0.0, duration_s, 0, spectrogram.shape[0]),
+        cmap="magma",
+        interpolation="nearest",
+    )
+    ax.set_ylabel("mel band")
+    ax.set_title(title or "detection")
+
+
+def _label_scores(ax, duration_s: float, n_shown: int) -> None:
+    ax.set_xlim(0.0, duration_s)
+    ax.set_ylim(0.0, 1.0)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("score (dashed: threshold)")
+    ax.legend(loc="upper right", fontsize=8, ncol=max(1, n_shown))
