@@ -105,6 +105,14 @@ class ClusterlightCLI(LightningCLI):
             if "job_type" not in args or not args.get("job_type"):
                 args.job_type = str(self.subcommand)
 
+    def instantiate_classes(self) -> None:
+        """Build the classes, then hand the DataModule the model's front end (its feature cache stores
+        that front end's log-mel), before ``prepare_data`` builds the caches."""
+        super().instantiate_classes()
+        use_frontend = getattr(self.datamodule, "use_frontend", None)
+        if use_frontend is not None:
+            use_frontend(self.model.frontend)
+
     def _resolve_ckpt_path(self, resume: bool) -> None:
         config = self.config_init[self.subcommand]
         which = config.get("ckpt_path")

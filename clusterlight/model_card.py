@@ -65,8 +65,8 @@ def card_of(checkpoint: dict, path: str | Path) -> dict:
     card = checkpoint.get(CARD_KEY)
     if card is None:
         raise CheckpointError(
-            f"{path} has no model card: it was written before clusterlight 0.2 (or by a module that "
-            "could not describe itself: the warning at save time named the argument). Rebuild the "
+            f"{path} has no model card: it was not written by a clusterlight module, or by one that "
+            "could not describe itself (the warning at save time named the argument). Rebuild the "
             "module in Python and call module.load_state_dict(torch.load(path, weights_only=True)"
             "['state_dict'])",
             path,

@@ -116,18 +116,6 @@ def test_a_pretraining_checkpoint_classifies_by_nearest_centroid_and_is_no_class
         Classifier.load_from_checkpoint(ckpt)
 
 
-def test_a_checkpoint_written_before_cards_also_gave_cluster_classes_in_the_datamodule_state(
-    pretrained, tmp_path
-):
-    """Before 0.2 the centroid callback kept no cluster classes: they are read from the DataModule's state."""
-    trained, _, ckpt = pretrained
-    state = torch.load(ckpt, weights_only=True)
-    centroid_state = next(v for k, v in state["callbacks"].items() if k.startswith("ClusterCentroids"))
-    del centroid_state["cluster_classes"]
-    torch.save(state, tmp_path / "old.ckpt")
-    assert torch.equal(outputs(clusterlight.load(tmp_path / "old.ckpt")), outputs(trained))
-
-
 def test_without_a_datamodule_the_duration_is_asked_for_at_predict_time(synth_root, cache, tmp_path):
     dm = tiny_datamodule(synth_root, cache)
     dm.setup("fit")

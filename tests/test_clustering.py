@@ -1,6 +1,6 @@
 import torch
 
-from clusterlight.clusters import balanced_assign, cluster_per_class, clusters_per_class, kmeans
+from clusterlight.clusters import balanced_assign, cluster_counts, kmeans, split_classes_into_clusters
 
 
 def _blobs(k=4, n=50, d=3, seed=0):
@@ -33,20 +33,22 @@ def test_empty_clusters_are_reseeded_not_nan():
     assert torch.bincount(labels, minlength=5).min() > 0
 
 
-def test_clusters_per_class_follows_target():
-    assert clusters_per_class([240, 40, 80, 640]) == [6, 1, 2, 16]
-    assert clusters_per_class([240, 40, 80, 640], cluster_size=80) == [3, 1, 1, 8]
-    assert clusters_per_class([100, 36, 35, 702]) == [3, 1, 1, 20]
+def test_cluster_counts_follow_the_cluster_size():
+    assert cluster_counts([240, 40, 80, 640]) == [6, 1, 2, 16]
+    assert cluster_counts([240, 40, 80, 640], cluster_size=80) == [3, 1, 1, 8]
+    assert cluster_counts([100, 36, 35, 702]) == [3, 1, 1, 20]
 
 
-def test_cluster_per_class_layout_and_warm_start():
+def test_split_classes_into_clusters_layout_and_warm_start():
     x, _ = _blobs(k=4, n=30)
     labels = torch.tensor([0] * 60 + [1] * 60)  # class 0 = blobs 0,1; class 1 = blobs 2,3
-    cents, assign, classes = cluster_per_class(x, labels, [2, 1], generator=torch.Generator().manual_seed(0))
+    cents, assign, classes = split_classes_into_clusters(
+        x, labels, [2, 1], generator=torch.Generator().manual_seed(0)
+    )
     assert classes.tolist() == [0, 0, 1]
     assert set(assign[:60].tolist()) <= {0, 1} and set(assign[60:].tolist()) == {2}
     assert torch.allclose(cents.norm(dim=1), torch.ones(3))
-    again, assign2, _ = cluster_per_class(x, labels, [2, 1], init=cents)
+    again, assign2, _ = split_classes_into_clusters(x, labels, [2, 1], init=cents)
     assert torch.equal(assign, assign2)  # a warm start from converged centroids keeps the partition
 
 

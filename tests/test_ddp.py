@@ -51,14 +51,16 @@ class RankAgreement(Callback):
 def test_ddp_two_cpu_processes_keep_identical_cluster_state(synth_root, tmp_path):
     dm = tiny_datamodule(synth_root, tmp_path / "cache")
     dm.prepare_data()
-    model = EmbeddingPretrain(*tiny_parts(), dm.class_names, plot_embeddings=False)
+    model = EmbeddingPretrain(
+        *tiny_parts(), dm.class_names, centroids=ClusterCentroids(0.9), plot_embeddings=False
+    )
     out = tmp_path / "agreement.json"
     trainer = tiny_trainer(
         tmp_path,
         max_epochs=2,
         devices=2,
         strategy="ddp_spawn",
-        callbacks=[ClusterCentroids(0.9), RankAgreement(str(out))],
+        callbacks=[RankAgreement(str(out))],
     )
     trainer.fit(model, dm)
     records = json.loads(out.read_text())

@@ -10,7 +10,6 @@ from clusterlight import ClusterCentroids, EmbeddingPretrain
 from clusterlight.data.cropping import fit_length
 from clusterlight.data.decode import decode
 from clusterlight.data.records import DataError
-from clusterlight.modules.cluster_access import find_centroids
 
 
 def _rebuild_inputs(synth_root, tmp_path, source):
@@ -19,16 +18,22 @@ def _rebuild_inputs(synth_root, tmp_path, source):
     seen = {}
     original = dm.clusters.rebuild
 
-    def spy(embeddings, labels, class_names, init, epoch):
+    def spy(embeddings, init, epoch):
         seen[epoch] = embeddings.clone()
-        return original(embeddings, labels, class_names, init, epoch)
+        return original(embeddings, init, epoch)
 
     dm.clusters.rebuild = spy
     frontend, _ = tiny_parts()
     model = EmbeddingPretrain(
-        frontend, MeanPoolEmbedder(), dm.class_names, lr=0.0, weight_decay=0.0, plot_embeddings=False
+        frontend,
+        MeanPoolEmbedder(),
+        dm.class_names,
+        centroids=ClusterCentroids(embedding_source=source),
+        lr=0.0,
+        weight_decay=0.0,
+        plot_embeddings=False,
     )
-    tiny_trainer(tmp_path, max_epochs=3, callbacks=[ClusterCentroids(embedding_source=source)]).fit(model, dm)
+    tiny_trainer(tmp_path, max_epochs=3).fit(model, dm)
     return seen, dm
 
 
@@ -78,7 +83,7 @@ def test_resident_waveforms_train_end_to_end(tmp_path):
     model = EmbeddingPretrain(frontend, MeanPoolEmbedder(), ["a", "b"], plot_embeddings=False)
     tiny_trainer(tmp_path, max_epochs=2).fit(model, dm)
     assert dm.resident is not None and dm.resident.nbytes == 4 * int(dm.store.offsets[-1])
-    assert find_centroids(model).centroids.shape[0] == int(dm.clusters.assignments.max()) + 1
+    assert model.centroid_callback.centroids.shape[0] == int(dm.clusters.assignments.max()) + 1
 
 
 def test_resident_waveforms_reject_noise_padding(tmp_path):

@@ -83,6 +83,20 @@ def test_clusterlight_import_graph_has_no_cycle():
     assert cycle is None, "import cycle in clusterlight:\n" + describe(cycle, graph)
 
 
+def test_modules_import_nothing_from_inference():
+    """``clusterlight.modules`` (the LightningModules) sit below ``clusterlight.inference``, which loads and
+    runs them: no module of the one imports a module of the other."""
+    graph = import_graph(ROOT, "clusterlight")
+    upward = [
+        f"  {module} imports {target} ({where})"
+        for module, deps in graph.items()
+        if module == "clusterlight.modules" or module.startswith("clusterlight.modules.")
+        for target, where in deps.items()
+        if target == "clusterlight.inference" or target.startswith("clusterlight.inference.")
+    ]
+    assert not upward, "clusterlight.modules imports clusterlight.inference:\n" + "\n".join(upward)
+
+
 def test_every_clusterlight_import_names_a_module():
     """So that no edge of the graph above is lost to a misspelt or moved module."""
     missing: list[str] = []

@@ -10,7 +10,7 @@ from helpers.configs import tiny_classifier_args
 from helpers.data import ragged_datamodule, tiny_datamodule
 from helpers.models import tiny_parts, tiny_trainer
 
-from clusterlight import ClusterCentroids, EmbeddingPretrain
+from clusterlight import EmbeddingPretrain
 from clusterlight.data import BackgroundMix, audio, logmel_cache
 from clusterlight.data.cropping import crop_offset, fit_length
 from clusterlight.data.logmel_cache import window_start
@@ -169,7 +169,7 @@ def test_cluster_pretraining_from_the_cache_equals_the_waveform_path(synth_root,
         dm = tiny_datamodule(synth_root, tmp_path / "cache", feature_cache=cached)
         frontend, backbone = tiny_parts()
         model = EmbeddingPretrain(frontend, backbone, dm.class_names, plot_embeddings=False)
-        tiny_trainer(tmp_path, max_epochs=2, callbacks=[ClusterCentroids()]).fit(model, dm)
+        tiny_trainer(tmp_path, max_epochs=2).fit(model, dm)  # the module hands its front end in
         assert (dm.logmel is not None) == cached
         weights[cached] = model.state_dict()
     for name, value in weights[False].items():

@@ -90,11 +90,12 @@ def test_class_centroids_are_the_unit_mean_of_each_class_clusters():
 
 
 def fake_pretraining_checkpoint(path: Path, model, centroids, classes, class_names=None) -> str:
-    """A pretraining checkpoint as Lightning writes it: the weights, the ClusterCentroids state and the
-    DataModule's cluster assignments (and, when given, a model card's class names)."""
+    """A pretraining checkpoint as Lightning writes it: the weights, the ClusterCentroids state (centroids
+    and cluster classes) and the DataModule's cluster assignments (and, when given, a model card's class
+    names)."""
     checkpoint = {
         "state_dict": model.state_dict(),
-        "callbacks": {"ClusterCentroids": {"centroids": centroids}},
+        "callbacks": {"ClusterCentroids": {"centroids": centroids, "cluster_classes": classes}},
         "AudioDataModule": {"cluster_classes": classes, "assignments": torch.zeros(3, dtype=torch.long)},
     }
     if class_names is not None:
@@ -113,20 +114,19 @@ def test_pretraining_reads_out_by_nearest_centroid_once_there_are_centroids():
     assert torch.equal(model.scores_from_features(z), expected)
 
 
-@pytest.mark.parametrize("classes_kept_by", ["callback", "datamodule"])
-def test_pretrained_centroids_reads_the_cluster_classes_where_the_checkpoint_keeps_them(
-    tmp_path, classes_kept_by
-):
-    """Since 0.2 the ClusterCentroids state holds the cluster classes; before, only the DataModule's did."""
+def test_pretrained_centroids_reads_the_cluster_classes_from_the_centroid_state(tmp_path):
+    """The ClusterCentroids state holds the centroids and the cluster classes (the DataModule's: not read)."""
     model = JointFinetune(*tiny_parts(), list("abc"))
     path = fake_pretraining_checkpoint(tmp_path / "p.ckpt", model, CENTROIDS, CLASSES, list("abc"))
-    if classes_kept_by == "callback":
-        checkpoint = torch.load(path, weights_only=True)
-        del checkpoint["AudioDataModule"]
-        checkpoint["callbacks"]["ClusterCentroids"]["cluster_classes"] = CLASSES
-        torch.save(checkpoint, path)
+    checkpoint = torch.load(path, weights_only=True)
+    del checkpoint["AudioDataModule"]
+    torch.save(checkpoint, path)
     centroids, classes, names = pretrained_centroids(path)
     assert torch.equal(centroids, CENTROIDS) and torch.equal(classes, CLASSES) and names == list("abc")
+    del checkpoint["callbacks"]["ClusterCentroids"]["cluster_classes"]
+    torch.save(checkpoint, path)
+    with pytest.raises(CheckpointError, match="holds no usable cluster centroids"):
+        pretrained_centroids(path)
 
 
 def test_head_starts_from_the_class_centroids_over_the_temperature(tmp_path):

@@ -119,8 +119,8 @@ def test_skip_mode_skips_counts_logs_and_warns(synth_root, tmp_path):
     dm = tiny_datamodule(synth_root, tmp_path / "cache")
     guard = FiniteGuard(on_nonfinite="skip")
     tracker = ClusterCentroids()
-    trainer, _ = _checkpointed_trainer(tmp_path, epochs=2, callbacks=[guard, tracker, NaNBatch([3, 11])])
-    model = EmbeddingPretrain(*tiny_parts(), dm.class_names, plot_embeddings=False)
+    trainer, _ = _checkpointed_trainer(tmp_path, epochs=2, callbacks=[guard, NaNBatch([3, 11])])
+    model = EmbeddingPretrain(*tiny_parts(), dm.class_names, centroids=tracker, plot_embeddings=False)
     with pytest.warns(UserWarning, match=r"FiniteGuard skipped 2 optimizer step"):
         trainer.fit(model, dm)
     assert guard.skipped_steps == 2 and trainer.global_step == 2 * STEPS_PER_EPOCH
@@ -231,9 +231,10 @@ def test_kmeans_and_rebuild_refuse_non_finite_embeddings():
     with pytest.raises(ValueError, match=r"2 of 10 embedding rows are non-finite"):
         kmeans(z, 2)
     labels = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1, 1, 1])
-    clusters = ClusterAssignments(size=2)
+    clusters = ClusterAssignments(cluster_size=2)
+    clusters.set_training_clips(labels, ["a", "b"])
     with pytest.raises(ValueError, match=r"re-clustering at epoch 4 .*a: 1, b: 1.*2 of 10 embedding rows"):
-        clusters.rebuild(z, labels, ["a", "b"], None, epoch=4)
+        clusters.rebuild(z, None, epoch=4)
     assert not clusters.built, "a refused rebuild changed the assignments"
 
 
@@ -265,9 +266,9 @@ class NaNEmbeddings(EmbeddingPretrain):
 def test_non_finite_embeddings_stop_pretraining_at_the_epoch_end(synth_root, tmp_path):
     dm = tiny_datamodule(synth_root, tmp_path / "cache")
     tracker = ClusterCentroids()
-    model = NaNEmbeddings(*tiny_parts(), dm.class_names, plot_embeddings=False)
+    model = NaNEmbeddings(*tiny_parts(), dm.class_names, centroids=tracker, plot_embeddings=False)
     with pytest.raises(RuntimeError, match=r"ClusterCentroids: 3 of the 120 training embeddings in epoch 0"):
-        tiny_trainer(tmp_path, max_epochs=2, callbacks=[tracker]).fit(model, dm)
+        tiny_trainer(tmp_path, max_epochs=2).fit(model, dm)
     assert torch.isfinite(tracker.centroids).all()
 
 
@@ -379,10 +380,11 @@ def test_checkpoints_of_this_project_load_with_the_allow_list(tmp_path, synth_ro
     from clusterlight.data import BackgroundMix
 
     dm = tiny_datamodule(synth_root, tmp_path / "cache", mixing=BackgroundMix())
-    trainer, ckpt = _checkpointed_trainer(
-        tmp_path, epochs=1, callbacks=[ClusterCentroids(embedding_source="bank")]
+    trainer, ckpt = _checkpointed_trainer(tmp_path, epochs=1)
+    trainer.fit(
+        EmbeddingPretrain(*tiny_parts(), dm.class_names, centroids=ClusterCentroids(embedding_source="bank")),
+        dm,
     )
-    trainer.fit(EmbeddingPretrain(*tiny_parts(), dm.class_names), dm)
     for path in (ckpt.best_model_path, ckpt.last_model_path):
         state = load_checkpoint(path)
         assert {"state_dict", "callbacks", "optimizer_states"} <= set(state)

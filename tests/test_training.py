@@ -52,7 +52,7 @@ def test_recluster_every_n_epochs(synth_root, tmp_path):
     original = dm.clusters.rebuild
 
     def counting(*args, **kwargs):
-        rebuilds.append(args[4])
+        rebuilds.append(args[2])
         return original(*args, **kwargs)
 
     dm.clusters.rebuild = counting
@@ -114,9 +114,9 @@ def test_finetune_rejects_a_mismatched_checkpoint(tmp_path, synth_root):
 def _pretrain(dm_root, cache, tmp, epochs, ckpt_in=None, ckpt_out=None):
     torch.manual_seed(0)
     dm = tiny_datamodule(dm_root, cache)
-    model = EmbeddingPretrain(*tiny_parts(), dm.class_names, plot_embeddings=False)
     tracker = ClusterCentroids(momentum=0.8)
-    trainer = tiny_trainer(tmp, max_epochs=epochs, callbacks=[tracker], deterministic=True)
+    model = EmbeddingPretrain(*tiny_parts(), dm.class_names, centroids=tracker, plot_embeddings=False)
+    trainer = tiny_trainer(tmp, max_epochs=epochs, deterministic=True)
     trainer.fit(model, dm, ckpt_path=ckpt_in)
     if ckpt_out:
         trainer.save_checkpoint(ckpt_out)

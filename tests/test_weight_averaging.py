@@ -178,11 +178,14 @@ def finetune_run(synth_root, tmp_path, epochs: int, ema: bool, ckpt_path=None) -
     seed_everything(0)
     dm = tiny_datamodule(synth_root, tmp_path / "cache")
     model = JointFinetune(
-        *tiny_parts(), dm.class_names, cluster_loss=ClusterMarginLoss(), cluster_loss_weight=0.5, lr=3e-3
+        *tiny_parts(),
+        dm.class_names,
+        cluster_loss=ClusterMarginLoss(),
+        cluster_loss_weight=0.5,
+        centroids=ClusterCentroids(0.9),
+        lr=3e-3,
     )
-    callbacks = [ClusterCentroids(0.9), checkpointer(tmp_path / "ckpt")] + (
-        [EMAWeights(DECAY)] if ema else []
-    )
+    callbacks = [checkpointer(tmp_path / "ckpt")] + ([EMAWeights(DECAY)] if ema else [])
     trainer = tiny_trainer(tmp_path, max_epochs=epochs, enable_checkpointing=True, callbacks=callbacks)
     trainer.fit(model, dm, ckpt_path=ckpt_path)
     return torch.load(tmp_path / "ckpt/last.ckpt", weights_only=True)

@@ -30,13 +30,17 @@ class ClusterCentroids(RecordsInitArgs, Callback):
     the centroids from the result. After every optimiser step :meth:`update` moves each centroid
     towards the mean of the batch's detached embeddings of that cluster; under DDP the
     per-cluster sums and counts are all-reduced first, so every rank holds identical centroids.
-    No host sync happens per step. The centroids go into checkpoints; the assignments and the
-    rebuild schedule are the DataModule's (:mod:`clusterlight.clusters`).
+    No host sync happens per step. The centroids go into checkpoints; the assignments, what they
+    cluster and the rebuild schedule are the DataModule's (:mod:`clusterlight.clusters`).
+
+    A module that trains against the centroids holds its callback (its ``centroids`` argument) and
+    returns it from ``configure_callbacks``; at ``setup`` the callback registers itself with the
+    module (``pl_module.attach_centroids(self)``), so the module uses the very object the trainer runs,
+    also where the trainer holds a copy (``ddp_spawn`` workers).
 
     Non-finite embeddings are refused without a host sync per step: :meth:`update` leaves rows
     with a NaN/inf out of the sums and counts (the centroids stay finite) and counts them on the
-    device; :meth:`check_finite` reads that count once per epoch (at its end, and before
-    re-clustering, whose k-means also refuses non-finite embeddings) and raises
+    device; :meth:`check_finite` reads that count once per epoch, at its end, and raises
     :class:`NonFiniteError` naming how many rows were non-finite. A non-finite loss is caught at
     once, before the step, by :class:`~clusterlight.callbacks.FiniteGuard`; a step it skips
     (``on_nonfinite="skip"``) moves no centroid and writes nothing to the memory bank.
@@ -85,21 +89,21 @@ class ClusterCentroids(RecordsInitArgs, Callback):
             self.restored_cluster_classes = self.restored_cluster_classes.to(device)
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        """Take the DataModule's cluster state; register with a module that trains against centroids."""
         self.clusters = clustered_data(trainer, type(self).__name__).clusters
+        attach = getattr(pl_module, "attach_centroids", None)
+        if attach is not None:
+            attach(self)
 
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        data = clustered_data(trainer, type(self).__name__)
         self.to(pl_module.device)
         epoch = trainer.current_epoch
-        self.check_finite(f"before epoch {epoch}")
         if self.centroids is not None and not self.clusters.due(epoch):
             return
         embeddings = self.bank_embeddings()
         if embeddings is None:
             embeddings = embed_training_set(trainer, pl_module)
-        centroids, stats = self.clusters.rebuild(
-            embeddings, data.train_labels, data.class_names, self.centroids, epoch
-        )
+        centroids, stats = self.clusters.rebuild(embeddings, self.centroids, epoch)
         self.reset(centroids, len(embeddings))
         # identical on every rank (rank 0's clusters are broadcast): sync_dist averages equal values
         pl_module.log_dict(
@@ -197,7 +201,7 @@ class ClusterCentroids(RecordsInitArgs, Callback):
 def embed_training_set(trainer: Trainer, pl_module: LightningModule) -> torch.Tensor:
     """Embeddings [n_train, d] of all training clips in order, identical on every rank."""
     data = clustered_data(trainer, "embed_training_set")
-    n = len(data.train_labels)
+    n = len(data.clusters.labels)
     was_training = pl_module.training
     pl_module.eval()
     indices, chunks = [], []

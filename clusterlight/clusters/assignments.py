@@ -6,7 +6,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 
 from clusterlight import distributed
-from clusterlight.clusters.kmeans import check_finite, cluster_per_class, clusters_per_class
+from clusterlight.clusters.kmeans import cluster_counts, refuse_non_finite, split_classes_into_clusters
 
 
 class ClusterAssignments:
@@ -14,11 +14,13 @@ class ClusterAssignments:
 
     Owned by the DataModule (whose ``cluster_*`` / ``kmeans_iters`` / ``balanced_clusters``
     arguments configure it) and driven by the :class:`~clusterlight.callbacks.ClusterCentroids`
-    callback, which keeps the centroids. Its state (assignments, cluster classes, the epoch of
-    the last rebuild) goes into checkpoints through the DataModule's ``state_dict``.
+    callback, which keeps the centroids. It holds what it clusters: each training clip's class and the
+    class names (:meth:`set_training_clips`, which the DataModule calls at ``setup``), so the callback
+    hands it only embeddings. Its state (assignments, cluster classes, the epoch of the last rebuild)
+    goes into checkpoints through the DataModule's ``state_dict``.
 
     Args:
-        size: target clips per cluster (default: the smallest training class's count).
+        cluster_size: target clips per cluster (default: the smallest training class's count).
         every_n_epochs: rebuild every N training epochs.
         kmeans_iters: Lloyd iterations per rebuild.
         balanced: equal-size k-means (each cluster capped at ``ceil(n_c / k_c)`` clips).
@@ -27,7 +29,7 @@ class ClusterAssignments:
 
     def __init__(
         self,
-        size: int | None = None,
+        cluster_size: int | None = None,
         every_n_epochs: int = 1,
         kmeans_iters: int = 20,
         balanced: bool = False,
@@ -35,11 +37,18 @@ class ClusterAssignments:
     ) -> None:
         if every_n_epochs < 1:
             raise ValueError(f"data.cluster_every_n_epochs must be >= 1, got {every_n_epochs}")
-        self.size, self.every_n_epochs, self.kmeans_iters = size, every_n_epochs, kmeans_iters
+        self.cluster_size, self.every_n_epochs, self.kmeans_iters = cluster_size, every_n_epochs, kmeans_iters
         self.balanced, self.seed = balanced, seed
+        self.labels: torch.Tensor | None = None  # [n_train] class index of each training clip
+        self.class_names: list[str] | None = None
         self.assignments: torch.Tensor | None = None  # [n_train] cluster id of each training clip
         self.cluster_classes: torch.Tensor | None = None  # [K] class of each cluster
         self.last_rebuild_epoch = -1
+
+    def set_training_clips(self, labels: torch.Tensor, class_names: list[str]) -> None:
+        """What to cluster: each training clip's class index ``labels`` [n_train] (training-split order,
+        the order of batch ``index``) and the ``class_names`` they index."""
+        self.labels, self.class_names = labels, list(class_names)
 
     @property
     def built(self) -> bool:
@@ -61,32 +70,27 @@ class ClusterAssignments:
         return self.to(index.device).assignments[index]
 
     def rebuild(
-        self,
-        embeddings: torch.Tensor,
-        labels: torch.Tensor,
-        class_names: list[str],
-        init: torch.Tensor | None,
-        epoch: int,
+        self, embeddings: torch.Tensor, init: torch.Tensor | None, epoch: int
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        """Split every class by k-means of ``embeddings`` [n_train, d]; returns (centroids, stats).
+        """Split every class by k-means of the training clips' ``embeddings`` [n_train, d] (in the order
+        of :meth:`set_training_clips`); returns (centroids, stats).
 
         ``init`` (the current centroids) warm-starts k-means when the cluster layout is unchanged.
         Rank 0's result is broadcast, so every rank holds identical assignments and centroids.
         Non-finite embeddings are refused (``ValueError`` naming how many rows and per class) before
-        anything changes; they are identical on every rank, so every rank raises.
+        anything changes: the one finiteness check of a re-clustering. They are identical on every
+        rank, so every rank raises.
         """
-        labels = labels.to(embeddings.device)
-        bad = ~torch.isfinite(embeddings).all(1)
-        if bool(bad.any()):
-            per_class = torch.bincount(labels[bad], minlength=len(class_names)).tolist()
-            classes = ", ".join(f"{c}: {n}" for c, n in zip(class_names, per_class) if n)
-            check_finite(embeddings, f"re-clustering at epoch {epoch} (non-finite rows per class: {classes})")
+        if self.labels is None:
+            raise RuntimeError("ClusterAssignments.rebuild before set_training_clips: nothing to cluster")
+        labels, class_names = self.labels.to(embeddings.device), self.class_names
+        refuse_non_finite(embeddings, f"re-clustering at epoch {epoch}", labels, class_names)
         counts = torch.bincount(labels, minlength=len(class_names)).tolist()
-        ks = clusters_per_class(counts, self.size)
+        ks = cluster_counts(counts, self.cluster_size)
         if init is not None and len(init) != sum(ks):
             init = None
         generator = torch.Generator().manual_seed(self.seed * 1000 + epoch)
-        centroids, assignments, classes = cluster_per_class(
+        centroids, assignments, classes = split_classes_into_clusters(
             embeddings, labels, ks, self.kmeans_iters, init, generator, self.balanced
         )
         distributed.broadcast_(centroids)
@@ -120,4 +124,4 @@ class ClusterAssignments:
     def load_state_dict(self, state: dict) -> None:
         if state:
             self.assignments, self.cluster_classes = state["assignments"], state["cluster_classes"]
-            self.last_rebuild_epoch = state.get("last_rebuild_epoch", -1)  # absent in checkpoints before 0.2
+            self.last_rebuild_epoch = state["last_rebuild_epoch"]

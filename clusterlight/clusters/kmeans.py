@@ -7,16 +7,23 @@ import torch
 from clusterlight.distances import normalize_embeddings, squared_distances
 
 
-def check_finite(x: torch.Tensor, what: str = "k-means") -> None:
-    """Refuse embeddings ``x`` [n, d] with a NaN/inf in any row (one host read): clustering them would
-    give NaN centroids and arbitrary assignments."""
+def refuse_non_finite(
+    x: torch.Tensor, what: str = "k-means", labels: torch.Tensor | None = None, class_names=None
+) -> None:
+    """Refuse embeddings ``x`` [n, d] with a NaN/inf in any row (one host read when all are finite):
+    clustering them would give NaN centroids and arbitrary assignments. The ``ValueError`` says how many
+    rows, and with ``labels`` [n] and ``class_names`` how many of each class."""
     bad = ~torch.isfinite(x).all(1) if x.ndim > 1 else ~torch.isfinite(x)
-    n_bad = int(bad.sum())
-    if n_bad:
-        raise ValueError(
-            f"{what}: {n_bad} of {len(x)} embedding rows are non-finite (NaN/inf); refusing to cluster "
-            "them (the network producing them has diverged: lower the learning rate or check the data)"
-        )
+    if not bool(bad.any()):
+        return
+    if labels is not None:
+        per_class = torch.bincount(labels[bad.to(labels.device)], minlength=len(class_names)).tolist()
+        classes = ", ".join(f"{c}: {n}" for c, n in zip(class_names, per_class) if n)
+        what = f"{what} (non-finite rows per class: {classes})"
+    raise ValueError(
+        f"{what}: {int(bad.sum())} of {len(x)} embedding rows are non-finite (NaN/inf); refusing to "
+        "cluster them (the network producing them has diverged: lower the learning rate or check the data)"
+    )
 
 
 def kmeans_plus_plus(x: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
@@ -71,11 +78,24 @@ def kmeans(
     Seeded by k-means++ unless ``init`` is given (warm start). A cluster that empties is
     re-seeded with the point farthest from its own centroid, so no centroid is ever NaN.
     ``balanced`` assigns each point under a cap of ``ceil(n / k)`` points per cluster
-    (:func:`balanced_assign`) instead of simply to its nearest centroid.
+    (:func:`balanced_assign`) instead of simply to its nearest centroid. Non-finite rows of ``x`` are
+    refused (:func:`refuse_non_finite`).
     """
+    refuse_non_finite(x)
+    return _lloyd(x, k, iters, init, generator, balanced)
+
+
+def _lloyd(
+    x: torch.Tensor,
+    k: int,
+    iters: int,
+    init: torch.Tensor | None,
+    generator: torch.Generator | None,
+    balanced: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`kmeans` of finite ``x`` (the caller has checked)."""
     if not 1 <= k <= len(x):
         raise ValueError(f"k-means needs 1 <= k <= n points, got k={k}, n={len(x)}")
-    check_finite(x)
     generator = generator or torch.Generator().manual_seed(0)
     x = x.float()
     centroids = init.float().clone() if init is not None else kmeans_plus_plus(x, k, generator)
@@ -96,13 +116,14 @@ def kmeans(
     return centroids, labels
 
 
-def clusters_per_class(class_counts: list[int], cluster_size: int | None = None) -> list[int]:
-    """``k_c = max(1, round(n_c / n_target))``, ``n_target`` defaulting to the smallest class's count."""
-    target = cluster_size or min(c for c in class_counts if c > 0)
-    return [max(1, round(n / target)) if n > 0 else 0 for n in class_counts]
+def cluster_counts(class_counts: list[int], cluster_size: int | None = None) -> list[int]:
+    """How many clusters each class gets: ``k_c = max(1, round(n_c / cluster_size))`` (0 for an empty
+    class), ``cluster_size`` defaulting to the smallest class's count."""
+    cluster_size = cluster_size or min(c for c in class_counts if c > 0)
+    return [max(1, round(n / cluster_size)) if n > 0 else 0 for n in class_counts]
 
 
-def cluster_per_class(
+def split_classes_into_clusters(
     embeddings: torch.Tensor,
     labels: torch.Tensor,
     k_per_class: list[int],
@@ -115,14 +136,10 @@ def cluster_per_class(
 
     Cluster ids are contiguous per class (class 0's clusters first). Returns unit-norm
     centroids [K, d], each clip's cluster id [n], and each cluster's class [K]. ``init``
-    (the previous centroids, same layout) warm-starts every class. Non-finite embeddings are refused
-    with a ``ValueError`` naming how many rows (and of which classes) hold a NaN/inf.
+    (the previous centroids, same layout) warm-starts every class. The embeddings must be finite: the
+    caller checks them once (:meth:`~clusterlight.clusters.ClusterAssignments.rebuild` does, with
+    :func:`refuse_non_finite`).
     """
-    bad = ~torch.isfinite(embeddings).all(1)
-    if bool(bad.any()):
-        per_class = torch.bincount(labels[bad].to(bad.device), minlength=len(k_per_class)).tolist()
-        classes = ", ".join(f"class {c}: {n}" for c, n in enumerate(per_class) if n)
-        check_finite(embeddings, f"k-means per class ({classes})")
     z = normalize_embeddings(embeddings)
     generator = generator or torch.Generator().manual_seed(0)
     centroids, assignments, start = [], torch.empty(len(z), dtype=torch.long, device=z.device), 0
@@ -131,7 +148,7 @@ def cluster_per_class(
             continue
         members = (labels == c).nonzero().squeeze(1)
         warm = init[start : start + k].to(z) if init is not None else None
-        cent, lab = kmeans(z[members], k, iters, warm, generator, balanced)
+        cent, lab = _lloyd(z[members], k, iters, warm, generator, balanced)
         centroids.append(cent)
         assignments[members] = lab + start
         start += k

@@ -15,25 +15,20 @@ from clusterlight.clusters.assignments import ClusterAssignments
 class ClusteredData(Protocol):
     """A DataModule whose training clips can be clustered (:class:`~clusterlight.data.AudioDataModule`).
 
-    ``clusters`` holds the cluster state; ``train_labels`` [n_train] gives each training clip's
-    class index, in the order ``embedding_dataloader`` and batch ``index`` use; ``load_inputs``
-    turns a batch of that loader into the front end's input (waveforms or cached log-mel) on a device.
+    ``clusters`` holds the cluster state and what it clusters (each training clip's class, in the
+    order ``embedding_dataloader`` and batch ``index`` use, and the class names: set at ``setup``);
+    ``load_inputs`` turns a batch of that loader into the front end's input (waveforms or cached
+    log-mel) on a device.
     """
 
     clusters: ClusterAssignments
-
-    @property
-    def class_names(self) -> list[str]: ...
-
-    @property
-    def train_labels(self) -> torch.Tensor: ...
 
     def embedding_dataloader(self) -> DataLoader: ...
 
     def load_inputs(self, batch: dict, device: torch.device) -> torch.Tensor: ...
 
 
-_MEMBERS = ("clusters", "class_names", "train_labels", "embedding_dataloader", "load_inputs")
+_MEMBERS = ("clusters", "embedding_dataloader", "load_inputs")
 
 
 def clustered_data(trainer: Trainer, who: str) -> ClusteredData:

@@ -28,6 +28,7 @@ from clusterlight.data.sampling import EvaluationShard, OversamplingSampler, Shu
 from clusterlight.data.sources import ClipSource, check_duplicates
 from clusterlight.data.splits import group_split, nested_fraction
 from clusterlight.data.synth import SyntheticSource
+from clusterlight.features import LogMel
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
@@ -88,7 +89,8 @@ class AudioDataModule(LightningDataModule):
             waveform path's exactly for clips as long as ``duration``, and up to their edge frames
             otherwise (:mod:`~clusterlight.data.logmel_cache`). ``mixing`` and ``padding: noise`` need
             waveforms: with either, training keeps the waveform path (a warning says so). The front end
-            is the Trainer's model's (``model.frontend``), or ``self.frontend`` when set by hand.
+            is handed in with :meth:`use_frontend` (``clusterlight fit`` / ``experiment`` hand the model's
+            when they build both; a clusterlight module hands its own at ``setup``), or set as ``frontend``.
     """
 
     def __init__(
@@ -124,26 +126,8 @@ class AudioDataModule(LightningDataModule):
         feature_cache: bool = False,
     ) -> None:
         super().__init__()
-        if padding not in PADDING_MODES:
-            raise DataError(f"data.padding must be one of {PADDING_MODES}, got {padding!r}")
-        if waveforms_on_device and padding not in RESIDENT_PADDING:
-            raise DataError(
-                f"data.waveforms_on_device supports padding {RESIDENT_PADDING}, got data.padding {padding!r}"
-            )
-        if feature_cache and waveforms_on_device:
-            raise DataError(
-                "data.feature_cache and data.waveforms_on_device are two different input paths; set one"
-            )
-        if sampler not in ("shuffle", "oversample"):
-            raise DataError(f"data.sampler must be 'shuffle' or 'oversample', got {sampler!r}")
-        if verify_cache not in VERIFY_MODES:
-            raise DataError(f"data.verify_cache must be one of {VERIFY_MODES}, got {verify_cache!r}")
-        if isinstance(train_fraction, bool) or not (
-            isinstance(train_fraction, (int, float)) and 0 < train_fraction <= 1
-        ):
-            raise DataError(f"data.train_fraction must be a number in (0, 1], got {train_fraction!r}")
-        if not min_clip_seconds >= 0:
-            raise DataError(f"data.min_clip_seconds must be >= 0, got {min_clip_seconds!r}")
+        _check_input_settings(padding, waveforms_on_device, feature_cache, sampler, verify_cache)
+        _check_amounts(train_fraction, min_clip_seconds)
         self.source = source or SyntheticSource(root=f"{cache_dir}/synth")
         self.classes, self.class_map = list(classes) if classes else None, dict(class_map or {})
         self.folds = {
@@ -151,11 +135,7 @@ class AudioDataModule(LightningDataModule):
             for name, f in zip(SPLITS, (train_folds, val_folds, test_folds))
         }
         self.val_fraction, self.val_part, self.test_fraction = val_fraction, val_part, test_fraction
-        if val_part is not None and not 0 <= val_part < self.val_parts:
-            raise DataError(
-                f"data.val_part must be in [0, {self.val_parts}) for val_fraction {val_fraction}, "
-                f"got {val_part}"
-            )
+        self._check_val_part()
         self.class_ratio, self.train_fraction, self.seed = class_ratio, train_fraction, seed
         self.sample_rate, self.duration, self.padding = sample_rate, duration, padding
         self.batch_size, self.num_workers, self.sampler = batch_size, num_workers, sampler
@@ -166,13 +146,20 @@ class AudioDataModule(LightningDataModule):
         )
         self.waveforms_on_device, self.mixing = waveforms_on_device, mixing
         self.feature_cache = feature_cache
-        self.frontend = None  # the front end whose log-mel the feature cache stores (default: the model's)
+        self.frontend: LogMel | None = None  # whose log-mel the feature cache stores: use_frontend
         self.logmel: LogMelStore | None = None
         self._clips: list[Clip] | None = None
         self.store: WaveformStore | None = None
         self.resident: ResidentWaveforms | None = None
         self.datasets: dict[str, ClipDataset] = {}
         self.counts: dict[str, dict[str, int]] = {}
+
+    def _check_val_part(self) -> None:
+        if self.val_part is not None and not 0 <= self.val_part < self.val_parts:
+            raise DataError(
+                f"data.val_part must be in [0, {self.val_parts}) for val_fraction {self.val_fraction}, "
+                f"got {self.val_part}"
+            )
 
     # ---- metadata -------------------------------------------------------------------
     def labelled_clips(self) -> list[Clip]:
@@ -228,7 +215,7 @@ class AudioDataModule(LightningDataModule):
         if self.store is None:
             self.check_metadata()
             self.store = self._load_waveforms()
-        if self._feature_path() and self._known_frontend() is not None:
+        if self._feature_path() and self.frontend is not None:
             self._attach_logmel(self._feature_frontend())
 
     def check_metadata(self) -> None:
@@ -268,8 +255,8 @@ class AudioDataModule(LightningDataModule):
             )
             parts["train"] = [train[i] for i in keep]
         index = {name: i for i, name in enumerate(self.class_names)}
-        if self._feature_path():
-            self._attach_logmel(self._feature_frontend())
+        if self._feature_path() and (self.frontend is not None or self.trainer is None):
+            self._attach_logmel(self._feature_frontend())  # else the module hands it in: use_frontend
         for name, rows in parts.items():
             labels = np.array([index[clips[i].label] for i in rows], dtype=np.int64)
             rows = np.asarray(rows, dtype=np.int64)
@@ -284,6 +271,7 @@ class AudioDataModule(LightningDataModule):
                 self.logmel,
             )
             self.counts[name] = {c: int((labels == k).sum()) for c, k in index.items()}
+        self.clusters.set_training_clips(self.train_labels, self.class_names)
         for name in SPLITS:
             rank_zero_info(
                 f"[clusterlight] {name:5s} clips per class: {self.counts[name]} (total "
@@ -329,18 +317,19 @@ class AudioDataModule(LightningDataModule):
             self.min_clip_seconds,
         )
 
-    def _known_frontend(self):
-        """``frontend``, else the model's when a Trainer is attached, else ``None``."""
-        if self.frontend is None and self.trainer is not None:
-            return getattr(self.trainer.lightning_module, "frontend", None)
-        return self.frontend
+    def use_frontend(self, frontend: LogMel) -> None:
+        """The front end whose log-mel the feature cache stores (the model's): kept for ``prepare_data`` /
+        ``setup`` and, once set up with ``feature_cache`` on, its cache opened (or built) at once."""
+        self.frontend = frontend
+        if self.datasets and self._feature_path():
+            self._attach_logmel(self._feature_frontend())
 
-    def _feature_frontend(self):
-        frontend = self._known_frontend()
+    def _feature_frontend(self) -> LogMel:
+        frontend = self.frontend
         if frontend is None:
             raise DataError(
                 "data.feature_cache needs the model's front end: set the DataModule up through a Trainer "
-                "fitting a clusterlight module, or set dm.frontend to its LogMel first"
+                "fitting a clusterlight module, or call dm.use_frontend(model.frontend) first"
             )
         if frontend.sample_rate != self.sample_rate:
             raise DataError(
@@ -406,6 +395,8 @@ class AudioDataModule(LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
+        if self.feature_cache and self.logmel is None and self.frontend is None and self._feature_path():
+            self._feature_frontend()  # no module handed its front end in: says how to give it
         ds = self.datasets["train"]
         rank, world = self._rank_world()
         if self.sampler == "oversample":
@@ -493,3 +484,32 @@ class AudioDataModule(LightningDataModule):
 
     def load_state_dict(self, state: dict) -> None:
         self.clusters.load_state_dict(state)
+
+
+def _check_input_settings(
+    padding: str, waveforms_on_device: bool, feature_cache: bool, sampler: str, verify_cache: str
+) -> None:
+    """Refuse input-path settings that cannot work together (``AudioDataModule`` arguments)."""
+    if padding not in PADDING_MODES:
+        raise DataError(f"data.padding must be one of {PADDING_MODES}, got {padding!r}")
+    if waveforms_on_device and padding not in RESIDENT_PADDING:
+        raise DataError(
+            f"data.waveforms_on_device supports padding {RESIDENT_PADDING}, got data.padding {padding!r}"
+        )
+    if feature_cache and waveforms_on_device:
+        raise DataError(
+            "data.feature_cache and data.waveforms_on_device are two different input paths; set one"
+        )
+    if sampler not in ("shuffle", "oversample"):
+        raise DataError(f"data.sampler must be 'shuffle' or 'oversample', got {sampler!r}")
+    if verify_cache not in VERIFY_MODES:
+        raise DataError(f"data.verify_cache must be one of {VERIFY_MODES}, got {verify_cache!r}")
+
+
+def _check_amounts(train_fraction: float, min_clip_seconds: float) -> None:
+    if isinstance(train_fraction, bool) or not (
+        isinstance(train_fraction, (int, float)) and 0 < train_fraction <= 1
+    ):
+        raise DataError(f"data.train_fraction must be a number in (0, 1], got {train_fraction!r}")
+    if not min_clip_seconds >= 0:
+        raise DataError(f"data.min_clip_seconds must be >= 0, got {min_clip_seconds!r}")

@@ -1,7 +1,7 @@
 """From a trained checkpoint to answers: load it, classify files, detect events in recordings."""
 
 from clusterlight.inference.detect import Detection, detect, detect_recording, score_curves
-from clusterlight.inference.load import load, read_checkpoint
+from clusterlight.inference.load import load
 from clusterlight.inference.predict import Predictor, audio_inputs, predict_files
 
 __all__ = [
@@ -12,6 +12,5 @@ __all__ = [
     "detect_recording",
     "load",
     "predict_files",
-    "read_checkpoint",
     "score_curves",
 ]

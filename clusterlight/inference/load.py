@@ -12,13 +12,7 @@ from pathlib import Path
 
 import torch
 
-from clusterlight.checkpoints import load_checkpoint
 from clusterlight.modules.base import AudioModule
-
-
-def read_checkpoint(path: str | Path) -> dict:
-    """The checkpoint dict, loaded safely (:func:`clusterlight.checkpoints.load_checkpoint`)."""
-    return load_checkpoint(path)
 
 
 def load(path: str | Path, map_location: str | torch.device = "cpu") -> AudioModule:

@@ -84,13 +84,18 @@ class AudioModule(RecordsInitArgs, LightningModule):
         return extra
 
     def setup(self, stage: str) -> None:
-        """Check the audio settings shared with the DataModule (given twice, they must agree)."""
-        rate = getattr(getattr(self.trainer, "datamodule", None), "sample_rate", None)
+        """Check the audio settings shared with the DataModule (given twice, they must agree); hand it
+        the front end whose log-mel its feature cache stores (``AudioDataModule.use_frontend``)."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        rate = getattr(datamodule, "sample_rate", None)
         if rate is not None and rate != self.frontend.sample_rate:
             raise ValueError(
                 f"data.sample_rate ({rate}) and model.frontend.sample_rate ({self.frontend.sample_rate}) "
                 "differ: the mel filters would be wrong; set both to the same rate"
             )
+        use_frontend = getattr(datamodule, "use_frontend", None)
+        if use_frontend is not None:
+            use_frontend(self.frontend)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Backbone output (unnormalised) for a batch of waveforms (or of cached log-mel: see
@@ -179,15 +184,6 @@ class AudioModule(RecordsInitArgs, LightningModule):
     def on_test_epoch_end(self) -> None:
         self._log_report("test")
 
-    def predict_files(self, paths, hop_s: float | None = None) -> list[dict]:
-        """Class probabilities of audio files, one row per file (``path``, ``predicted``,
-        ``prob_<class>``..., ``windows``; ``error`` for an unreadable file): the Python side of
-        ``clusterlight predict`` (:func:`clusterlight.inference.predict_files`). Needs the model card of
-        a loaded checkpoint (``clusterlight.load`` / ``load_from_checkpoint``)."""
-        from clusterlight.inference.predict import predict_files
-
-        return predict_files(self, paths, hop_s)
-
     def predict_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> dict:
         """Each clip's split ``index``, ``path`` (None when the dataset does not say), true ``label``
         (a class name, None when unknown), ``predicted`` class name and index (``pred``), class
@@ -259,8 +255,8 @@ class AudioModule(RecordsInitArgs, LightningModule):
 
         The checkpoint's module must be a ``cls`` (``Classifier.load_from_checkpoint`` of a
         pretraining checkpoint is a ``CheckpointError``; ``AudioModule.load_from_checkpoint`` takes
-        any). A checkpoint without a card (clusterlight < 0.2) is a ``CheckpointError`` saying how to
-        load its weights. The card fixes the arguments: ``hparams_file`` and overrides are refused."""
+        any). A checkpoint without a card is a ``CheckpointError`` saying how to load its weights. The
+        card fixes the arguments: ``hparams_file`` and overrides are refused."""
         if hparams_file is not None or kwargs:
             given = ["hparams_file"] * (hparams_file is not None) + sorted(kwargs)
             raise TypeError(

@@ -10,7 +10,7 @@ from clusterlight.distances import normalize_embeddings
 from clusterlight.features import LogMel, frontend_input
 from clusterlight.losses import ClassificationLoss, ClusterLoss
 from clusterlight.modules.classifier import Classifier
-from clusterlight.modules.cluster_access import CentroidUser, find_centroids
+from clusterlight.modules.cluster_access import CentroidUser
 from clusterlight.modules.readouts import LinearHead, Readout, class_centroid_head
 from clusterlight.nets import Backbone
 
@@ -22,8 +22,8 @@ class JointFinetune(CentroidUser, Classifier):
 
     The backbone's learning rate is ``lr * backbone_lr_mult``. With ``cluster_loss_weight > 0``
     the cluster loss (``cluster_loss``) is kept as an auxiliary term, which needs the
-    ``centroids`` callback (:class:`ClusterCentroids`, default settings when not given, unless
-    the trainer has one) and re-clustering as in pretraining;
+    ``centroids`` callback (:class:`ClusterCentroids`, default settings when not given: the one
+    place to configure them) and re-clustering as in pretraining;
     ``cluster_loss_warmup_epochs`` ramps its weight linearly from 0 at epoch 0 to the full
     weight at that epoch, so a run from scratch is not pulled towards clusters of a random network.
     """
@@ -102,7 +102,7 @@ class JointFinetune(CentroidUser, Classifier):
             return loss
         zn = normalize_embeddings(z)
         if self.cluster_loss_weight > 0:
-            tracker = find_centroids(self)
+            tracker = self.centroid_callback
             aux = self.cluster_loss(zn, batch["cluster"], tracker.centroids, tracker.cluster_classes)
             self.log("train/cluster_loss", aux)
             loss = loss + self.current_cluster_loss_weight * aux

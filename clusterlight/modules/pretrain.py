@@ -9,7 +9,7 @@ from clusterlight.callbacks.embedding_plot import EmbeddingPlot
 from clusterlight.features import LogMel, frontend_input
 from clusterlight.losses import ClusterLoss, ClusterMarginLoss
 from clusterlight.modules.base import AudioModule
-from clusterlight.modules.cluster_access import CentroidUser, find_centroids
+from clusterlight.modules.cluster_access import CentroidUser
 from clusterlight.modules.readouts import NearestCentroid
 from clusterlight.nets import Backbone
 
@@ -17,9 +17,9 @@ from clusterlight.nets import Backbone
 class EmbeddingPretrain(CentroidUser, AudioModule):
     """Backbone trained with a cluster loss (default :class:`ClusterMarginLoss`).
 
-    It adds its ``centroids`` callback (:class:`ClusterCentroids`: EMA momentum, re-clustering
-    from an ``exact`` pass or a memory ``bank``; default settings when not given) unless the
-    trainer already has one, and, with ``plot_embeddings``, an :class:`EmbeddingPlot`.
+    It holds and adds its ``centroids`` callback (:class:`ClusterCentroids`: EMA momentum,
+    re-clustering from an ``exact`` pass or a memory ``bank``; default settings when not given: the
+    one place to configure them) and, with ``plot_embeddings``, an :class:`EmbeddingPlot`.
     Validation reads the embedding out by nearest centroid (the class of the closest
     cluster), so ``val/macro_err`` tracks how well the embedding separates the classes.
     """
@@ -47,7 +47,7 @@ class EmbeddingPretrain(CentroidUser, AudioModule):
         return extra
 
     def training_step(self, batch: dict, batch_idx: int) -> dict:
-        tracker = find_centroids(self)
+        tracker = self.centroid_callback
         z = self.embed(frontend_input(batch))
         loss = self.loss(z, batch["cluster"], tracker.centroids, tracker.cluster_classes)
         self.log("train/cluster_loss", loss, prog_bar=True)

@@ -20,7 +20,7 @@ from clusterlight.checkpoints import CheckpointError, load_checkpoint
 from clusterlight.distances import normalize_embeddings, squared_distances
 from clusterlight.init_args import RecordsInitArgs
 from clusterlight.model_card import CARD_KEY
-from clusterlight.modules.cluster_access import centroid_state, find_centroids
+from clusterlight.modules.cluster_access import centroid_state
 
 
 def nearest_centroid_scores(
@@ -74,13 +74,13 @@ class LinearHead(Readout):
 
 
 class CentroidReadout(Readout):
-    """Base of the read-outs against the module's cluster centroids (``find_centroids(module)``),
+    """Base of the read-outs against the module's cluster centroids (``module.centroid_callback``),
     in the unit-norm embedding space; ``None`` until the clusters are built."""
 
     uses_centroids = True
 
     def scores(self, module: LightningModule, z: torch.Tensor) -> torch.Tensor | None:
-        tracker = find_centroids(module)
+        tracker = module.centroid_callback
         if not tracker.ready:
             return None
         tracker.to(z.device)
@@ -129,8 +129,8 @@ def class_centroids(centroids: torch.Tensor, cluster_classes: torch.Tensor, num_
 
 def pretrained_centroids(path: str | Path) -> tuple[torch.Tensor, torch.Tensor, list[str] | None]:
     """The cluster centroids [K, d], their classes [K] and the class names (``None`` without a model
-    card) kept in a pretraining checkpoint: the ``ClusterCentroids`` callback state (the classes there
-    or in the DataModule's cluster assignments: :func:`centroid_state`); a :class:`CheckpointError`
+    card) kept in a pretraining checkpoint: the ``ClusterCentroids`` callback state
+    (:func:`centroid_state`); a :class:`CheckpointError`
     naming the file when one is missing."""
     checkpoint = load_checkpoint(path)
     state = centroid_state(checkpoint)
@@ -139,9 +139,8 @@ def pretrained_centroids(path: str | Path) -> tuple[torch.Tensor, torch.Tensor, 
         found = "none" if centroids is None or classes is None else f"{len(centroids)} for {len(classes)}"
         raise CheckpointError(
             f"pretrained_checkpoint {path} holds no usable cluster centroids (found {found}; expected a "
-            "ClusterCentroids callback state with one centroid per cluster of the DataModule's "
-            "cluster_classes): head_init 'centroids' needs the checkpoint of a clustered run, e.g. a "
-            "pretraining stage",
+            "ClusterCentroids callback state with one centroid and one class per cluster): head_init "
+            "'centroids' needs the checkpoint of a clustered run, e.g. a pretraining stage",
             path,
         )
     names = (checkpoint.get(CARD_KEY) or {}).get("class_names")
