@@ -119,7 +119,10 @@ class Probabilities(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.include_frontend:
             x = self.parts["frontend"](x)
-        return torch.softmax(self._scores(self.parts["backbone"](x)).float(), dim=1)
+        scores = self._scores(self.parts["backbone"](x))
+        if scores is None:  # a module without class scores (a pretraining one)
+            raise TypeError("the module gives no class scores")
+        return torch.softmax(scores.float(), dim=1)
 
 
 def clip_samples(model) -> int:
