@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from clusterlight.data.audio import decode
+from clusterlight.data.decode import decode
 from clusterlight.detection import Event, median_filter, scores_to_events
 from clusterlight.detection.events import per_class_values
 from clusterlight.detection.plot import plot_detection
 from clusterlight.inference.predict import Predictor
+from clusterlight.labels import BACKGROUND
 
 DEFAULT_THRESHOLD = 0.5
 
@@ -62,7 +63,7 @@ class Detection:
 
     @property
     def background(self) -> str | None:
-        return "background" if "background" in self.class_names else None
+        return BACKGROUND if BACKGROUND in self.class_names else None
 
 
 def detect_recording(
@@ -82,7 +83,7 @@ def detect_recording(
     wave = decode(str(path), predictor.sample_rate)
     scores, hop, window = _window_scores(predictor, wave)
     chosen, source = thresholds_of(model, thresholds)
-    background = "background" if "background" in predictor.class_names else None
+    background = BACKGROUND if BACKGROUND in predictor.class_names else None
     events = scores_to_events(
         scores,
         predictor.class_names,

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from clusterlight.data.audio import decode
 from clusterlight.data.cropping import crop_offset, fit_length
+from clusterlight.data.decode import decode
 from clusterlight.data.records import DataError
 from clusterlight.data.sources import AUDIO_SUFFIXES
 
