@@ -9,20 +9,23 @@ over the (stratum, seed) runs, i.e. the strata's errors weighted by their number
 seed-to-seed spread pooled over strata is the within-stratum one, ``sqrt(sum_d (n_d - 1) s_d^2 /
 sum_d (n_d - 1))``, so that a difference between strata (fold 2 is harder than fold 1) never passes for
 seed noise. The result has the shape of :func:`~clusterlight.experiment.statistics.compare`'s, so
-:func:`~clusterlight.experiment.statistics.markdown` prints it; run keys are ``"<stratum>/<seed>"``.
+:func:`~clusterlight.experiment.markdown.comparison_markdown` prints it; run keys are ``"<stratum>/<seed>"``.
+
+Used by benchmarks/rare4.py, which imports it from beside itself (``python benchmarks/rare4.py`` has
+``benchmarks/`` on ``sys.path``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from clusterlight.experiment.markdown import comparison_markdown
 from clusterlight.experiment.statistics import (
     ErrorSamples,
     _float,
     _interval,
     _with_ratio_interval,
     error_samples,
-    markdown,
     paired_differences,
     reduction_entries,
     share_better,
@@ -207,10 +210,10 @@ def compare_pooled(
 
 
 def pooled_markdown(comparison: dict, class_names: list[str]) -> str:
-    """:func:`~clusterlight.experiment.statistics.markdown` of :func:`compare_pooled`'s result, with a
-    line saying how the strata were pooled."""
+    """:func:`~clusterlight.experiment.markdown.comparison_markdown` of :func:`compare_pooled`'s result,
+    with a line saying how the strata were pooled."""
     strata = ", ".join(comparison["strata"])
-    return markdown(comparison, class_names) + (
+    return comparison_markdown(comparison, class_names) + (
         f"\nPooled over {strata}: errors are means over every (stratum, seed) run; pairs and resamples "
         "stay inside each stratum (its own seeds and test clips); the seed std is the within-stratum std "
         "pooled over strata; seeds are counted as (stratum, seed) pairs."

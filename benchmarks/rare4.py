@@ -7,7 +7,7 @@ and tests on fold 1 (us8k_rare4_fold2.yaml); each validates on a split carved fr
 by source recording, and every checkpoint is chosen on it. One results folder per setting (backbone,
 direction, training ratio, share of the training fold) under --out. The report (benchmarks/results/
 rare4.{md,json,png}) has each setting's tables, the comparison pooled over the two directions
-(clusterlight.experiment.pooling: every (direction, seed) run counts once, pairs and resamples stay
+(benchmarks/pooling.py: every (direction, seed) run counts once, pairs and resamples stay
 inside a direction), the data-size curve (the paper's recipe against class-weighted CE at each share of
 the training fold, ``data.train_fraction``), and a forest plot of every method's pooled macro error
 change against class-weighted CE with its 95% interval.
@@ -51,11 +51,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from omegaconf import OmegaConf
+from pooling import compare_pooled, pooled_markdown  # benchmarks/pooling.py, beside this script
 
 from clusterlight.experiment import markdown_table, run_experiment, run_hash, split_overrides, stage_config
 from clusterlight.experiment.choice import choose_on_validation
 from clusterlight.experiment.configs import OverrideError, stage_epochs, stage_hashes
-from clusterlight.experiment.pooling import compare_pooled, pooled_markdown
+from clusterlight.experiment.markdown import ratio_cell, reduction_cell
 from clusterlight.experiment.progress import duration
 from clusterlight.experiment.runner import ExperimentRunsFailed, shared_stage
 from clusterlight.version import __version__
@@ -488,21 +489,9 @@ def _runs(result: dict) -> dict[str, dict[int, dict]]:
     return {m: {int(s): r for s, r in per.items()} for m, per in result["runs"].items()}
 
 
-def _reduction_cell(entry: dict | None) -> str:
-    if entry is None or entry["estimate"] is None:
-        return "n/a"
-    cell = f"{100 * entry['estimate']:+.1f}%"
-    if entry["low"] is not None:
-        cell += f" [{100 * entry['low']:+.1f}, {100 * entry['high']:+.1f}]"
-    return cell + (" *" if entry["excludes_zero"] else "")
-
-
 def _std_ratio_cell(entry: dict) -> str:
-    ratio = entry.get("std_ratio") or {}
-    if ratio.get("ratio") is None:
-        return "n/a"
-    cell = f"{ratio['ratio']:.2f} [{ratio['low']:.2f}, {ratio['high']:.2f}]"
-    return cell + (" *" if ratio["excludes_one"] else "")
+    """The seed std ratio of a compared method's entry (``compare`` or ``compare_pooled``)."""
+    return ratio_cell(entry.get("std_ratio"))
 
 
 def _better_cell(entry: dict) -> str:
@@ -578,10 +567,10 @@ def curve_table(results: dict[Setting, dict], pooled: dict[tuple, dict]) -> list
             for d in DIRECTIONS:
                 r = results.get(Setting(backbone, d, ratio, f))
                 m = (r or {}).get("comparison", {}).get("methods", {}).get(RECIPE) or {}
-                cells.append(_reduction_cell((m.get("reduction") or {}).get("macro_err")))
+                cells.append(reduction_cell((m.get("reduction") or {}).get("macro_err")))
             p = pooled.get((backbone, ratio, f), {}).get("methods", {}).get(RECIPE) or {}
             pairs = len(p.get("shared_seeds") or [])
-            red = _reduction_cell((p.get("reduction") or {}).get("macro_err"))
+            red = reduction_cell((p.get("reduction") or {}).get("macro_err"))
             cells += [red, _std_ratio_cell(p), str(pairs)]
             lines.append(f"| {backbone} | {ratio} | {f:.0%} | " + " | ".join(cells) + " |")
     legend = "Positive = fewer errors than the reference; * = interval excludes 0 (std ratio: 1)."
@@ -616,7 +605,7 @@ def headline_table(results: dict[Setting, dict], pooled: dict[tuple, dict], rati
             )
             red = (entry.get("reduction") or {}).get("macro_err")
             rows.append(
-                f"| {backbone.upper()} | {method} | {errors} | {_reduction_cell(red)} | "
+                f"| {backbone.upper()} | {method} | {errors} | {reduction_cell(red)} | "
                 f"{_std_ratio_cell(entry)} | {_better_cell(entry)} |"
             )
     if not rows:
@@ -648,7 +637,7 @@ def paired_row(backbone: str, runs: dict[str, dict], ref: str, method: str, labe
     if not entry["shared_seeds"]:
         return None
     red = (entry.get("reduction") or {}).get("macro_err")
-    cells = [backbone.upper(), label, f"{method} vs {ref}", ", ".join(directions), _reduction_cell(red)]
+    cells = [backbone.upper(), label, f"{method} vs {ref}", ", ".join(directions), reduction_cell(red)]
     return "| " + " | ".join([*cells, _std_ratio_cell(entry), _better_cell(entry)]) + " |"
 
 

@@ -13,6 +13,10 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 
 def load_benchmark():
+    """benchmarks/rare4.py as a module; it imports pooling.py from its own folder, which ``python
+    benchmarks/rare4.py`` puts on ``sys.path``."""
+    if str(ROOT / "benchmarks") not in sys.path:
+        sys.path.append(str(ROOT / "benchmarks"))
     spec = importlib.util.spec_from_file_location("rare4_forest", ROOT / "benchmarks" / "rare4.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up

@@ -23,6 +23,7 @@ from omegaconf import OmegaConf
 from clusterlight.data import AudioDataModule
 from clusterlight.experiment import run_hash, summarize
 from clusterlight.experiment.configs import stage_config, stage_hashes
+from clusterlight.experiment.markdown import reduction_cell
 from clusterlight.experiment.runner import record_stage
 from clusterlight.experiment.statistics import compare
 
@@ -30,6 +31,10 @@ DATA_CONFIGS = ROOT / "configs" / "data"
 
 
 def load_benchmark():
+    """benchmarks/rare4.py as a module; it imports pooling.py from its own folder, which ``python
+    benchmarks/rare4.py`` puts on ``sys.path``."""
+    if str(ROOT / "benchmarks") not in sys.path:
+        sys.path.append(str(ROOT / "benchmarks"))
     spec = importlib.util.spec_from_file_location("rare4_benchmark", ROOT / "benchmarks" / "rare4.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up
@@ -430,7 +435,7 @@ def test_variance_reduction_is_compared_on_equal_terms():
     for row in rows[:2]:
         assert row.endswith("| 1to2, 2to1 | +0.0% [+0.0, +0.0] | 1.00 [1.00, 1.00] | 3/6 |")  # ties: half
     headline = rare4.pooled_comparisons(results)["lstm", "2:2:1:26", 1.0]["methods"]["clustered"]
-    assert rows[2].split(" | ")[4] == rare4._reduction_cell(headline["reduction"]["macro_err"])
+    assert rows[2].split(" | ")[4] == reduction_cell(headline["reduction"]["macro_err"])
     assert rows[2].split(" | ")[4] != "+0.0% [+0.0, +0.0]"
     assert rare4.equal_terms_table({rare4.Setting("lstm", "1to2"): fake_result(0.0)}) == []
     one = rare4.equal_terms_table({rare4.Setting("lstm", "1to2"): results[rare4.Setting("lstm", "1to2")]})

@@ -1,25 +1,22 @@
-"""clusterlight.experiment.statistics against hand-computed cases (run dicts built by hand, no training)."""
+"""clusterlight.experiment.statistics (its tables: experiment.markdown) and benchmarks/pooling.py against
+hand-computed cases (run dicts built by hand, no training)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
+import sys
 import time
 
 import numpy as np
 import pytest
+from helpers import ROOT
 from helpers.results import run
 
-from clusterlight.experiment.pooling import (
-    compare_pooled,
-    pooled_markdown,
-    pooled_reduction_ci,
-    pooled_std_ratio_ci,
-    pooled_std_with_ci,
-)
+from clusterlight.experiment.markdown import comparison_markdown as markdown
 from clusterlight.experiment.statistics import (
     compare,
-    markdown,
     paired_differences,
     relative_reduction_ci,
     share_better,
@@ -29,6 +26,22 @@ from clusterlight.experiment.statistics import (
 )
 
 CLASSES = ["a", "b"]
+
+
+def load_pooling():
+    """benchmarks/pooling.py (benchmark code, outside the package) as the module ``pooling``, the name
+    benchmarks/rare4.py imports it by."""
+    spec = importlib.util.spec_from_file_location("pooling", ROOT / "benchmarks" / "pooling.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+pooling = load_pooling()
+compare_pooled, pooled_markdown = pooling.compare_pooled, pooling.pooled_markdown
+pooled_reduction_ci, pooled_std_ratio_ci = pooling.pooled_reduction_ci, pooling.pooled_std_ratio_ci
+pooled_std_with_ci = pooling.pooled_std_with_ci
 
 
 # the hand-made case: 4 clips of a, 2 of b, two seeds
@@ -224,7 +237,7 @@ def test_bootstrap_is_fast_for_ten_seeds_thousand_clips_four_classes():
     assert res["resampled"] == "seeds and clips" and not math.isnan(res["macro_err"]["low"])
 
 
-# ---- pooled over strata (clusterlight.experiment.pooling) ------------------------------------------
+# ---- pooled over strata (benchmarks/pooling.py) ------------------------------------------------------
 
 
 def metrics_run(macro: float) -> dict:

@@ -26,7 +26,8 @@ The modules, by job: ``configs`` (an experiment file to each stage's resolved co
 run hash), ``overrides`` (command-line overrides, checked against each stage's parser),
 ``runner`` (training the stages, reusing saved results), ``choice`` (a method chosen on
 validation), ``progress`` (progress lines, ETA, quiet Lightning), ``report`` (the summary over
-seeds and the tables), ``wandb_summary`` (the W&B summary run; imports wandb only when called),
+seeds, the results files), ``statistics`` (paired bootstrap intervals, seed spread), ``markdown``
+(every Markdown table), ``wandb_summary`` (the W&B summary run; imports wandb only when called),
 ``main`` (the command line).
 """
 

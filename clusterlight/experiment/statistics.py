@@ -12,7 +12,8 @@ seeds the two share, as in :func:`clusterlight.experiment.report.summarize`.
 Intervals are percentile bootstrap intervals, deterministic for a given ``seed``
 (``numpy.random.default_rng(seed)``). Undefined figures (NaN: a reference without errors, a class
 without clips, fewer than two seeds for a standard deviation) come back as ``None`` so that every
-result is plain JSON.
+result is plain JSON. This module only computes; :mod:`clusterlight.experiment.markdown` renders
+the tables.
 """
 
 from __future__ import annotations
@@ -323,84 +324,3 @@ def compare(
         "n_boot": int(n_boot),
         "methods": methods,
     }
-
-
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{100 * x:+.1f}"
-
-
-def _reduction_cell(entry: dict | None) -> str:
-    if entry is None or entry["estimate"] is None:
-        return "n/a"
-    cell = f"{_pct(entry['estimate'])}%"
-    if entry["low"] is not None:
-        cell += f" [{_pct(entry['low'])}, {_pct(entry['high'])}]"
-    return cell + (" *" if entry["excludes_zero"] else "")
-
-
-def _std_cell(std: dict) -> str:
-    if std["std"] is None:
-        return "n/a"
-    return f"{std['std']:.3f}" + ("" if std["low"] is None else f" [{std['low']:.3f}, {std['high']:.3f}]")
-
-
-def _ratio_cell(ratio: dict | None) -> str:
-    if ratio is None or ratio["ratio"] is None:
-        return "n/a"
-    cell = f"{ratio['ratio']:.2f}"
-    if ratio["low"] is not None:
-        cell += f" [{ratio['low']:.2f}, {ratio['high']:.2f}]"
-    return cell + (" *" if ratio["excludes_one"] else "")
-
-
-def markdown(comparison: dict, class_names: list[str]) -> str:
-    """A Markdown table of :func:`compare`'s result: one row per method with its relative error
-    reduction per class and macro against the reference (``+12.3% [-4.1, +27.0]``, ``*`` where the
-    interval excludes zero), the seed std of its macro error with interval, its std ratio against the
-    reference (``*`` where the interval excludes one) and the share of seeds on which its macro error
-    is lower (ties count half); then each method's per-seed paired differences of macro error (method
-    minus reference, same seed and split); then a one-line legend."""
-    ref = comparison["reference"]
-    level = round(100 * comparison["level"], 1)
-    level_txt = f"{level:g}%"
-    head = [
-        "method",
-        *class_names,
-        "**macro**",
-        "seed std of macro error",
-        f"std ratio vs {ref}",
-        f"seeds better than {ref}",
-    ]
-    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
-    resampled = set()
-    for m, e in comparison["methods"].items():
-        if m == ref:
-            cells = ["(reference)"] * (len(class_names) + 1) + [_std_cell(e["std"]), "1", "-"]
-        else:
-            red = e["reduction"]
-            if red is not None:
-                resampled.add(red["resampled"])
-            reds = [red and red.get(f"err_{c}") for c in class_names] + [red and red["macro_err"]]
-            better = "n/a"
-            if e["share_better"] is not None:
-                n = len(e["shared_seeds"])
-                better = f"{e['share_better'] * n:g}/{n}"
-            cells = [*map(_reduction_cell, reds), _std_cell(e["std"]), _ratio_cell(e["std_ratio"]), better]
-        lines.append(f"| {m} | " + " | ".join(cells) + " |")
-    compared = {m: e for m, e in comparison["methods"].items() if m != ref}
-    if compared:
-        per_seed = f"per-seed macro error difference, method - {ref} (seed: difference)"
-        lines += ["", f"| method | {per_seed} |", "|---|---|"]
-        for m, e in compared.items():
-            diffs = ", ".join(f"{s}: {d:+.3f}" for s, d in e["macro_err_diff"].items()) or "no shared seed"
-            lines.append(f"| {m} | {diffs} |")
-    how = " / ".join(sorted(resampled)) or "nothing"
-    lines += [
-        "",
-        f"Relative error reduction vs {ref} = (err_{ref} - err) / err_{ref} (positive = fewer errors), "
-        f"errors averaged over shared seeds; [{level_txt} paired percentile bootstrap interval, "
-        f"{comparison['n_boot']} resamples of {how} (clips stratified by class)]; * = interval excludes 0 "
-        "(std ratio: excludes 1); seed std = sample std (ddof=1) over seeds, interval by resampling seeds; "
-        "seeds better: a tie counts half; per-seed differences: negative = fewer errors than the reference.",
-    ]
-    return "\n".join(lines)
