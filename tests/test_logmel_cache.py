@@ -171,6 +171,7 @@ def test_cluster_pretraining_from_the_cache_equals_the_waveform_path(synth_root,
         model = EmbeddingPretrain(frontend, backbone, dm.class_names, plot_embeddings=False)
         tiny_trainer(tmp_path, max_epochs=2).fit(model, dm)  # the module hands its front end in
         assert (dm.logmel is not None) == cached
+        assert dm.frontend is frontend, "the module did not hand the DataModule its front end"
         weights[cached] = model.state_dict()
     for name, value in weights[False].items():
         torch.testing.assert_close(weights[True][name], value, rtol=1e-4, atol=1e-5, msg=name)

@@ -90,7 +90,7 @@ class AudioDataModule(LightningDataModule):
             otherwise (:mod:`~clusterlight.data.logmel_cache`). ``mixing`` and ``padding: noise`` need
             waveforms: with either, training keeps the waveform path (a warning says so). The front end
             is handed in with :meth:`use_frontend` (``clusterlight fit`` / ``experiment`` hand the model's
-            when they build both; a clusterlight module hands its own at ``setup``), or set as ``frontend``.
+            when they build both; a clusterlight module hands its own in ``prepare_data`` and ``setup``).
     """
 
     def __init__(
@@ -319,9 +319,10 @@ class AudioDataModule(LightningDataModule):
 
     def use_frontend(self, frontend: LogMel) -> None:
         """The front end whose log-mel the feature cache stores (the model's): kept for ``prepare_data`` /
-        ``setup`` and, once set up with ``feature_cache`` on, its cache opened (or built) at once."""
+        ``setup`` and, once the waveforms are opened with ``feature_cache`` on, its cache opened (or
+        built) at once."""
         self.frontend = frontend
-        if self.datasets and self._feature_path():
+        if (self.datasets or self.store is not None) and self._feature_path():
             self._attach_logmel(self._feature_frontend())
 
     def _feature_frontend(self) -> LogMel:

@@ -83,6 +83,16 @@ class AudioModule(RecordsInitArgs, LightningModule):
                 extra.append(kind())
         return extra
 
+    def prepare_data(self) -> None:
+        """Where Lightning prepares data once per node, right after the DataModule's ``prepare_data``: hand
+        it the front end, so its feature cache is built there (``AudioDataModule.use_frontend``)."""
+        self._hand_frontend()
+
+    def _hand_frontend(self) -> None:
+        use_frontend = getattr(getattr(self._trainer, "datamodule", None), "use_frontend", None)
+        if use_frontend is not None:
+            use_frontend(self.frontend)
+
     def setup(self, stage: str) -> None:
         """Check the audio settings shared with the DataModule (given twice, they must agree); hand it
         the front end whose log-mel its feature cache stores (``AudioDataModule.use_frontend``)."""
@@ -93,9 +103,7 @@ class AudioModule(RecordsInitArgs, LightningModule):
                 f"data.sample_rate ({rate}) and model.frontend.sample_rate ({self.frontend.sample_rate}) "
                 "differ: the mel filters would be wrong; set both to the same rate"
             )
-        use_frontend = getattr(datamodule, "use_frontend", None)
-        if use_frontend is not None:
-            use_frontend(self.frontend)
+        self._hand_frontend()
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Backbone output (unnormalised) for a batch of waveforms (or of cached log-mel: see
