@@ -139,10 +139,11 @@ def _train_and_recluster(
     loss_fn = ClusterMarginLoss()
     # the library's cluster state and centroid callback, driven by hand: first clusters from random embeddings
     clusters = ClusterAssignments(kmeans_iters=5)
+    clusters.set_training_clips(labels, names)
     tracker = ClusterCentroids(momentum=0.9, embedding_source="bank")
     tracker.clusters = clusters
     start = normalize_embeddings(torch.randn(n, net.embed_dim, device=device))
-    tracker.reset(clusters.rebuild(start, labels, names, None, epoch=0)[0], n)
+    tracker.reset(clusters.rebuild(start, None, epoch=0)[0], n)
     del start
     amp = (
         torch.autocast("cuda", torch.bfloat16)
@@ -190,7 +191,7 @@ def _train_and_recluster(
     tracker.bank_count[unseen] = 1
     clusters.kmeans_iters = 20
     with Timer(device) as km:
-        clusters.rebuild(tracker.bank_embeddings(), labels, names, tracker.centroids, epoch=1)
+        clusters.rebuild(tracker.bank_embeddings(), tracker.centroids, epoch=1)
     if device.type == "cuda":
         peak = torch.cuda.max_memory_allocated() / 2**20
         peak_kind = "GPU max_memory_allocated"

@@ -37,7 +37,6 @@ from pathlib import Path
 import numpy as np
 
 from clusterlight.data.array_store import (
-    VERIFY_MODES,  # noqa: F401  (data/datamodule.py imports it from here)
     CacheProblem,
     all_finite,
     check_checksums,

@@ -15,7 +15,8 @@ from torch.utils.data import DataLoader, Subset
 
 from clusterlight import distributed
 from clusterlight.clusters import ClusterAssignments
-from clusterlight.data.audio import VERIFY_MODES, WaveformStore, load_waveforms
+from clusterlight.data.array_store import VERIFY_MODES
+from clusterlight.data.audio import WaveformStore, load_waveforms
 from clusterlight.data.cropping import PADDING_MODES
 from clusterlight.data.dataset import ClipDataset
 from clusterlight.data.imbalance import ratio_counts, subsample_to_ratio

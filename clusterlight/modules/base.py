@@ -20,11 +20,10 @@ from clusterlight.detection import choose_thresholds
 from clusterlight.distances import normalize_embeddings
 from clusterlight.features import LogMel, frontend_input
 from clusterlight.init_args import RecordsInitArgs, init_config
+from clusterlight.labels import BACKGROUND
 from clusterlight.metrics import ClassificationReport
 from clusterlight.model_card import CARD_KEY, audio_settings, build_module, card_of, model_card
 from clusterlight.nets import Backbone
-
-BACKGROUND = "background"
 
 
 class AudioModule(RecordsInitArgs, LightningModule):
