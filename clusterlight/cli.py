@@ -7,7 +7,13 @@ import json
 import sys
 from pathlib import Path
 
-from clusterlight.inference.commands import detect_main, export_main, is_file_prediction, predict_main
+from clusterlight.inference.commands import (
+    detect_main,
+    export_main,
+    is_file_prediction,
+    predict_main,
+    stream_main,
+)
 from clusterlight.lightning_cli import ClusterlightCLI
 from clusterlight.packaged_configs import listing, resolve_config_args
 from clusterlight.version import __version__
@@ -88,6 +94,8 @@ def main(argv: list[str] | None = None) -> None:
         detect_main(args[1:])
     elif args[:1] == ["export"]:
         export_main(args[1:])
+    elif args[:1] == ["stream"]:
+        stream_main(args[1:])
     elif args[:1] == ["experiment"]:
         from clusterlight.experiment import experiment_main
 
@@ -104,6 +112,7 @@ def main(argv: list[str] | None = None) -> None:
             print("clusterlight predict --ckpt_path X INPUT...   class probabilities of audio files")
             print("clusterlight detect --ckpt_path X RECORDING...   sound events in long recordings")
             print("clusterlight export --ckpt_path X --format onnx --out model.onnx   a model to ship")
+            print("clusterlight stream --ckpt_path X < PCM   events of a live stream (e.g. from arecord)")
             print("clusterlight configs list               the packaged configs (--config clusterlight:NAME)")
             print("clusterlight --version\n")
         ClusterlightCLI(args=args)

@@ -1,4 +1,5 @@
-"""``clusterlight predict --ckpt_path X INPUT...`` and ``clusterlight detect --ckpt_path X RECORDING...``."""
+"""``clusterlight predict --ckpt_path X INPUT...``, ``clusterlight detect --ckpt_path X RECORDING...``,
+``clusterlight export`` and ``clusterlight stream --ckpt_path X`` (events of a live stream)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import json
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 from clusterlight.detection import event_based_scores, onset_lead, read_events_csv, write_events_csv
 from clusterlight.inference.detect import detect_recording, plot, thresholds_of
@@ -163,3 +166,106 @@ def export_main(argv: list[str]) -> None:
     else:
         out = export_torchscript(model, a.out)
     print(f"wrote {out} ({a.format}) in {time.time() - t0:.1f} s")
+
+
+def stream_main(argv: list[str]) -> None:
+    p = argparse.ArgumentParser(
+        prog="clusterlight stream",
+        description="Sound events in a live stream: 16-bit mono little-endian PCM at the model's sample "
+        "rate on stdin (e.g. arecord -f S16_LE -r RATE -c 1 -), or a file played at real speed; one "
+        "JSON line per event as soon as it is final.",
+    )
+    p.add_argument("--ckpt_path", required=True)
+    p.add_argument("--chunk_ms", type=float, default=100.0, help="read this much audio at a time (ms)")
+    p.add_argument(
+        "--realtime", default=None, metavar="FILE", help="play FILE at real speed instead of reading stdin"
+    )
+    p.add_argument("--hop", type=float, default=None, help="window hop in s (default: half a clip)")
+    p.add_argument(
+        "--thresholds",
+        type=json.loads,
+        default=None,
+        help='a number or JSON {"class": threshold}; default: the checkpoint\'s, else 0.5',
+    )
+    p.add_argument("--median_filter", type=int, default=3, help="median filter length in windows (odd)")
+    p.add_argument("--min_gap", type=float, default=0.0, help="merge same-class events closer than this (s)")
+    p.add_argument("--trim", type=float, default=0.0, help="shorten each event by this at both ends (s)")
+    p.add_argument("--device", default="cpu")
+    a = p.parse_args(argv)
+    if a.chunk_ms <= 0:
+        p.error("--chunk_ms must be positive")
+    from clusterlight.inference.streaming import StreamingDetector
+
+    model = load(a.ckpt_path, a.device)
+    detector = StreamingDetector(model, a.hop, a.thresholds, a.median_filter, a.min_gap, a.trim)
+    rate = detector.sample_rate
+    chunk = max(1, int(round(rate * a.chunk_ms / 1000)))
+    source = f"{a.realtime} at real speed" if a.realtime else f"16-bit mono PCM at {rate} Hz from stdin"
+    print(
+        f"[clusterlight] stream: {source}; window {detector.window_s:g} s, hop {detector.hop_s:g} s, "
+        f"thresholds: {detector.thresholds_source}",
+        file=sys.stderr,
+        flush=True,
+    )
+    emitted = 0
+
+    def emit(events) -> None:
+        nonlocal emitted
+        for e in events:
+            line = {"onset": e.onset, "offset": e.offset, "label": e.label, "score": e.score}
+            line["delay_s"] = detector.time_s - e.offset
+            print(json.dumps(line), flush=True)
+            emitted += 1
+
+    stopping, reading = False, False
+
+    def on_sigint(signum, frame) -> None:
+        nonlocal stopping
+        stopping = True
+        if reading:  # a blocked read ends here; elsewhere the loop stops after the current chunk
+            raise KeyboardInterrupt
+
+    import signal
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        if a.realtime:
+            from clusterlight.data.decode import decode
+
+            wave, t0 = decode(a.realtime, rate), time.monotonic()
+            for start in range(0, len(wave), chunk):
+                if stopping:
+                    break
+                end = min(start + chunk, len(wave))
+                reading = True
+                try:  # the chunk arrives when its last sample would have been recorded
+                    time.sleep(max(0.0, t0 + end / rate - time.monotonic()))
+                except KeyboardInterrupt:
+                    break
+                finally:
+                    reading = False
+                emit(detector.push(wave[start:end]))
+        else:
+            stdin, odd = sys.stdin.buffer, b""
+            while not stopping:
+                reading = True
+                try:
+                    data = stdin.read(2 * chunk)
+                except KeyboardInterrupt:
+                    break
+                finally:
+                    reading = False
+                if not data:
+                    break
+                data, odd = (odd + data), b""
+                if len(data) % 2:
+                    data, odd = data[:-1], data[-1:]
+                emit(detector.push(np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0))
+        emit(detector.flush())
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    print(
+        f"[clusterlight] stream: {detector.time_s:.1f} s of audio, {emitted} events",
+        file=sys.stderr,
+        flush=True,
+    )
