@@ -24,7 +24,7 @@ TINY_DATA = "--seeds 0 --trainer.max_epochs 1 --data.init_args.batch_size 16"
 # What a command becomes on tiny settings: (pattern, replacement) applied to its text.
 COMPARE = r"configs/experiment/compare\.yaml"
 TINY: list[tuple[str, str]] = [
-    (r"--scale 0\.5", "--scale 0.1"),
+    (r"--scale 0\.5", "--scale 0.05"),
     (rf"^(clusterlight experiment --config {COMPARE}(?!.*--dry_run).*)$", r"\1 " + TINY_DATA),
     (r"--recordings 2 --minutes 1", "--recordings 1 --minutes 0.5"),
 ]
