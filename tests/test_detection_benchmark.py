@@ -1,26 +1,17 @@
 """benchmarks/detection.py's own functions on hand-made inputs (no training)."""
 
-import importlib.util
 import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from helpers import ROOT
+from helpers.benchmarks import load_benchmark
 
 from clusterlight.detection import Event
 from clusterlight.inference.detect import Detection
 
-
-def _benchmark():
-    spec = importlib.util.spec_from_file_location("detection_benchmark", ROOT / "benchmarks" / "detection.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _benchmark()
+bench = load_benchmark("detection")
 CLASSES = ["dog_bark", "baby_cry", "gunshot"]
 
 

@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 
 import pytest
 from helpers import ROOT
+from helpers.benchmarks import load_benchmark
 
 RESULTS = ROOT / "benchmarks" / "results"
 
 
-def load_benchmark():
-    """benchmarks/rare4.py as a module; it imports pooling.py from its own folder, which ``python
-    benchmarks/rare4.py`` puts on ``sys.path``."""
-    if str(ROOT / "benchmarks") not in sys.path:
-        sys.path.append(str(ROOT / "benchmarks"))
-    spec = importlib.util.spec_from_file_location("rare4_forest", ROOT / "benchmarks" / "rare4.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-rare4 = load_benchmark()
+rare4 = load_benchmark("rare4")
 
 
 def entry(estimate, low, high, pairs):

@@ -1,7 +1,6 @@
 """Exports of a trained model: ONNX (front end inside, or log-mel input + numpy front end), TorchScript,
 a run where neither torch nor clusterlight can be imported, and the throughput comparison."""
 
-import importlib.util
 import inspect
 import json
 import subprocess
@@ -10,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from helpers import ROOT
+from helpers.benchmarks import load_benchmark
 from helpers.cli import train_tiny_classifier
 
 from clusterlight.features import LogMel
@@ -250,19 +249,10 @@ def test_wrapper_shares_the_module_weights(trained):
         np.testing.assert_allclose(wrapper(torch.from_numpy(wave)).numpy(), torch_probabilities(model, wave))
 
 
-def _throughput_benchmark():
-    spec = importlib.util.spec_from_file_location(
-        "throughput_benchmark", ROOT / "benchmarks" / "throughput.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.slow
 def test_throughput_compares_both_runtimes(trained, exported, tmp_path):
     ckpt, model = trained
-    bench = _throughput_benchmark()
+    bench = load_benchmark("throughput")
     result = bench.inference_throughput(model, exported[True], batch_sizes=(1, 4), seconds=0.05)
     assert set(result["batches"]) == {1, 4} and result["export_seconds"] > 0 and result["stft"] == "conv"
     for row in result["batches"].values():

@@ -5,16 +5,15 @@ directions. Tiny manifests only."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 from helpers import ROOT
+from helpers.benchmarks import load_benchmark
 from helpers.data import write_fold_manifest
 from helpers.results import run
 from jsonargparse import ArgumentParser
@@ -30,19 +29,7 @@ from clusterlight.experiment.statistics import compare
 DATA_CONFIGS = ROOT / "configs" / "data"
 
 
-def load_benchmark():
-    """benchmarks/rare4.py as a module; it imports pooling.py from its own folder, which ``python
-    benchmarks/rare4.py`` puts on ``sys.path``."""
-    if str(ROOT / "benchmarks") not in sys.path:
-        sys.path.append(str(ROOT / "benchmarks"))
-    spec = importlib.util.spec_from_file_location("rare4_benchmark", ROOT / "benchmarks" / "rare4.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-rare4 = load_benchmark()
+rare4 = load_benchmark("rare4")
 
 
 @pytest.fixture(scope="module")

@@ -3,15 +3,13 @@ hand-computed cases (run dicts built by hand, no training)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
 import time
 
 import numpy as np
 import pytest
-from helpers import ROOT
+from helpers.benchmarks import load_benchmark
 from helpers.results import run
 
 from clusterlight.experiment.markdown import comparison_markdown as markdown
@@ -28,17 +26,7 @@ from clusterlight.experiment.statistics import (
 CLASSES = ["a", "b"]
 
 
-def load_pooling():
-    """benchmarks/pooling.py (benchmark code, outside the package) as the module ``pooling``, the name
-    benchmarks/rare4.py imports it by."""
-    spec = importlib.util.spec_from_file_location("pooling", ROOT / "benchmarks" / "pooling.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-pooling = load_pooling()
+pooling = load_benchmark("pooling")
 compare_pooled, pooled_markdown = pooling.compare_pooled, pooling.pooled_markdown
 pooled_reduction_ci, pooled_std_ratio_ci = pooling.pooled_reduction_ci, pooling.pooled_std_ratio_ci
 pooled_std_with_ci = pooling.pooled_std_with_ci

@@ -68,11 +68,8 @@ def predict_main(argv: list[str]) -> None:
     )
 
 
-def detect_main(argv: list[str]) -> None:
-    p = argparse.ArgumentParser(prog="clusterlight detect", description="Sound events in long recordings.")
-    p.add_argument("--ckpt_path", required=True)
-    p.add_argument("recordings", nargs="+", help="audio files, folders or manifests")
-    p.add_argument("--out", default="events.csv", help="CSV of file, onset, offset, event_label, score")
+def add_detection_options(p: argparse.ArgumentParser) -> None:
+    """The options ``detect`` and ``stream`` share: how window scores become events."""
     p.add_argument("--hop", type=float, default=None, help="window hop in s (default: half a clip)")
     p.add_argument(
         "--thresholds",
@@ -86,8 +83,16 @@ def detect_main(argv: list[str]) -> None:
         "--trim",
         type=float,
         default=0.0,
-        help="shorten each event by this at both ends (s): the onset lead --annotations measures",
+        help="shorten each event by this at both ends (s): the onset lead detect --annotations measures",
     )
+
+
+def detect_main(argv: list[str]) -> None:
+    p = argparse.ArgumentParser(prog="clusterlight detect", description="Sound events in long recordings.")
+    p.add_argument("--ckpt_path", required=True)
+    p.add_argument("recordings", nargs="+", help="audio files, folders or manifests")
+    p.add_argument("--out", default="events.csv", help="CSV of file, onset, offset, event_label, score")
+    add_detection_options(p)
     p.add_argument(
         "--annotations",
         default=None,
@@ -180,16 +185,7 @@ def stream_main(argv: list[str]) -> None:
     p.add_argument(
         "--realtime", default=None, metavar="FILE", help="play FILE at real speed instead of reading stdin"
     )
-    p.add_argument("--hop", type=float, default=None, help="window hop in s (default: half a clip)")
-    p.add_argument(
-        "--thresholds",
-        type=json.loads,
-        default=None,
-        help='a number or JSON {"class": threshold}; default: the checkpoint\'s, else 0.5',
-    )
-    p.add_argument("--median_filter", type=int, default=3, help="median filter length in windows (odd)")
-    p.add_argument("--min_gap", type=float, default=0.0, help="merge same-class events closer than this (s)")
-    p.add_argument("--trim", type=float, default=0.0, help="shorten each event by this at both ends (s)")
+    add_detection_options(p)
     p.add_argument("--device", default="cpu")
     a = p.parse_args(argv)
     if a.chunk_ms <= 0:
