@@ -22,7 +22,7 @@ $(VENV)/.installed-dev: $(VENV)/.installed-run
 	$(PIP) -e ".[dev]"
 	touch $@
 
-.PHONY: setup demo test test-fast lint docs clean
+.PHONY: setup demo test test-fast lint docs gpu-check clean
 setup: $(VENV)/.installed-dev  ## everything a contributor needs
 
 demo: $(VENV)/.installed-run  ## the main job: class weighting vs the clustered method on the built-in data
@@ -41,6 +41,9 @@ test-fast: lint  ## the suite without the `slow` tests: the loop to run while ed
 docs: $(VENV)/.installed-dev  ## the documentation site, warnings as errors, internal links checked
 	$(BIN)/sphinx-build -E -W --keep-going -q -b html docs docs/_build/html
 	@echo "docs/_build/html/index.html"
+
+gpu-check:  ## the standing GPU checks in one call (benchmarks/gpu_check.py); without a GPU every step is skipped
+	$(or $(wildcard $(BIN)/python),python3) benchmarks/gpu_check.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .cache runs docs/_build
