@@ -53,8 +53,8 @@ def _allow_listed():
 
 
 def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    text = text[0] if text else ""
+    lines = str(e).strip().splitlines()
+    text = lines[0] if lines else ""
     return f"{type(e).__name__}: {text[:200]}" if text else type(e).__name__
 
 

@@ -36,7 +36,7 @@ class RecordsInitArgs:
         super().__init_subclass__(**kwargs)
         init = cls.__dict__.get("__init__", cls.__init__)
         if not hasattr(init, RECORDED):
-            cls.__init__ = _recording(init)
+            cls.__init__ = _recording(init)  # type: ignore[method-assign]  # wraps each class's own __init__
 
 
 def _recording(init):

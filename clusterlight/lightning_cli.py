@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import yaml
 from jsonargparse import Namespace
 from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
@@ -16,6 +19,7 @@ from clusterlight.data.datamodule import AudioDataModule
 from clusterlight.metrics import report_table
 from clusterlight.model_card import CARD_KEY, audio_settings, model_card
 from clusterlight.modules.base import AudioModule
+from clusterlight.trainer_attrs import callbacks_of, datamodule_of
 
 CHECKPOINT_DEFAULTS = {
     "checkpoint.monitor": "val/macro_err",
@@ -45,8 +49,9 @@ class LoggedConfig(SaveConfigCallback):
     def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict) -> None:
         """The model card (:mod:`clusterlight.model_card`) from the resolved config: the checkpoint
         rebuilds its module alone (the module adds the detection thresholds)."""
-        audio = audio_settings(trainer.datamodule, pl_module.frontend)
-        checkpoint[CARD_KEY] = model_card(self._resolved()["model"], pl_module.class_names, audio)
+        module = cast(AudioModule, pl_module)
+        audio = audio_settings(datamodule_of(trainer), module.frontend)
+        checkpoint[CARD_KEY] = model_card(self._resolved()["model"], module.class_names, audio)
 
 
 def _short(class_path) -> str:
@@ -147,8 +152,8 @@ class ClusterlightCLI(LightningCLI):
         """Resolve ``--ckpt_path last/best``; add a :class:`SplitPredictionWriter` (``predictions.csv``
         in the run folder) unless the trainer has one."""
         self._resolve_ckpt_path(resume=False)
-        if not any(isinstance(c, SplitPredictionWriter) for c in self.trainer.callbacks):
-            self.trainer.callbacks.append(SplitPredictionWriter())
+        if not any(isinstance(c, SplitPredictionWriter) for c in callbacks_of(self.trainer)):
+            callbacks_of(self.trainer).append(SplitPredictionWriter())
 
     def _finish_wandb_runs(self) -> None:
         """Finish W&B runs before the process exits, so an offline run is completely written."""
@@ -173,7 +178,9 @@ class ClusterlightCLI(LightningCLI):
         self._finish_wandb_runs()
 
     def _print_selected(self) -> None:
-        best = self.trainer.checkpoint_callback.best_model_path if self.trainer.checkpoint_callback else ""
+        # every run has its ModelCheckpoint (the forced checkpoint callback)
+        callback = cast("ModelCheckpoint | None", self.trainer.checkpoint_callback)
+        best = callback.best_model_path if callback else ""
         if not best or self.trainer.interrupted:
             return
         runs.log_into_run_of(self.trainer, best)

@@ -11,6 +11,7 @@ metrics file), and the concrete checkpoint path is returned.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -20,11 +21,13 @@ from clusterlight.checkpoints import load_checkpoint
 LAST = ModelCheckpoint.CHECKPOINT_NAME_LAST + ModelCheckpoint.FILE_EXTENSION  # last.ckpt
 
 
-def _versioned_run(trainer: Trainer) -> tuple[Path, object] | None:
+def _versioned_run(trainer: Trainer) -> tuple[Path, Any] | None:
     """(checkpoint folder, logger) of the newest ``version_N`` of a CSV/TensorBoard logger with
     checkpoints, or None."""
     logger = trainer.logger
     if logger is None or not hasattr(logger, "_version") or not hasattr(logger, "root_dir"):
+        return None
+    if logger.root_dir is None:  # a logger without a folder has no version_N folders
         return None
     runs = [d for d in Path(logger.root_dir).glob("version_*") if any((d / "checkpoints").glob("*.ckpt"))]
     runs = [d for d in runs if d.name.removeprefix("version_").isdigit()]
@@ -39,7 +42,7 @@ def log_into_run_of(trainer: Trainer, checkpoint: str | Path) -> None:
     for the validation after a ``ddp_spawn`` fit, whose workers chose the version (the main process
     would otherwise open a new one)."""
     logger, run = trainer.logger, Path(checkpoint).parent.parent
-    if hasattr(logger, "_version") and run.name.removeprefix("version_").isdigit():
+    if logger is not None and hasattr(logger, "_version") and run.name.removeprefix("version_").isdigit():
         logger._version = int(run.name.removeprefix("version_"))
 
 

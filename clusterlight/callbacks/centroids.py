@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
@@ -77,9 +79,15 @@ class ClusterCentroids(RecordsInitArgs, Callback):
     def cluster_classes(self) -> torch.Tensor:
         """Each cluster's class [K], on the centroids' device: the DataModule's assignments hold them
         while a trainer runs; a module loaded from a checkpoint alone has the checkpoint's."""
-        if self.clusters is not None:
-            return self.clusters.to(self.centroids.device).cluster_classes
-        return self.restored_cluster_classes
+        if self.clusters is not None and self.centroids is not None:
+            classes = self.clusters.to(self.centroids.device).cluster_classes
+        else:
+            classes = None if self.clusters is not None else self.restored_cluster_classes
+        if classes is None:
+            raise RuntimeError(
+                "ClusterCentroids has no cluster classes before the clusters are built (see .ready)"
+            )
+        return classes
 
     def to(self, device: torch.device) -> None:
         """Move the centroid state to ``device`` (a no-op when already there)."""
@@ -98,12 +106,14 @@ class ClusterCentroids(RecordsInitArgs, Callback):
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self.to(pl_module.device)
         epoch = trainer.current_epoch
-        if self.centroids is not None and not self.clusters.due(epoch):
+        clusters = self.clusters
+        assert clusters is not None  # taken from the DataModule at setup, which runs before
+        if self.centroids is not None and not clusters.due(epoch):
             return
         embeddings = self.bank_embeddings()
         if embeddings is None:
             embeddings = embed_training_set(trainer, pl_module)
-        centroids, stats = self.clusters.rebuild(embeddings, self.centroids, epoch)
+        centroids, stats = clusters.rebuild(embeddings, self.centroids, epoch)
         self.reset(centroids, len(embeddings))
         # identical on every rank (rank 0's clusters are broadcast): sync_dist averages equal values
         pl_module.log_dict(
@@ -137,20 +147,21 @@ class ClusterCentroids(RecordsInitArgs, Callback):
 
         Rows of ``z`` with a NaN/inf are left out (of the centroids and the bank) and counted on the
         device, without a host sync; :meth:`check_finite` raises on them."""
+        centroids = self.centroids
+        if centroids is None:
+            raise RuntimeError("ClusterCentroids.update before the centroids are built (reset)")
         z = z.float()
         finite = torch.isfinite(z).all(1)
         z = torch.where(finite[:, None], z, 0.0)
         weight = finite.to(z.dtype)
         rows = torch.stack([(~finite).sum(), finite.sum()])  # on the device: no host-to-device copy
         self.nonfinite_rows = rows if self.nonfinite_rows is None else self.nonfinite_rows + rows
-        sums = torch.zeros_like(self.centroids).index_add_(0, clusters, z)
-        counts = torch.zeros(len(self.centroids), dtype=z.dtype, device=z.device).index_add_(
-            0, clusters, weight
-        )
+        sums = torch.zeros_like(centroids).index_add_(0, clusters, z)
+        counts = torch.zeros(len(centroids), dtype=z.dtype, device=z.device).index_add_(0, clusters, weight)
         distributed.all_reduce_sum_(sums)
         distributed.all_reduce_sum_(counts)
-        ema_update_(self.centroids, sums, counts, self.momentum)
-        if self.bank is not None:
+        ema_update_(centroids, sums, counts, self.momentum)
+        if self.bank is not None and self.bank_count is not None:  # reset sets both
             self.bank.index_add_(0, index, z)
             self.bank_count.index_add_(0, index, weight)
 
@@ -173,7 +184,7 @@ class ClusterCentroids(RecordsInitArgs, Callback):
 
     def bank_embeddings(self) -> torch.Tensor | None:
         """The memory bank's per-clip mean embedding, or None when it does not cover every clip."""
-        if self.bank is None:
+        if self.bank is None or self.bank_count is None:  # reset sets both
             return None
         distributed.all_reduce_sum_(self.bank)
         distributed.all_reduce_sum_(self.bank_count)
@@ -201,6 +212,10 @@ class ClusterCentroids(RecordsInitArgs, Callback):
 def embed_training_set(trainer: Trainer, pl_module: LightningModule) -> torch.Tensor:
     """Embeddings [n_train, d] of all training clips in order, identical on every rank."""
     data = clustered_data(trainer, "embed_training_set")
+    if data.clusters.labels is None:
+        raise RuntimeError(
+            "embed_training_set: the DataModule's clusters have no training clips (set at setup)"
+        )
     n = len(data.clusters.labels)
     was_training = pl_module.training
     pl_module.eval()
@@ -208,7 +223,8 @@ def embed_training_set(trainer: Trainer, pl_module: LightningModule) -> torch.Te
     with trainer.precision_plugin.forward_context():
         for batch in data.embedding_dataloader():
             indices.append(batch["index"])
-            chunks.append(pl_module.embed(data.load_inputs(batch, pl_module.device)).float())
+            # pl_module: a module with embed() (an AudioModule)
+            chunks.append(cast(Any, pl_module).embed(data.load_inputs(batch, pl_module.device)).float())
     pl_module.train(was_training)
     rank, world = distributed.rank_and_world()
     per_rank = -(-n // world)

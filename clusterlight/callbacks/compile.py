@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from lightning.pytorch import Callback, LightningModule, Trainer
+from torch import nn
 
 
 class CompileModel(Callback):
@@ -21,4 +24,4 @@ class CompileModel(Callback):
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         for part in (pl_module.backbone, pl_module.frontend) if self.frontend else (pl_module.backbone,):
-            part.compile(mode=self.mode, dynamic=self.dynamic)
+            cast(nn.Module, part).compile(mode=self.mode, dynamic=self.dynamic)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 from clusterlight import distributed
 from clusterlight.callbacks.centroids import ClusterCentroids
+from clusterlight.trainer_attrs import callbacks_of
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +68,18 @@ class EmbeddingPlot(Callback):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        tracker = next((c for c in trainer.callbacks if isinstance(c, ClusterCentroids) and c.ready), None)
-        cents = tracker.centroids.float().cpu() if tracker else torch.zeros(0, z.shape[1])
+        tracker = next(
+            (c for c in callbacks_of(trainer) if isinstance(c, ClusterCentroids) and c.ready), None
+        )
+        # ready: the centroids are there
+        cents = (
+            tracker.centroids.float().cpu()
+            if tracker and tracker.centroids is not None
+            else torch.zeros(0, z.shape[1])
+        )
         z2, c2 = pca_2d(z, cents)
         fig, ax = plt.subplots(figsize=(5, 5))
-        for k, name in enumerate(pl_module.class_names):
+        for k, name in enumerate(cast(list[str], pl_module.class_names)):
             pts = z2[y == k]
             ax.scatter(pts[:, 0], pts[:, 1], s=6, alpha=0.6, label=name)
         if len(c2):
@@ -81,8 +90,9 @@ class EmbeddingPlot(Callback):
         self.last_path = folder / f"epoch_{trainer.current_epoch:03d}.png"
         fig.savefig(self.last_path, dpi=100, bbox_inches="tight")
         for logger in trainer.loggers:
-            if hasattr(logger.experiment, "add_figure"):  # TensorBoard
-                logger.experiment.add_figure("embeddings/pca", fig, global_step=trainer.global_step)
+            experiment = cast(Any, logger).experiment  # each logger class has its own
+            if hasattr(experiment, "add_figure"):  # TensorBoard
+                experiment.add_figure("embeddings/pca", fig, global_step=trainer.global_step)
             elif hasattr(logger, "log_image"):  # W&B
                 logger.log_image(key="embeddings/pca", images=[str(self.last_path)], step=trainer.global_step)
         plt.close(fig)

@@ -39,7 +39,7 @@ class NonFiniteError(RuntimeError):
 
 def last_good_checkpoint(trainer: Trainer) -> str | None:
     """The newest checkpoint file this fit wrote or resumed from (``last.ckpt`` when there is one)."""
-    found = []
+    found: list[str | None] = []
     for cb in trainer.checkpoint_callbacks:
         if isinstance(cb, ModelCheckpoint):
             found += [cb.last_model_path, cb.best_model_path]
@@ -90,7 +90,7 @@ class _Pending:
     flags: torch.Tensor | None  # [2] under DDP, on the host: ranks with a bad loss, with bad gradients
     values: torch.Tensor  # [1 + P] on the host: the loss, then each gradient's max-abs
     params: list[torch.Tensor]  # the parameters whose gradients ``values[1:]`` describe
-    event: object  # a CUDA event recorded after the copies, or None
+    event: torch.cuda.Event | None  # a CUDA event recorded after the copies, or None
     epoch: int
     step: int
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import cast
 
 import numpy as np
 import torch
@@ -15,7 +16,9 @@ def capture() -> dict:
     """Python's, numpy's, torch's (and CUDA's) global random states, as plain lists and tensors (no
     numpy objects, so a checkpoint stays loadable with ``weights_only=True``)."""
     version, keys, gauss = random.getstate()
-    kind, np_keys, pos, has_gauss, cached = np.random.get_state()
+    # the legacy tuple (get_state's default, legacy=True, for the MT19937 generator np.random uses)
+    legacy = cast(tuple[str, np.ndarray, int, int, float], np.random.get_state())
+    kind, np_keys, pos, has_gauss, cached = legacy
     state = {
         "python": [version, list(keys), gauss],
         "numpy": [kind, torch.from_numpy(np_keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import cast
 
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
@@ -54,7 +55,12 @@ class SplitPredictionWriter(BasePredictionWriter):
         self.path = folder / self.filename
         if not trainer.is_global_zero:
             return
-        fields = ["path", "predicted", *(f"prob_{c}" for c in pl_module.class_names), "label"]
+        fields = [
+            "path",
+            "predicted",
+            *(f"prob_{c}" for c in cast(list[str], pl_module.class_names)),
+            "label",
+        ]
         folder.mkdir(parents=True, exist_ok=True)
         with self.path.open("w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")

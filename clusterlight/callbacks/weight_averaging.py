@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import EMAWeightAveraging
@@ -11,6 +13,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.optim.swa_utils import get_ema_avg_fn
 
 from clusterlight.callbacks.finite_guard import step_skipped
+from clusterlight.trainer_attrs import datamodule_of
 
 
 class EMAWeights(EMAWeightAveraging):
@@ -80,11 +83,12 @@ class EMAWeights(EMAWeightAveraging):
         self._kwargs["avg_fn"] = get_ema_avg_fn(decay=self.decay)
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self.recompute_batchnorm and trainer.datamodule is None and _batch_norms(pl_module):
+        if self.recompute_batchnorm and datamodule_of(trainer) is None and _batch_norms(pl_module):
             raise ValueError(
                 "EMAWeights.recompute_batchnorm reads the training batches of a DataModule: fit with one, "
                 "or set recompute_batchnorm=False to average BatchNorm statistics with the weights"
             )
+        assert self._average_model is not None  # built by WeightAveraging.setup for this fit
         averaged = self._average_model.module
         for prefix, module in pl_module.named_modules():
             for name in module._non_persistent_buffers_set:
@@ -132,16 +136,22 @@ class EMAWeights(EMAWeightAveraging):
             norm.momentum = None  # a cumulative average over the pass
         was_training = pl_module.training
         pl_module.train()
-        precision, datamodule = trainer.precision_plugin, trainer.datamodule
+        precision = trainer.precision_plugin
+        # any DataModule with load_inputs (an AudioDataModule); on_fit_start refused fitting without one
+        datamodule: Any = datamodule_of(trainer)
+        module: Any = pl_module  # a module with features() (an AudioModule)
         with isolate_rng(), torch.no_grad(), precision.forward_context():
             for batch in datamodule.train_dataloader():
-                pl_module.features(precision.convert_input(datamodule.load_inputs(batch, pl_module.device)))
+                module.features(precision.convert_input(datamodule.load_inputs(batch, pl_module.device)))
         pl_module.train(was_training)
         for norm, momentum in zip(norms, momenta):
             norm.momentum = momentum
             if trainer.world_size > 1:
+                # track_running_stats (_batch_norms): the running statistics are there
+                assert norm.running_mean is not None and norm.running_var is not None
                 norm.running_mean.copy_(trainer.strategy.reduce(norm.running_mean, reduce_op="mean"))
                 norm.running_var.copy_(trainer.strategy.reduce(norm.running_var, reduce_op="mean"))
+        assert self._average_model is not None  # fitting: the callers checked it
         self._fitted_at = int(self._average_model.n_averaged)
 
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:

@@ -60,14 +60,18 @@ class ClusterAssignments:
 
     def to(self, device: torch.device | str) -> ClusterAssignments:
         """Move the state to ``device`` (a no-op when already there); returns self."""
-        if self.built and self.assignments.device != torch.device(device):
+        if self.assignments is not None and self.assignments.device != torch.device(device):  # built
+            assert self.cluster_classes is not None  # set together with the assignments
             self.assignments = self.assignments.to(device)
             self.cluster_classes = self.cluster_classes.to(device)
         return self
 
     def lookup(self, index: torch.Tensor) -> torch.Tensor:
         """Cluster ids of training clips ``index`` (positions in the training split), on their device."""
-        return self.to(index.device).assignments[index]
+        assignments = self.to(index.device).assignments
+        if assignments is None:
+            raise RuntimeError("ClusterAssignments.lookup before the clusters are built")
+        return assignments[index]
 
     def rebuild(
         self, embeddings: torch.Tensor, init: torch.Tensor | None, epoch: int
@@ -81,7 +85,7 @@ class ClusterAssignments:
         anything changes: the one finiteness check of a re-clustering. They are identical on every
         rank, so every rank raises.
         """
-        if self.labels is None:
+        if self.labels is None or self.class_names is None:  # set together by set_training_clips
             raise RuntimeError("ClusterAssignments.rebuild before set_training_clips: nothing to cluster")
         labels, class_names = self.labels.to(embeddings.device), self.class_names
         refuse_non_finite(embeddings, f"re-clustering at epoch {epoch}", labels, class_names)
@@ -96,9 +100,8 @@ class ClusterAssignments:
         distributed.broadcast_(centroids)
         distributed.broadcast_(assignments)
         sizes = torch.bincount(assignments, minlength=len(centroids)).float()
-        changed = (
-            -1 if not self.built else int((self.to(assignments.device).assignments != assignments).sum())
-        )
+        previous = self.to(assignments.device).assignments  # None before the first build
+        changed = -1 if previous is None else int((previous != assignments).sum())
         self.assignments, self.cluster_classes, self.last_rebuild_epoch = assignments, classes, epoch
         stats = {
             "clusters": float(len(centroids)),
@@ -113,7 +116,7 @@ class ClusterAssignments:
         return centroids, stats
 
     def state_dict(self) -> dict:
-        if not self.built:
+        if self.assignments is None or self.cluster_classes is None:  # not built (both are set together)
             return {}
         return {
             "assignments": self.assignments.cpu(),

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import inspect
-from typing import Protocol
+from typing import Protocol, cast
 
 import torch
 from lightning.pytorch import Trainer
 from torch.utils.data import DataLoader
 
 from clusterlight.clusters.assignments import ClusterAssignments
+from clusterlight.trainer_attrs import datamodule_of
 
 
 class ClusteredData(Protocol):
@@ -37,7 +38,7 @@ def clustered_data(trainer: Trainer, who: str) -> ClusteredData:
     Checked statically (``inspect.getattr_static``): properties are not evaluated, so the check
     works before ``setup``.
     """
-    dm = trainer.datamodule
+    dm = datamodule_of(trainer)
     if dm is None:
         raise TypeError(
             f"{who} needs a DataModule (e.g. AudioDataModule) passed to the Trainer as datamodule"
@@ -48,4 +49,4 @@ def clustered_data(trainer: Trainer, who: str) -> ClusteredData:
             f"{who} needs a DataModule that provides clusterlight.clusters.ClusteredData; "
             f"{type(dm).__name__} lacks {missing}"
         )
-    return dm
+    return cast(ClusteredData, dm)  # checked member by member above

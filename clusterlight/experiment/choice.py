@@ -21,6 +21,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 
 class ChoiceError(ValueError):
@@ -95,5 +96,6 @@ def choose_on_validation(
     shared = sorted(set.intersection(*(set(runs[m]) for m in eligible))) if eligible else []
     if len(shared) < max(min_seeds, 1):
         return None, {}, shared
-    means = {m: statistics.fmean(validation_error(runs[m][s]) for s in shared) for m in eligible}
-    return min(means, key=means.get), means, shared
+    # eligible: every run has a validation error
+    means = {m: statistics.fmean(cast(float, validation_error(runs[m][s])) for s in shared) for m in eligible}
+    return min(means, key=means.__getitem__), means, shared

@@ -7,7 +7,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from omegaconf import OmegaConf
 
@@ -30,8 +30,12 @@ class OverrideError(ValueError):
 
 def _load(path: Path, base: Path) -> dict:
     p = Path(path)
-    return OmegaConf.to_container(
-        OmegaConf.load(p if p.is_absolute() or p.exists() else base / p), resolve=True
+    # a config file holds a mapping
+    return cast(
+        dict,
+        OmegaConf.to_container(
+            OmegaConf.load(p if p.is_absolute() or p.exists() else base / p), resolve=True
+        ),
     )
 
 
@@ -115,7 +119,7 @@ def stage_config(
     method = method or stage_dir.parent.name
     parts = [_load(p, base) for p in [*exp.get("common", []), *stage.get("configs", [])]]
     parts += [
-        OmegaConf.to_container(OmegaConf.create(node), resolve=True)
+        cast(dict, OmegaConf.to_container(OmegaConf.create(node), resolve=True))  # a mapping's overrides
         for node in (exp.get("overrides", {}), stage.get("overrides", {}))
     ]
     merged: dict = {}
@@ -131,7 +135,7 @@ def stage_config(
     cfg.trainer.default_root_dir = str(stage_dir)
     if stage.get("init_from"):
         cfg.model.init_args.pretrained_checkpoint = checkpoints[stage.init_from]
-    out = OmegaConf.to_container(cfg, resolve=True)
+    out = cast(dict, OmegaConf.to_container(cfg, resolve=True))  # cfg: a DictConfig
     loggers = [n for n in _logger_nodes(out) if "class_path" in n]
     for logger in loggers:
         logger.setdefault("init_args", {})["save_dir"] = str(stage_dir)

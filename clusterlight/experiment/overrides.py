@@ -78,7 +78,7 @@ def stage_parser():
     return parser
 
 
-def _first_lines(message: str, n: int = 12) -> str:
+def _first_lines(message: str | BaseException, n: int = 12) -> str:
     """jsonargparse's message without the (long) echo of the given value."""
     lines = [ln for ln in str(message).splitlines() if not ln.strip().startswith("Given value")]
     return "\n".join(lines[:n])

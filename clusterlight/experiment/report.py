@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import statistics
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 from omegaconf import OmegaConf
@@ -52,7 +53,7 @@ def summarize(runs: dict[str, dict[int, dict]], class_names: list[str], referenc
     on the seeds a method shares with the reference (so a method run with fewer seeds is compared
     with the reference on the same ones)."""
     keys = [f"err_{c}" for c in class_names] + ["macro_err", "acc"]
-    summary = {}
+    summary: dict[str, dict[str, Any]] = {}
     for method, per_seed in runs.items():
         summary[method] = {}
         for k in keys:
@@ -60,11 +61,11 @@ def summarize(runs: dict[str, dict[int, dict]], class_names: list[str], referenc
             summary[method][k] = _stats(vals)
         val = [r.get("selected_val_macro_err") for r in per_seed.values()]
         if val and None not in val:
-            summary[method]["selected_val_macro_err"] = _stats(val)
+            summary[method]["selected_val_macro_err"] = _stats(cast(list[float], val))  # no None in it
         confusions = [r["val"]["confusion"] for r in per_seed.values() if "val" in r]
         if confusions and len(confusions) == len(per_seed):
             summary[method]["val_pooled"] = pooled_errors(confusions, class_names)
-    reductions = {}
+    reductions: dict[str, dict[str, Any]] = {}
     for method in runs:
         if method == reference:
             continue

@@ -37,6 +37,7 @@ from clusterlight.experiment.progress import (
 )
 from clusterlight.experiment.report import markdown_table, write_results
 from clusterlight.lightning_cli import ClusterlightCLI
+from clusterlight.trainer_attrs import callbacks_of
 
 
 def _finish_wandb_runs(trainer, ok: bool) -> None:
@@ -67,7 +68,7 @@ def run_stage(
         config = quiet_trainer(config)
     with lightning_output(verbose):
         cli = ClusterlightCLI(args=config, run=False)
-        cli.trainer.callbacks.extend(callbacks)
+        callbacks_of(cli.trainer).extend(callbacks)
         ok = False
         try:
             result = _fit_and_test(cli, test)
@@ -396,6 +397,7 @@ def run_one(
             progress.done.update(plan.index(method, seed, s.name) for s in spec.stages)
             progress.current = None
             raise _StageFailed(stage.name, f"{type(e).__name__}: {e}") from e
+    assert test is not None  # the last stage is always run, with test=True
     return test
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -108,7 +109,7 @@ def _reduction_entry(estimate_ref, estimate_method, samples_ref, samples_method,
         ok = np.isfinite(samples_ref) & np.isfinite(samples_method) & (samples_ref > 0)
         red = (samples_ref[ok] - samples_method[ok]) / samples_ref[ok]
     low, high = _interval(red, level)
-    excludes = low is not None and (low > 0 or high < 0)
+    excludes = low is not None and high is not None and (low > 0 or high < 0)
     return {**entry, "low": low, "high": high, "excludes_zero": bool(excludes), "dropped": int((~ok).sum())}
 
 
@@ -146,11 +147,12 @@ def error_samples(
             np.array([[float(runs[s]["metrics"][k]) for k in full] for s in seeds])
             for runs in (ref_runs, method_runs)
         ]
+        est_ref, est_method = (e.mean(0) for e in per_seed)
         if n_seeds == 1:
-            return ErrorSamples(seeds, *(e.mean(0) for e in per_seed), None, None, "none", None, clips)
+            return ErrorSamples(seeds, est_ref, est_method, None, None, "none", None, clips)
         weights = _bootstrap_counts(n_seeds, n_boot, rng) / n_seeds
-        samples = [weights @ e for e in per_seed]  # (n_boot, keys)
-        return ErrorSamples(seeds, *(e.mean(0) for e in per_seed), *samples, "seeds", None, clips)
+        samples_ref, samples_method = (weights @ e for e in per_seed)  # (n_boot, keys)
+        return ErrorSamples(seeds, est_ref, est_method, samples_ref, samples_method, "seeds", None, clips)
 
     labels, wrong_ref, wrong_met = clips
     if labels.min() < 0 or labels.max() >= n_classes:
@@ -192,13 +194,10 @@ def error_samples(
 def reduction_entries(samples: ErrorSamples, class_names: list[str], level: float) -> dict:
     """``{"err_<class>": entry, ..., "macro_err": entry}`` (see :func:`relative_reduction_ci`)."""
     out = {}
+    s_ref, s_method = samples.samples_ref, samples.samples_method  # both None or both arrays
     for j, k in enumerate([f"err_{c}" for c in class_names] + ["macro_err"]):
-        pair = (
-            (None, None)
-            if samples.samples_ref is None
-            else (samples.samples_ref[:, j], samples.samples_method[:, j])
-        )
-        out[k] = _reduction_entry(samples.est_ref[j], samples.est_method[j], *pair, level)
+        pair = (None, None) if s_ref is None or s_method is None else (s_ref[:, j], s_method[:, j])
+        out[k] = _reduction_entry(samples.est_ref[j], samples.est_method[j], pair[0], pair[1], level)
     return out
 
 
@@ -261,7 +260,14 @@ def std_ratio_ci(
     counted. ``{"ratio", "low", "high", "excludes_one", "dropped", "seeds"}``; ratio None with fewer
     than two shared seeds or a reference without spread, interval None without valid resamples."""
     seeds = _shared(ref, method)
-    out = {"ratio": None, "low": None, "high": None, "excludes_one": False, "dropped": 0, "seeds": seeds}
+    out: dict[str, Any] = {
+        "ratio": None,
+        "low": None,
+        "high": None,
+        "excludes_one": False,
+        "dropped": 0,
+        "seeds": seeds,
+    }
     if len(seeds) < 2:
         return out
     r = np.array([float(ref[s]) for s in seeds])
@@ -279,7 +285,7 @@ def _with_ratio_interval(out: dict, s_method: np.ndarray, s_ref: np.ndarray, lev
     ok = s_ref > 0
     low, high = _interval(s_method[ok] / s_ref[ok], level)
     out.update(low=low, high=high, dropped=int((~ok).sum()))
-    out["excludes_one"] = bool(low is not None and (low > 1 or high < 1))
+    out["excludes_one"] = bool(low is not None and high is not None and (low > 1 or high < 1))
     return out
 
 
@@ -301,7 +307,7 @@ def compare(
     if reference not in runs:
         raise ValueError(f"reference {reference!r} is not among the methods {sorted(runs)}")
     macro = {m: {s: float(r["metrics"]["macro_err"]) for s, r in per.items()} for m, per in runs.items()}
-    kw = {"n_boot": n_boot, "level": level, "seed": seed}
+    kw: dict[str, Any] = {"n_boot": n_boot, "level": level, "seed": seed}
     methods = {}
     for m, per_seed in runs.items():
         seeds = sorted(per_seed)

@@ -105,7 +105,7 @@ def log_summary(out: Path, result: dict, logger_args: dict, printer=print) -> st
         init["anonymous"] = "allow"
     run = wandb.init(**init)
     try:
-        run.log({"comparison": wandb.Table(columns=TABLE_COLUMNS, data=comparison_rows(result))})
+        run.log({"comparison": wandb.Table(columns=list(TABLE_COLUMNS), data=comparison_rows(result))})
         run.summary.update(summary_metrics(result))
         for file in ("results.json", "results.md"):
             if (out / file).is_file():

@@ -13,6 +13,8 @@ class ClassificationLoss(RecordsInitArgs, nn.Module):
     """Base: ``forward(logits, target)``; ``set_class_counts`` is called with the training counts
     before fitting."""
 
+    class_counts: torch.Tensor  # a buffer (registered in __init__)
+
     def __init__(self) -> None:
         super().__init__()
         self.register_buffer("class_counts", torch.zeros(0), persistent=False)

@@ -4,6 +4,7 @@ checkpoints that rebuild the module alone (the model card)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import torch
 from lightning.pytorch import LightningModule
@@ -24,6 +25,7 @@ from clusterlight.labels import BACKGROUND
 from clusterlight.metrics import ClassificationReport
 from clusterlight.model_card import CARD_KEY, audio_settings, build_module, card_of, model_card
 from clusterlight.nets import Backbone
+from clusterlight.trainer_attrs import callbacks_of, datamodule_of
 
 
 class AudioModule(RecordsInitArgs, LightningModule):
@@ -40,6 +42,8 @@ class AudioModule(RecordsInitArgs, LightningModule):
     with the thresholds of the validation before it, so the best checkpoint holds those of its own
     weights; :meth:`load_from_checkpoint` and ``clusterlight.load`` rebuild the module from the card.
     """
+
+    card: dict  # the model card, set on a module loaded from a checkpoint (load_from_checkpoint)
 
     def __init__(
         self,
@@ -78,7 +82,7 @@ class AudioModule(RecordsInitArgs, LightningModule):
         ``RandomState`` / ``FiniteGuard`` (e.g. ``FiniteGuard(on_nonfinite="skip")``) is kept instead."""
         extra = []
         for kind in (RandomState, FiniteGuard):
-            if not any(isinstance(c, kind) for c in self.trainer.callbacks):
+            if not any(isinstance(c, kind) for c in callbacks_of(self.trainer)):
                 extra.append(kind())
         return extra
 
@@ -118,7 +122,7 @@ class AudioModule(RecordsInitArgs, LightningModule):
         scores = self.scores_from_features(z)
         if scores is not None:
             preds = scores.argmax(1)
-            self.reports[stage].update(preds, batch["label"])
+            cast(ClassificationReport, self.reports[stage]).update(preds, batch["label"])
             ids = torch.stack([batch["index"], preds, batch["label"]])
             self._clip_predictions[stage].append((ids, scores.detach().float()))
             self._updated[stage] = True
@@ -138,7 +142,7 @@ class AudioModule(RecordsInitArgs, LightningModule):
     def _log_report(self, stage: str) -> None:
         if not self._updated[stage]:
             return
-        report = self.reports[stage]
+        report = cast(ClassificationReport, self.reports[stage])
         values = report.compute()
         confusion = report.confusion_matrix()
         report.reset()
@@ -242,14 +246,15 @@ class AudioModule(RecordsInitArgs, LightningModule):
                 )
                 self._card_warned = True
             return None
-        audio = audio_settings(self.trainer.datamodule, self.frontend)
+        audio = audio_settings(datamodule_of(self.trainer), self.frontend)
         return model_card(config, self.class_names, audio)
 
     @classmethod
     def load_from_checkpoint(
         cls,
-        checkpoint_path: str | Path,
-        map_location: str | torch.device | None = None,
+        # narrower than LightningModule's: a checkpoint file and a device (no file object, no location map)
+        checkpoint_path: str | Path,  # type: ignore[override]
+        map_location: str | torch.device | None = None,  # type: ignore[override]
         hparams_file: str | Path | None = None,
         strict: bool | None = None,
         weights_only: bool | None = None,

@@ -34,10 +34,12 @@ class Classifier(AudioModule):
             self.loss.set_class_counts(torch.tensor([dm.counts["train"][c] for c in self.class_names]))
 
     def on_train_epoch_start(self) -> None:
-        if hasattr(self.loss, "set_epoch"):  # schedules such as LDAM's deferred re-weighting
-            self.loss.set_epoch(self.current_epoch)
+        set_epoch = getattr(self.loss, "set_epoch", None)
+        if set_epoch is not None:  # schedules such as LDAM's deferred re-weighting
+            set_epoch(self.current_epoch)
 
-    def scores_from_features(self, z: torch.Tensor) -> torch.Tensor:
+    # Optional as in AudioModule: a subclass's read-out may not classify yet (JointFinetune's centroids)
+    def scores_from_features(self, z: torch.Tensor) -> torch.Tensor | None:
         return self.head(z)
 
     def classification_loss(self, batch: dict, z: torch.Tensor) -> torch.Tensor:

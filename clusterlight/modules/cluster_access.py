@@ -12,15 +12,25 @@ into its own callback.
 
 from __future__ import annotations
 
-from lightning.pytorch import LightningModule
+from typing import TYPE_CHECKING
+
+from lightning.pytorch import LightningModule, Trainer
 
 from clusterlight.callbacks.centroids import ClusterCentroids
+from clusterlight.trainer_attrs import callbacks_of
+
+if TYPE_CHECKING:  # the mixin is only ever combined with a LightningModule (the hooks it overrides)
+    _MixinBase = LightningModule
+else:
+    _MixinBase = object
 
 _FROM_MODULE = "_from_module"  # marks a callback a module attached (not one of trainer.callbacks)
 
 
-class CentroidUser:
+class CentroidUser(_MixinBase):
     """Mixin for modules that train against the centroids; call ``_init_centroids`` in ``__init__``."""
+
+    centroid_callback: ClusterCentroids
 
     def _init_centroids(self, centroids: ClusterCentroids | None) -> None:
         self.centroid_callback = centroids if centroids is not None else ClusterCentroids()
@@ -37,12 +47,12 @@ class CentroidUser:
         if state and _trainer_of(self) is None:
             self.centroid_callback.load_state_dict(state)
 
-    def centroid_callbacks(self: LightningModule) -> list:
+    def centroid_callbacks(self) -> list:
         """``configure_callbacks`` part: the module's ClusterCentroids (replacing, by Lightning's rule, one
         that another module attached to this trainer before)."""
         configured = [
             c
-            for c in self.trainer.callbacks
+            for c in callbacks_of(self.trainer)
             if isinstance(c, ClusterCentroids) and not getattr(c, _FROM_MODULE, False)
         ]
         if configured:
@@ -56,7 +66,7 @@ class CentroidUser:
         return [self.centroid_callback]
 
 
-def _trainer_of(module: LightningModule):
+def _trainer_of(module: LightningModule) -> Trainer | None:
     try:
         return module.trainer
     except RuntimeError:  # Lightning: "not attached to a Trainer"

@@ -102,6 +102,8 @@ class JointFinetune(CentroidUser, Classifier):
             return loss
         zn = normalize_embeddings(z)
         if self.cluster_loss_weight > 0:
+            if self.cluster_loss is None:  # set after construction: the check of __init__
+                raise ValueError("cluster_loss_weight > 0 needs a cluster_loss (e.g. ClusterMarginLoss)")
             tracker = self.centroid_callback
             aux = self.cluster_loss(zn, batch["cluster"], tracker.centroids, tracker.cluster_classes)
             self.log("train/cluster_loss", aux)

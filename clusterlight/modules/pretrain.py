@@ -12,6 +12,7 @@ from clusterlight.modules.base import AudioModule
 from clusterlight.modules.cluster_access import CentroidUser
 from clusterlight.modules.readouts import NearestCentroid
 from clusterlight.nets import Backbone
+from clusterlight.trainer_attrs import callbacks_of
 
 
 class EmbeddingPretrain(CentroidUser, AudioModule):
@@ -42,7 +43,7 @@ class EmbeddingPretrain(CentroidUser, AudioModule):
 
     def configure_callbacks(self) -> list:
         extra = super().configure_callbacks() + self.centroid_callbacks()
-        if self.plot_embeddings and not any(isinstance(c, EmbeddingPlot) for c in self.trainer.callbacks):
+        if self.plot_embeddings and not any(isinstance(c, EmbeddingPlot) for c in callbacks_of(self.trainer)):
             extra.append(EmbeddingPlot())
         return extra
 

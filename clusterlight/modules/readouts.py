@@ -11,11 +11,13 @@ centroids of a pretraining checkpoint into head weights.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import torch
 from lightning.pytorch import LightningModule
 from torch import nn
 
+from clusterlight.callbacks.centroids import ClusterCentroids
 from clusterlight.checkpoints import CheckpointError, load_checkpoint
 from clusterlight.distances import normalize_embeddings, squared_distances
 from clusterlight.init_args import RecordsInitArgs
@@ -70,7 +72,7 @@ class LinearHead(Readout):
     """The module's linear classifier head (``module.head``): the paper's read-out."""
 
     def scores(self, module: LightningModule, z: torch.Tensor) -> torch.Tensor:
-        return module.head(z)
+        return cast(nn.Module, module.head)(z)
 
 
 class CentroidReadout(Readout):
@@ -80,12 +82,13 @@ class CentroidReadout(Readout):
     uses_centroids = True
 
     def scores(self, module: LightningModule, z: torch.Tensor) -> torch.Tensor | None:
-        tracker = module.centroid_callback
-        if not tracker.ready:
+        # module: an AudioModule that keeps a ClusterCentroids (CentroidUser)
+        tracker = cast(ClusterCentroids, module.centroid_callback)
+        if not tracker.ready or tracker.centroids is None:  # ready: the centroids are there
             return None
         tracker.to(z.device)
         return self.centroid_scores(
-            normalize_embeddings(z), tracker.centroids, tracker.cluster_classes, module.num_classes
+            normalize_embeddings(z), tracker.centroids, tracker.cluster_classes, cast(int, module.num_classes)
         )
 
     def centroid_scores(

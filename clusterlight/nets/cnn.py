@@ -48,7 +48,8 @@ class CNNEmbedder(Backbone, name="cnn"):
         self.blocks = nn.Sequential(*(_block(a, b, convs_per_block) for a, b in zip(widths[:-1], widths[1:])))
         self.proj = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * widths[-1], embed_dim))
         if channels_last:
-            self.blocks.to(memory_format=torch.channels_last)
+            # Module.to takes memory_format at run time; torch's typed overloads leave it out
+            self.blocks.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.norm(x.unsqueeze(1))
