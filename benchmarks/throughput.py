@@ -294,7 +294,7 @@ def cache_verify_cost(dm: AudioDataModule, repeats: int = 3) -> dict:
 
     clips = dm.labelled_clips()
     store = load_waveforms(clips, dm.sample_rate, dm.cache_dir, dm.on_bad_file)  # built if absent
-    out = {"files": len(clips), "cache_mib": store.waves.nbytes / 2**20}
+    out = {"files": len(clips), "cache_mib": store.nbytes / 2**20}
     out["audio_mib"] = sum(Path(c.path).stat().st_size for c in clips) / 2**20
     for mode in ("size", "full"):
         times = []
@@ -303,12 +303,12 @@ def cache_verify_cost(dm: AudioDataModule, repeats: int = 3) -> dict:
             load_waveforms(clips, dm.sample_rate, dm.cache_dir, dm.on_bad_file, verify=mode)
             times.append(time.perf_counter() - t)
         out[mode] = min(times)
-    folder = Path(store.waves.filename).parent
+    folder = store.folder
     t = time.perf_counter()
     for c in clips:
         file_digest(c.path)
-    for name in ("waves.npy", "offsets.npy"):
-        file_digest(folder / name)
+    for path in sorted(folder.glob("shard-*/*.npy")):
+        file_digest(path)
     out["write_checksums"] = time.perf_counter() - t
     return out
 

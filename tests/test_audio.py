@@ -5,7 +5,7 @@ import pytest
 import soundfile as sf
 from helpers.data import write_tone
 
-from clusterlight.data import audio
+from clusterlight.data import decode as decoding
 from clusterlight.data.audio import load_waveforms
 from clusterlight.data.cropping import fit_length
 from clusterlight.data.decode import decode
@@ -43,7 +43,7 @@ def test_cache_is_reused_without_decoding(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise AssertionError("decoded again")
 
-    monkeypatch.setattr(audio, "decode", boom)
+    monkeypatch.setattr(decoding, "decode", boom)
     second = load_waveforms(clips, 8000, tmp_path / "cache")
     assert np.array_equal(second.wave(2), first.wave(2))
     assert len(list((tmp_path / "cache").iterdir())) == 1

@@ -14,7 +14,8 @@ import pytest
 import soundfile as sf
 from helpers.data import write_tone
 
-from clusterlight.data import AudioDataModule, ManifestSource, UrbanSound8KSource, audio
+from clusterlight.data import AudioDataModule, ManifestSource, UrbanSound8KSource
+from clusterlight.data import decode as decoding
 from clusterlight.data.array_store import file_digest
 from clusterlight.data.atomic import atomic_file, atomic_folder
 from clusterlight.data.audio import load_waveforms
@@ -34,6 +35,10 @@ def _clips(tmp_path, n=3, seconds=0.5):
 def _cache_folder(cache):
     (folder,) = cache.glob("waves-*")
     return folder
+
+
+def _shard(cache, i=0):
+    return _cache_folder(cache) / f"shard-{i:05d}"
 
 
 def _leftovers(cache):
@@ -62,8 +67,10 @@ def _never_decode(*args, **kwargs):
 def test_cache_meta_records_shapes_sizes_and_checksums(tmp_path):
     clips = _clips(tmp_path)
     load_waveforms(clips, 8000, tmp_path / "cache")
-    folder = _cache_folder(tmp_path / "cache")
+    folder = _shard(tmp_path / "cache")
     meta = json.loads((folder / "meta.json").read_text())
+    index = json.loads((_cache_folder(tmp_path / "cache") / "index.json").read_text())
+    assert index["shards"] == [{"name": folder.name, "n": len(clips), "arrays": meta["arrays"]}]
     for name in ("waves.npy", "offsets.npy"):
         record = meta["arrays"][name]
         arr = np.load(folder / name)
@@ -101,6 +108,9 @@ def _invalid(folder, name):
         (_remove, "meta.json", "meta.json is missing"),
         (_blank, "meta.json", "meta.json is empty"),
         (_invalid, "meta.json", "meta.json is not valid JSON"),
+        (_remove, "index.json", "index.json is missing"),
+        (_blank, "index.json", "index.json cannot be read"),
+        (_invalid, "index.json", "index.json cannot be read"),
     ],
 )
 def test_damaged_cache_is_rebuilt_with_a_warning(tmp_path, caplog, damage, name, reason):
@@ -109,7 +119,7 @@ def test_damaged_cache_is_rebuilt_with_a_warning(tmp_path, caplog, damage, name,
     first = load_waveforms(clips, 8000, cache)
     expected = [first.wave(i).copy() for i in range(len(clips))]
     folder = _cache_folder(cache)
-    damage(folder, name)
+    damage(folder if name == "index.json" else _shard(cache), name)
     with caplog.at_level(logging.WARNING):
         store = load_waveforms(clips, 8000, cache)
     (message,) = [m for m in _warnings(caplog) if "waveform cache" in m]
@@ -137,7 +147,7 @@ def test_same_size_garbage_is_caught_by_full_not_by_size(tmp_path, caplog):
     clips = _clips(tmp_path)
     cache = tmp_path / "cache"
     good = load_waveforms(clips, 8000, cache).wave(0).copy()
-    _overwrite_waveform_bytes(_cache_folder(cache))
+    _overwrite_waveform_bytes(_shard(cache))
     # documented: "size" reads no waveform value, so it cannot see this
     assert not np.array_equal(load_waveforms(clips, 8000, cache, verify="size").wave(0), good)
     with caplog.at_level(logging.WARNING):
@@ -151,18 +161,22 @@ def test_non_finite_cache_values_are_refused(tmp_path, caplog):
     cache = tmp_path / "cache"
     good = load_waveforms(clips, 8000, cache).wave(1).copy()
     folder = _cache_folder(cache)
-    waves = np.load(folder / "waves.npy", mmap_mode="r+")
+    shard = _shard(cache)
+    waves = np.load(shard / "waves.npy", mmap_mode="r+")
     waves[10] = np.nan
     waves[20] = np.inf
     waves.flush()
     del waves
-    meta = json.loads((folder / "meta.json").read_text())  # a checksum that agrees: only values are wrong
-    meta["arrays"]["waves.npy"]["blake2b"] = file_digest(folder / "waves.npy")
-    (folder / "meta.json").write_text(json.dumps(meta))
+    meta = json.loads((shard / "meta.json").read_text())  # a checksum that agrees: only values are wrong
+    meta["arrays"]["waves.npy"]["blake2b"] = file_digest(shard / "waves.npy")
+    (shard / "meta.json").write_text(json.dumps(meta))
+    index = json.loads((folder / "index.json").read_text())
+    index["shards"][0]["arrays"] = meta["arrays"]
+    (folder / "index.json").write_text(json.dumps(index))
     with caplog.at_level(logging.WARNING):
         store = load_waveforms(clips, 8000, cache, verify="full")
     assert any("NaN or infinite" in m and str(folder) in m for m in _warnings(caplog))
-    assert np.isfinite(np.asarray(store.waves)).all() and np.array_equal(store.wave(1), good)
+    assert np.isfinite(store.all_waves()).all() and np.array_equal(store.wave(1), good)
 
 
 def test_full_catches_audio_changed_with_same_size_and_mtime(tmp_path, caplog):
@@ -200,7 +214,7 @@ def test_datamodule_threads_verify_cache(tmp_path, caplog, monkeypatch):
         )
 
     dm().setup("fit")
-    _overwrite_waveform_bytes(_cache_folder(tmp_path / "cache"))
+    _overwrite_waveform_bytes(_shard(tmp_path / "cache"))
     with caplog.at_level(logging.WARNING):
         dm(verify_cache="full").setup("fit")
     assert any("does not match its checksum" in m for m in _warnings(caplog))
@@ -212,7 +226,7 @@ def test_datamodule_threads_verify_cache(tmp_path, caplog, monkeypatch):
 
 
 def test_duplicate_paths_are_listed_with_count(tmp_path, monkeypatch):
-    monkeypatch.setattr(audio, "decode", _never_decode)
+    monkeypatch.setattr(decoding, "decode", _never_decode)
     root = tmp_path / "data"
     rows = [["a.wav", "dog", "train"], ["sub/../a.wav", "cat", "val"], ["./a.wav", "dog", "test"]]
     rows += [[f"d{i}.wav", "dog", "train"] for i in range(12)] + [
@@ -279,7 +293,7 @@ def _missing_files_dm(tmp_path, rows, **kwargs):
     ],
 )
 def test_metadata_errors_come_before_any_decoding(tmp_path, monkeypatch, rows, kwargs, match):
-    monkeypatch.setattr(audio, "decode", _never_decode)
+    monkeypatch.setattr(decoding, "decode", _never_decode)
     dm = _missing_files_dm(tmp_path, rows, **kwargs)
     with pytest.raises(DataError, match=match):
         dm.setup("fit")
@@ -287,7 +301,7 @@ def test_metadata_errors_come_before_any_decoding(tmp_path, monkeypatch, rows, k
 
 
 def test_missing_files_are_all_listed_before_decoding(tmp_path, monkeypatch):
-    monkeypatch.setattr(audio, "decode", _never_decode)
+    monkeypatch.setattr(decoding, "decode", _never_decode)
     rows = [[f"{c}{i}.wav", c, "train"] for c in ("dog", "cat") for i in range(7)]
     dm = _missing_files_dm(tmp_path, rows)
     with pytest.raises(DataError, match=r"does not exist \(14 files missing: .*dog0\.wav.*\(\+4 more\)"):
@@ -387,7 +401,8 @@ def test_atomic_outputs_get_the_umask_permissions(tmp_path, umask_022):
     load_waveforms(_clips(tmp_path, 2), 8000, tmp_path / "cache")
     folder = _cache_folder(tmp_path / "cache")
     assert _mode(folder) == 0o755
-    assert {p.name: _mode(p) for p in folder.iterdir()} == {
+    assert {p.name: _mode(p) for p in folder.iterdir()} == {"index.json": 0o644, "shard-00000": 0o755}
+    assert {p.name: _mode(p) for p in (folder / "shard-00000").iterdir()} == {
         "waves.npy": 0o644,
         "offsets.npy": 0o644,
         "meta.json": 0o644,

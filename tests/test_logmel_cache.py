@@ -76,12 +76,11 @@ def test_the_cache_is_reused_and_keyed_by_the_front_end(synth_root, tmp_path, ca
     first = _with_cache(tiny_datamodule(synth_root, cache, feature_cache=True))
     folders = sorted(cache.glob("logmel-*"))
     assert len(folders) == 1
-    stamp = (folders[0] / "logmel.npy").stat().st_mtime_ns
+    frames = folders[0] / "shard-00000" / "logmel.npy"
+    stamp = frames.stat().st_mtime_ns
     with caplog.at_level(logging.INFO, logger="clusterlight.data.logmel_cache"):
         again = _with_cache(tiny_datamodule(synth_root, cache, feature_cache=True))
-    assert (
-        "computing the log-mel" not in caplog.text and (folders[0] / "logmel.npy").stat().st_mtime_ns == stamp
-    )
+    assert "computing the log-mel" not in caplog.text and frames.stat().st_mtime_ns == stamp
     assert np.array_equal(again.datasets["val"][0]["logmel"], first.datasets["val"][0]["logmel"])
     pooled_more = LogMel(sample_rate=8000, n_fft=256, win_length=200, hop_length=80, n_mels=32, time_pool=8)
     _with_cache(tiny_datamodule(synth_root, cache, feature_cache=True), pooled_more)
@@ -99,7 +98,7 @@ def test_prepare_data_builds_the_caches_and_the_other_ranks_only_open_them(synth
     first = tiny_datamodule(synth_root, cache, feature_cache=True)
     first.frontend = tiny_parts()[0]
     first.prepare_data()
-    assert len(list(cache.glob("waves-*"))) == 1 and len(list(cache.glob("logmel-*/logmel.npy"))) == 1
+    assert len(list(cache.glob("waves-*"))) == 1 and len(list(cache.glob("logmel-*/index.json"))) == 1
     store, logmel = first.store, first.logmel
     first.setup("fit")
     assert first.store is store and first.logmel is logmel, "setup opened them again in the same process"
@@ -107,8 +106,8 @@ def test_prepare_data_builds_the_caches_and_the_other_ranks_only_open_them(synth
     def build(*args, **kwargs):
         raise AssertionError("a cache prepare_data had built was built again")
 
-    monkeypatch.setattr(audio, "_build_cache", build)
-    monkeypatch.setattr(logmel_cache, "_build", build)
+    monkeypatch.setattr(audio.WaveformCache, "build", build)
+    monkeypatch.setattr(logmel_cache.LogMelCache, "build", build)
     other_rank = _with_cache(tiny_datamodule(synth_root, cache, feature_cache=True))
     assert np.array_equal(other_rank.datasets["val"][0]["logmel"], first.datasets["val"][0]["logmel"])
 
@@ -118,7 +117,7 @@ def test_a_damaged_cache_is_named_and_rebuilt(synth_root, tmp_path, caplog, dama
     cache = tmp_path / "cache"
     good = _with_cache(tiny_datamodule(synth_root, cache, feature_cache=True)).datasets["val"][0]["logmel"]
     folder = next(cache.glob("logmel-*"))
-    frames = folder / "logmel.npy"
+    frames = folder / "shard-00000" / "logmel.npy"
     if damage == "truncate":
         frames.write_bytes(frames.read_bytes()[:-64])
     elif damage == "garbage":  # same size: only the full check sees it
@@ -126,11 +125,12 @@ def test_a_damaged_cache_is_named_and_rebuilt(synth_root, tmp_path, caplog, dama
         data[-4000:] = np.full(1000, np.nan, dtype=np.float32).tobytes()
         frames.write_bytes(bytes(data))
     else:
-        (folder / "meta.json").write_text("{")
+        (folder / "index.json").write_text("{")
     verify = "full" if damage == "garbage" else "size"
     with caplog.at_level(logging.WARNING, logger="clusterlight.data.logmel_cache"):
         dm = _with_cache(tiny_datamodule(synth_root, cache, feature_cache=True, verify_cache=verify))
-    assert f"log-mel feature cache {folder} is unusable" in caplog.text
+    unusable = f"{folder} is unusable" if damage == "meta" else f"{folder}: shard-00000 is unusable"
+    assert f"log-mel feature cache {unusable}" in caplog.text
     assert np.array_equal(dm.datasets["val"][0]["logmel"], good)
     assert [p.name for p in cache.iterdir() if p.name.startswith(("logmel", ".old", ".tmp"))] == [folder.name]
 

@@ -1,26 +1,52 @@
-from clusterlight.data.datamodule import AudioDataModule
-from clusterlight.data.mixing import BackgroundMix, BatchMix, WithinClusterMix
-from clusterlight.data.records import Clip, DataError
-from clusterlight.data.sources import (
-    ClipSource,
-    ESC50Source,
-    FolderSource,
-    ManifestSource,
-    UrbanSound8KSource,
-)
-from clusterlight.data.synth import SyntheticSource
+"""Data: clip sources, the caches and the DataModule.
 
-__all__ = [
-    "AudioDataModule",
-    "BackgroundMix",
-    "BatchMix",
-    "Clip",
-    "ClipSource",
-    "DataError",
-    "ESC50Source",
-    "FolderSource",
-    "ManifestSource",
-    "SyntheticSource",
-    "UrbanSound8KSource",
-    "WithinClusterMix",
-]
+The names below load on first use (PEP 562), so that a decoding worker importing
+``clusterlight.data.waveform_shards`` does not pull in Lightning.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "AudioDataModule": "clusterlight.data.datamodule",
+    "BackgroundMix": "clusterlight.data.mixing",
+    "BatchMix": "clusterlight.data.mixing",
+    "Clip": "clusterlight.data.records",
+    "ClipSource": "clusterlight.data.sources",
+    "DataError": "clusterlight.data.records",
+    "ESC50Source": "clusterlight.data.sources",
+    "FolderSource": "clusterlight.data.sources",
+    "ManifestSource": "clusterlight.data.sources",
+    "SyntheticSource": "clusterlight.data.synth",
+    "UrbanSound8KSource": "clusterlight.data.sources",
+    "WithinClusterMix": "clusterlight.data.mixing",
+}
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:  # what the names above are, for type checkers and editors
+    from clusterlight.data.datamodule import AudioDataModule as AudioDataModule
+    from clusterlight.data.mixing import BackgroundMix as BackgroundMix
+    from clusterlight.data.mixing import BatchMix as BatchMix
+    from clusterlight.data.mixing import WithinClusterMix as WithinClusterMix
+    from clusterlight.data.records import Clip as Clip
+    from clusterlight.data.records import DataError as DataError
+    from clusterlight.data.sources import ClipSource as ClipSource
+    from clusterlight.data.sources import ESC50Source as ESC50Source
+    from clusterlight.data.sources import FolderSource as FolderSource
+    from clusterlight.data.sources import ManifestSource as ManifestSource
+    from clusterlight.data.sources import UrbanSound8KSource as UrbanSound8KSource
+    from clusterlight.data.synth import SyntheticSource as SyntheticSource
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'clusterlight.data' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

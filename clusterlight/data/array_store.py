@@ -34,7 +34,7 @@ class CacheProblem(Exception):
     """Why a cache folder cannot be used (it is then rebuilt)."""
 
 
-def file_digest(path: str | Path, chunk: int = 1 << 22) -> str:
+def file_digest(path: str | Path, chunk: int = 1 << 20) -> str:
     """blake2b (256-bit) of a file's bytes, read in chunks."""
     h = hashlib.blake2b(digest_size=32)
     buf = bytearray(chunk)

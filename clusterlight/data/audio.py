@@ -1,28 +1,29 @@
-"""The decoded-waveform cache: every clip decoded (:mod:`clusterlight.data.decode`) once.
+"""The decoded-waveform cache: every clip decoded (:mod:`clusterlight.data.decode`) once, in shards.
 
-Audio is decoded once into a ragged float32 array on disk (``waves.npy`` plus
-``offsets.npy``), memory-mapped by every later run. The cache key covers the file list
-(paths, sizes, modification times) and the sample rate, and the folder is written under
-a temporary name and renamed into place, so a crash never leaves a half-written cache.
+Audio is decoded once into a sharded cache folder ``waves-<key>/`` under ``cache_dir``, memory-mapped by
+every later run. The key covers the file list (paths, sizes, modification times), the sample rate,
+``on_bad_file``, ``cache_dtype`` and the shard size. The folder holds ``shard-00000/``, ``shard-00001/``, ...
+(:mod:`clusterlight.data.waveform_shards`; shard ``s`` holds the files at positions ``[256 s, 256 s + 256)``
+of the file list) and ``index.json``, written last. Shards are decoded by ``decode_workers`` processes and
+are the same bytes whatever their number; a killed build resumes from its finished shards
+(:mod:`clusterlight.data.shard_build`). Peak memory while building is a few shards, not the data set.
 
-``meta.json`` records, for each array, its shape, dtype, byte size and blake2b checksum, and for
-each audio file its byte size and blake2b checksum, all computed when the cache is written.
-Opening a cache checks it (``verify``):
+Samples are stored as ``cache_dtype`` (``float32``, ``float16`` or ``int16``) and read back as float32, with
+the round-trip rules of :mod:`clusterlight.data.sample_codec`.
 
-- ``"size"`` (default; reads only ``meta.json``, the array headers and ``offsets.npy``): meta.json
-  is valid JSON of this format, both arrays exist with the recorded byte size, shape and dtype, the
-  offsets are consistent (start at 0, increase, end at the length of ``waves.npy``, one per kept clip
-  plus one) and list the same files. It does not read the waveforms, so it does not catch a
-  ``waves.npy`` overwritten with garbage of the same size, nor NaN/infinite values in it, nor an
-  audio file changed without changing its size or modification time.
-- ``"full"``: all of ``"size"``, plus the checksums of both arrays, every waveform value finite,
-  and every audio file re-read and compared with its recorded checksum (which catches audio
-  rewritten with the same size and modification time). It reads the whole cache and every
-  audio file once.
+Opening a cache checks it (``verify``, :mod:`clusterlight.data.shard_open`):
 
-The folder is a checksummed array store (:mod:`clusterlight.data.array_store`, like the log-mel cache).
-A cache that fails its check is logged (a warning naming the folder and what was wrong), moved
-aside in one rename, and rebuilt atomically.
+- ``"size"`` (default; reads ``index.json``, each shard's ``meta.json``, array headers and offsets): every
+  shard exists with the recorded byte sizes, shapes and dtypes, its offsets are consistent and it lists the
+  same files. It does not read the waveforms, so it does not catch a ``waves.npy`` overwritten with garbage
+  of the same size, nor NaN/infinite values in it, nor an audio file changed without changing its size or
+  modification time.
+- ``"full"``: all of ``"size"``, plus, shard by shard in ``decode_workers`` processes, the checksums of the
+  arrays, every waveform value finite, and every audio file re-read and compared with its recorded
+  checksum. It reads the whole cache and every audio file once.
+
+A damaged shard is named in a warning and rebuilt alone; any other problem (``index.json``) is logged, the
+folder moved aside in one rename, and the cache rebuilt.
 """
 
 from __future__ import annotations
@@ -31,62 +32,78 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from clusterlight.data.array_store import (
-    CacheProblem,
-    all_finite,
-    check_checksums,
-    check_offsets,
-    check_verify,
-    file_digest,
-    load_checked_array,
-    open_or_build,
-    opens,
-    read_meta,
-    write_store,
-)
-from clusterlight.data.decode import decode
+from clusterlight.data.array_store import CacheProblem, check_verify, opens, read_meta
 from clusterlight.data.records import Clip, DataError
+from clusterlight.data.sample_codec import check_cache_dtype, decode_samples
+from clusterlight.data.shard_build import build_sharded, partial_folder, shard_name, shard_ranges
+from clusterlight.data.shard_open import (
+    check_shards_fully,
+    open_or_build_sharded,
+    open_shards,
+    read_index,
+    read_shard_meta,
+)
+from clusterlight.data.waveform_shards import (
+    ARRAYS,
+    SHARD_FORMAT,
+    OpenShard,
+    ShardSettings,
+    listing,
+    open_shard,
+    shard_problem,
+    write_shard,
+)
 
 log = logging.getLogger(__name__)
-CACHE_VERSION = 2  # part of the cache key: bump when the decoded values change
-META_FORMAT = 3  # meta.json layout: an older layout is rebuilt in place
-ARRAYS = ("waves.npy", "offsets.npy")
-LIST_MAX = 10  # paths named in one message
+CACHE_VERSION = 3  # part of the cache key: bump when the decoded values or the layout change
+INDEX_FORMAT = 1
+CLIPS_PER_SHARD = 256
 
 
-def _listing(paths: list[str], n: int = LIST_MAX) -> str:
-    more = f" (+{len(paths) - n} more)" if len(paths) > n else ""
-    return ", ".join(paths[:n]) + more
+def usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 @dataclass
 class WaveformStore:
-    """Ragged decoded waveforms: clip ``i`` is ``waves[offsets[i]:offsets[i+1]]``.
+    """Sharded decoded waveforms: clip ``i`` is samples ``offsets[i]:offsets[i+1]`` of the shards laid end
+    to end (``offsets`` int64, one per clip plus one), read back as float32 by :meth:`wave`.
 
-    ``silent`` and ``short`` name the kept clips that are all zeros or shorter than the minimum
-    length the store was opened with (warned about, not dropped). ``digest`` names the cached
-    content (the recorded checksums of both arrays): caches derived from it (the log-mel feature
-    cache) carry it in their key.
+    ``silent`` and ``short`` name the kept clips that are all zeros or shorter than the minimum length the
+    store was opened with (warned about, not dropped); ``clipped`` counts the samples ``cache_dtype``
+    clipped, per clip. ``digest`` names the cached content (the recorded checksums of every shard's arrays):
+    caches derived from it (the log-mel feature cache) carry it in their key.
     """
 
-    waves: np.ndarray
+    shards: list[np.ndarray]
     offsets: np.ndarray
     clips: list[Clip]
     skipped: list[str]
     silent: list[str] = field(default_factory=list)
     short: list[str] = field(default_factory=list)
     digest: str = ""
+    clipped: dict[str, int] = field(default_factory=dict)
+    folder: Path | None = None
+
+    def __post_init__(self) -> None:
+        sizes = [len(s) for s in self.shards]
+        self.shard_start = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self.shard_of = np.searchsorted(self.shard_start, self.offsets[:-1], side="right") - 1
+        self.shard_of = np.minimum(self.shard_of, max(len(self.shards) - 1, 0))  # clips at a shard's end
 
     def __len__(self) -> int:
         return len(self.clips)
 
     def wave(self, i: int) -> np.ndarray:
-        return np.asarray(self.waves[self.offsets[i] : self.offsets[i + 1]], dtype=np.float32)
+        s = int(self.shard_of[i])
+        start = int(self.offsets[i] - self.shard_start[s])
+        return decode_samples(self.shards[s][start : start + self.length(i)])
 
     def length(self, i: int) -> int:
         return int(self.offsets[i + 1] - self.offsets[i])
@@ -94,8 +111,25 @@ class WaveformStore:
     def lengths(self) -> np.ndarray:
         return np.diff(self.offsets)
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of stored samples (in the cache dtype)."""
+        return sum(s.nbytes for s in self.shards)
 
-def cache_key(clips: list[Clip], sample_rate: int, on_bad_file: str) -> str:
+    def all_waves(self) -> np.ndarray:
+        """Every clip's float32 samples in one array (``offsets`` index it): reads the whole cache."""
+        if not self.shards:
+            return np.zeros(0, dtype=np.float32)
+        return np.concatenate([decode_samples(s) for s in self.shards])
+
+
+def cache_key(
+    clips: list[Clip],
+    sample_rate: int,
+    on_bad_file: str,
+    cache_dtype: str = "float32",
+    clips_per_shard: int = CLIPS_PER_SHARD,
+) -> str:
     items = []
     for c in clips:
         try:
@@ -103,7 +137,8 @@ def cache_key(clips: list[Clip], sample_rate: int, on_bad_file: str) -> str:
             items.append([c.path, st.st_size, st.st_mtime_ns])
         except OSError:
             items.append([c.path, None, None])
-    blob = json.dumps({"v": CACHE_VERSION, "sr": sample_rate, "bad": on_bad_file, "files": items})
+    settings = {"v": CACHE_VERSION, "sr": sample_rate, "bad": on_bad_file, "dtype": cache_dtype}
+    blob = json.dumps({**settings, "shard": clips_per_shard, "files": items})
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
@@ -114,146 +149,186 @@ def load_waveforms(
     on_bad_file: str = "error",
     verify: str = "size",
     min_clip_seconds: float = 0.05,
+    decode_workers: int | None = None,
+    cache_dtype: str = "float32",
+    clips_per_shard: int = CLIPS_PER_SHARD,
 ) -> WaveformStore:
     """Decode ``clips`` once into the cache (or reuse it) and return the memory-mapped store.
 
-    ``on_bad_file="skip"`` drops files that fail to decode, logging how many and which;
-    the store's ``clips`` then lists only the kept ones. ``verify`` is how an existing cache is
-    checked before use (``"size"`` or ``"full"``, see the module docstring); one that fails is
-    rebuilt, with a warning. Clips that are all zeros or shorter than ``min_clip_seconds`` are
-    counted and named in one warning (they are kept).
+    ``on_bad_file="skip"`` drops files that fail to decode, logging how many and which; the store's
+    ``clips`` then lists only the kept ones. ``verify`` is how an existing cache is checked before use
+    (``"size"`` or ``"full"``, see the module docstring); a damaged shard is rebuilt alone, any other
+    problem rebuilds the cache, with a warning. ``decode_workers`` processes decode and verify (default: the
+    usable cores). Clips that are all zeros or shorter than ``min_clip_seconds`` are counted and named in
+    one warning (they are kept), as are clips whose samples ``cache_dtype`` clipped.
     """
     if on_bad_file not in ("error", "skip"):
         raise DataError(f"on_bad_file must be 'error' or 'skip', got {on_bad_file!r}")
     check_verify(verify)
-    folder = Path(cache_dir).expanduser() / f"waves-{cache_key(clips, sample_rate, on_bad_file)}"
-    store = open_or_build(
-        folder,
-        "waveform cache",
-        lambda f, v: open_cache(f, clips, sample_rate, v),
-        lambda: _build_cache(clips, sample_rate, folder, on_bad_file),
-        verify,
-        log,
-    )
+    check_cache_dtype(cache_dtype)
+    workers = decode_workers or usable_cores()
+    settings = ShardSettings(sample_rate, on_bad_file, cache_dtype)
+    key = cache_key(clips, sample_rate, on_bad_file, cache_dtype, clips_per_shard)
+    folder = Path(cache_dir).expanduser() / f"waves-{key}"
+    cache = WaveformCache(folder, clips, settings, clips_per_shard, workers)
+    store = open_or_build_sharded(folder, "waveform cache", cache.open, cache.build, verify, log)
     if store.skipped:
         log.warning(
             "skipped %d unreadable audio file(s): %s", len(store.skipped), ", ".join(store.skipped[:20])
         )
     min_len = min_clip_seconds * sample_rate
     store.short = [c.path for c, n in zip(store.clips, store.lengths()) if n < min_len]
-    _warn_suspicious(store, min_clip_seconds)
+    _warn_suspicious(store, min_clip_seconds, cache_dtype)
     return store
 
 
-def _warn_suspicious(store: WaveformStore, min_clip_seconds: float) -> None:
-    """One warning counting and naming the kept clips that are all zeros or too short."""
-    if not (store.silent or store.short):
-        return
+def _warn_suspicious(store: WaveformStore, min_clip_seconds: float, cache_dtype: str) -> None:
+    """One warning counting and naming the kept clips that are all zeros, too short or clipped."""
     parts = []
     if store.silent:
-        parts.append(f"{len(store.silent)} clip(s) are all zeros: {_listing(store.silent)}")
+        parts.append(f"{len(store.silent)} clip(s) are all zeros: {listing(store.silent)}")
     if store.short:
         parts.append(
             f"{len(store.short)} clip(s) are shorter than min_clip_seconds={min_clip_seconds:g}: "
-            f"{_listing(store.short)}"
+            f"{listing(store.short)}"
         )
-    log.warning("suspicious audio (kept): %s", "; ".join(parts))
+    if store.clipped:
+        parts.append(
+            f"{sum(store.clipped.values())} sample(s) of {len(store.clipped)} clip(s) were clipped to the "
+            f"range of cache_dtype {cache_dtype}: {listing(sorted(store.clipped))}"
+        )
+    if parts:
+        log.warning("suspicious audio (kept): %s", "; ".join(parts))
 
 
-def _fields_ok(meta: dict) -> bool:
-    return (
-        isinstance(meta["sample_rate"], int)
-        and all(isinstance(s, str) for s in meta["skipped"])
-        and all(isinstance(s, str) for s in meta["silent"])
-        and all(isinstance(f["path"], str) for f in meta["files"])
+def _index_ok(index: dict) -> bool:
+    return all(isinstance(index[k], int) for k in ("sample_rate", "clips_per_shard", "files", "n")) and (
+        isinstance(index["dtype"], str)
     )
 
 
-def open_cache(folder: Path, clips: list[Clip], sample_rate: int, verify: str = "size") -> WaveformStore:
-    """The store in ``folder``, checked as ``verify`` says; raises :class:`CacheProblem` saying what is
-    wrong."""
-    meta = read_meta(
-        folder, META_FORMAT, ARRAYS, _fields_ok, "written by an older version, without checksums"
-    )
-    if meta["sample_rate"] != sample_rate:
-        raise CacheProblem(f"meta.json records sample rate {meta['sample_rate']}, expected {sample_rate}")
-    if [f["path"] for f in meta["files"]] != [c.path for c in clips]:
-        raise CacheProblem("meta.json lists other audio files than the data set")
-    skipped = set(meta["skipped"])
-    kept = [c for c in clips if c.path not in skipped]
-    if meta["n"] != len(kept):
-        raise CacheProblem(f"meta.json records {meta['n']} clips, the data set keeps {len(kept)}")
-    waves = load_checked_array(folder, "waves.npy", meta["arrays"]["waves.npy"], mmap=True)
-    offsets = load_checked_array(folder, "offsets.npy", meta["arrays"]["offsets.npy"], mmap=False)
-    if waves.ndim != 1 or waves.dtype != np.float32 or offsets.ndim != 1 or offsets.dtype != np.int64:
-        raise CacheProblem("waves.npy must be 1-D float32 and offsets.npy 1-D int64")
-    check_offsets(offsets, len(kept), len(waves))
-    if verify == "full":
-        check_checksums(folder, meta, ARRAYS)
-        if not all_finite(waves):
-            raise CacheProblem("waves.npy holds NaN or infinite values")
-        changed = []
-        for f in meta["files"]:
-            try:
-                digest = file_digest(f["path"])
-            except OSError:
-                digest = None
-            if digest != f.get("blake2b"):
-                changed.append(f["path"])
-        if changed:
+def _shard_fields_ok(meta: dict) -> bool:
+    return isinstance(meta["files"], list)
+
+
+@dataclass
+class WaveformCache:
+    """One waveform cache folder: how to open it and how to build (or resume, or repair) it."""
+
+    folder: Path
+    clips: list[Clip]
+    settings: ShardSettings
+    per_shard: int
+    workers: int
+
+    def __post_init__(self) -> None:
+        self.ranges = shard_ranges(len(self.clips), self.per_shard)
+        self.paths = [c.path for c in self.clips]
+
+    def shard_paths(self, i: int) -> list[str]:
+        start, stop = self.ranges[i]
+        return self.paths[start:stop]
+
+    def open(self, folder: Path, verify: str = "size") -> WaveformStore:
+        """The store in ``folder``, checked as ``verify`` says; raises :class:`CacheProblem` (or
+        :class:`~clusterlight.data.shard_open.DamagedShards`) saying what is wrong."""
+        index = read_index(folder, INDEX_FORMAT, _index_ok)
+        expected = (self.settings.sample_rate, self.settings.cache_dtype, self.per_shard, len(self.clips))
+        found = (index["sample_rate"], index["dtype"], index["clips_per_shard"], index["files"])
+        if found != expected:
             raise CacheProblem(
-                f"{len(changed)} audio file(s) changed since the cache was written (their size and "
-                f"modification time did not): {_listing(changed)}"
+                f"index.json records (sample rate, dtype, shard size, files) {found}, expected {expected}"
             )
-    return WaveformStore(
-        waves=waves,
-        offsets=offsets,
-        clips=kept,
-        skipped=sorted(skipped),
-        silent=[s for s in meta["silent"] if s not in skipped],
-        digest="-".join(meta["arrays"][name]["blake2b"] for name in ARRAYS),
-    )
+        names = [shard_name(i) for i in range(len(self.ranges))]
+        if [s["name"] for s in index["shards"]] != names:
+            raise CacheProblem(f"index.json lists other shards than the {len(names)} expected")
+        records = index["shards"]
+        shards = open_shards(names, lambda name: self._open_shard(folder, records[int(name[6:])]))
+        if verify == "full":
+            args = [(str(folder / n), self.shard_paths(i), self.settings) for i, n in enumerate(names)]
+            check_shards_fully(names, shard_problem, args, self.workers, "waveform cache")
+        return self._store(folder, shards, index)
 
+    def _open_shard(self, folder: Path, record: dict) -> OpenShard:
+        read_shard_meta(folder, record, SHARD_FORMAT, ARRAYS, _shard_fields_ok)
+        return open_shard(folder / record["name"], self.shard_paths(int(record["name"][6:])), self.settings)
 
-def _build_cache(clips: list[Clip], sample_rate: int, folder: Path, on_bad_file: str) -> None:
-    if on_bad_file == "error":
-        missing = [c.path for c in clips if not Path(c.path).is_file()]
-        if missing:
-            more = f" ({len(missing)} files missing: {_listing(missing)})" if len(missing) > 1 else ""
-            raise DataError(f"audio file {missing[0]} does not exist{more}")
-    log.info("decoding %d audio files into %s", len(clips), folder)
-    waves, skipped, silent, files = [], [], [], []
-    for c in clips:
-        try:
-            digest = file_digest(c.path)  # before decoding: the bytes the cache was made from
-        except OSError:
-            digest = None
-        files.append({"path": c.path, "blake2b": digest})
-        try:
-            wave = decode(c.path, sample_rate)
-        except DataError as e:
-            if on_bad_file == "error":
-                raise
-            log.warning("skipping %s", e)
-            skipped.append(c.path)
-            continue
-        waves.append(wave)
-        if not wave.any():
-            silent.append(c.path)
-    if not waves:
-        raise DataError("no audio file could be decoded: every clip was skipped")
-    offsets = np.concatenate([[0], np.cumsum([len(w) for w in waves])]).astype(np.int64)
-    write_store(
-        folder,
-        lambda: {"waves.npy": np.concatenate(waves).astype(np.float32, copy=False), "offsets.npy": offsets},
-        lambda arrays: {
-            "format": META_FORMAT,
-            "sample_rate": sample_rate,
-            "n": len(waves),
-            "skipped": skipped,
-            "silent": silent,
-            "arrays": arrays,
-            "files": files,
-        },
-        opens(lambda p: open_cache(p, clips, sample_rate, "size")),
-    )
+    def _store(self, folder: Path, shards: list[OpenShard], index: dict) -> WaveformStore:
+        skipped = {p for s in shards for p in s.meta["skipped"]}
+        lengths = np.concatenate([np.diff(s.offsets) for s in shards]) if shards else np.zeros(0, np.int64)
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        if len(offsets) - 1 != index["n"]:
+            raise CacheProblem(f"index.json records {index['n']} clips, the shards hold {len(offsets) - 1}")
+        digest = json.dumps([s["arrays"][a]["blake2b"] for s in index["shards"] for a in ARRAYS])
+        return WaveformStore(
+            shards=[s.waves for s in shards],
+            offsets=offsets,
+            clips=[c for c in self.clips if c.path not in skipped],
+            skipped=sorted(skipped),
+            silent=[p for s in shards for p in s.meta["silent"]],
+            digest=hashlib.blake2b(digest.encode(), digest_size=16).hexdigest(),
+            clipped={p: n for s in shards for p, n in s.meta["clipped"].items()},
+            folder=folder,
+        )
+
+    def build(self, reuse: tuple[Path, Sequence[str]] | None) -> None:
+        """Decode the missing shards (all, or those of a partial build, or ``reuse``'s damaged ones) and
+        publish the cache."""
+        if self.settings.on_bad_file == "error":
+            missing = [p for p in self.paths if not Path(p).is_file()]
+            if missing:
+                more = f" ({len(missing)} files missing: {listing(missing)})" if len(missing) > 1 else ""
+                raise DataError(f"audio file {missing[0]} does not exist{more}")
+        log.info("decoding %d audio files into %s (%d workers)", len(self.clips), self.folder, self.workers)
+        partial = partial_folder(self.folder)
+        keep = None
+        if reuse is not None:
+            keep = (
+                reuse[0],
+                [shard_name(i) for i in range(len(self.ranges)) if shard_name(i) not in reuse[1]],
+            )
+        build_sharded(
+            self.folder,
+            len(self.ranges),
+            self._shard_whole,
+            write_shard,
+            lambda i: (str(partial / shard_name(i)), self.shard_paths(i), self.settings),
+            lambda i: self._report_skips(partial / shard_name(i)),
+            self._write_index,
+            opens(self.open),
+            self.workers,
+            lambda i: len(self.shard_paths(i)),
+            f"decoding audio into {self.folder.name}",
+            keep,
+        )
+
+    def _shard_whole(self, i: int) -> bool:
+        """Whether shard ``i`` of the partial build is whole (published, and of these files)."""
+        path = partial_folder(self.folder) / shard_name(i)
+        return opens(lambda p: open_shard(p, self.shard_paths(i), self.settings))(path)
+
+    def _report_skips(self, shard: Path) -> None:
+        meta = json.loads((shard / "meta.json").read_text())
+        for reason in meta["skip_reasons"]:
+            log.warning("skipping %s", reason)
+
+    def _write_index(self, partial: Path) -> None:
+        metas = [
+            read_meta(partial / shard_name(i), SHARD_FORMAT, ARRAYS, _shard_fields_ok)
+            for i in range(len(self.ranges))
+        ]
+        n = sum(m["n"] for m in metas)
+        if n == 0:
+            raise DataError("no audio file could be decoded: every clip was skipped")
+        index = {
+            "format": INDEX_FORMAT,
+            "sample_rate": self.settings.sample_rate,
+            "dtype": self.settings.cache_dtype,
+            "clips_per_shard": self.per_shard,
+            "files": len(self.clips),
+            "n": n,
+            "shards": [
+                {"name": shard_name(i), "n": m["n"], "arrays": m["arrays"]} for i, m in enumerate(metas)
+            ],
+        }
+        (partial / "index.json").write_text(json.dumps(index))

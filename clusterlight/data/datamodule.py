@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, Subset
 from clusterlight import distributed
 from clusterlight.clusters import ClusterAssignments
 from clusterlight.data.array_store import VERIFY_MODES
-from clusterlight.data.audio import WaveformStore, load_waveforms
+from clusterlight.data.audio import WaveformStore, load_waveforms, usable_cores
 from clusterlight.data.cropping import PADDING_MODES
 from clusterlight.data.dataset import ClipDataset
 from clusterlight.data.imbalance import ratio_counts, subsample_to_ratio
@@ -25,6 +25,7 @@ from clusterlight.data.logmel_cache import cache_key as logmel_key  # beside aud
 from clusterlight.data.mixing import BatchMix
 from clusterlight.data.records import Clip, DataError
 from clusterlight.data.resident import RESIDENT_PADDING, ResidentWaveforms
+from clusterlight.data.sample_codec import check_cache_dtype, feature_dtype
 from clusterlight.data.sampling import EvaluationShard, OversamplingSampler, ShuffleSampler, loader_seed
 from clusterlight.data.sources import ClipSource, check_duplicates
 from clusterlight.data.splits import group_split, nested_fraction
@@ -68,7 +69,14 @@ class AudioDataModule(LightningDataModule):
             sizes, array headers, offsets: cheap, but blind to same-size garbage in the waveform
             bytes and to audio rewritten with unchanged size and modification time) or ``full``
             (also the checksums of the cache arrays and of every audio file, and finite values:
-            reads everything once). A cache failing its check is rebuilt, with a warning.
+            reads everything once, shard by shard in ``decode_workers`` processes). A damaged shard is
+            rebuilt alone, any other problem rebuilds the cache, with a warning.
+        decode_workers: processes that decode audio into the waveform cache and verify it (default:
+            the usable cores). The cache is the same bytes whatever their number.
+        cache_dtype: how the waveform cache stores samples: ``float32`` (default, exact), ``float16``
+            or ``int16`` (half the bytes; exact for 16-bit PCM at its native rate, round-trip rules in
+            :mod:`~clusterlight.data.sample_codec`). The log-mel feature cache is float16 unless this
+            is ``float32``. Batches are float32 either way.
         min_clip_seconds: clips shorter than this (after decoding), and all-zero clips, are counted
             and named in one warning at set-up (kept, not errors).
         cluster_size: target clips per cluster (default: the smallest training class's count).
@@ -117,6 +125,8 @@ class AudioDataModule(LightningDataModule):
         cache_dir: str = ".cache",
         on_bad_file: str = "error",
         verify_cache: str = "size",
+        decode_workers: int | None = None,
+        cache_dtype: str = "float32",
         min_clip_seconds: float = 0.05,
         cluster_size: int | None = None,
         cluster_every_n_epochs: int = 1,
@@ -129,6 +139,11 @@ class AudioDataModule(LightningDataModule):
         super().__init__()
         _check_input_settings(padding, waveforms_on_device, feature_cache, sampler, verify_cache)
         _check_amounts(train_fraction, min_clip_seconds)
+        check_cache_dtype(cache_dtype)
+        if decode_workers is not None and decode_workers < 1:
+            raise DataError(
+                f"data.decode_workers must be at least 1 (or null: the usable cores), got {decode_workers}"
+            )
         self.source = source or SyntheticSource(root=f"{cache_dir}/synth")
         self.classes, self.class_map = list(classes) if classes else None, dict(class_map or {})
         self.folds = {
@@ -142,6 +157,7 @@ class AudioDataModule(LightningDataModule):
         self.batch_size, self.num_workers, self.sampler = batch_size, num_workers, sampler
         self.cache_dir, self.on_bad_file = cache_dir, on_bad_file
         self.verify_cache, self.min_clip_seconds = verify_cache, min_clip_seconds
+        self.decode_workers, self.cache_dtype = decode_workers, cache_dtype
         self.clusters = ClusterAssignments(
             cluster_size, cluster_every_n_epochs, kmeans_iters, balanced_clusters, seed
         )
@@ -299,11 +315,18 @@ class AudioDataModule(LightningDataModule):
         """Open (or build) the log-mel cache of ``frontend`` and hand it to the datasets, unless the one
         they have is of the same front-end settings already."""
         if self.logmel is not None and self.logmel.key == logmel_key(
-            self.store, frontend, self.n_samples, self.padding
+            self.store, frontend, self.n_samples, self.padding, feature_dtype(self.cache_dtype)
         ):
             return
         self.logmel = load_logmel(
-            self.store, frontend, self.n_samples, self.padding, self.cache_dir, self.verify_cache
+            self.store,
+            frontend,
+            self.n_samples,
+            self.padding,
+            self.cache_dir,
+            self.verify_cache,
+            self.cache_dtype,
+            self.decode_workers or usable_cores(),
         )
         for dataset in self.datasets.values():
             dataset.logmel = self.logmel
@@ -316,6 +339,8 @@ class AudioDataModule(LightningDataModule):
             self.on_bad_file,
             self.verify_cache,
             self.min_clip_seconds,
+            self.decode_workers,
+            self.cache_dtype,
         )
 
     def use_frontend(self, frontend: LogMel) -> None:

@@ -4,13 +4,18 @@ memory-mapped by every later run (``data.feature_cache: true``).
 Training then skips the STFT and mel filters of every batch: the model's front end
 (:class:`~clusterlight.features.LogMel`) takes the cached log-mel and applies only its time pooling and
 SpecAugment. The cache is keyed, written and verified like the waveform cache
-(:mod:`clusterlight.data.audio`), in the same checksummed array store
-(:mod:`clusterlight.data.array_store`): its key covers the decoded waveforms' checksums (so the files, sizes,
-modification times and sample rate behind them), the front end's mel filterbank and STFT settings, the
-window length and the padding; the folder is written under a temporary name and renamed into place;
-``meta.json`` records each array's shape, dtype, byte size and checksum; ``verify`` is ``size`` or
-``full`` (also the checksums and finite values); a cache failing its check is logged, moved aside and
-rebuilt.
+(:mod:`clusterlight.data.audio`), in shards of 256 clips (store rows), each a checksummed array store
+(:mod:`clusterlight.data.array_store`: ``logmel.npy`` and ``offsets.npy``), plus ``index.json`` written last
+(:mod:`clusterlight.data.shard_build`): its key covers the decoded waveforms' checksums (so the files, sizes,
+modification times, sample rate and cache dtype behind them), the front end's mel filterbank and STFT
+settings, the window length, the padding and the stored dtype; the build resumes from its finished shards
+and the folder appears only when complete; ``verify`` is ``size`` or ``full`` (also the checksums and finite
+values, shard by shard in parallel); a damaged shard is rebuilt alone, any other problem rebuilds the cache,
+with a warning.
+
+The frames are stored as float32, or as float16 when the waveform cache is not float32
+(:func:`~clusterlight.data.sample_codec.feature_dtype`: relative error ``<= 2**-11``), and read back as
+float32.
 
 What is stored, per clip: the log-mel frames ``[frames, n_mels]`` of its *extended* waveform, in which
 every window the crop/pad rule (:mod:`clusterlight.data.cropping`) can cut is one contiguous stretch:
@@ -35,8 +40,10 @@ import copy
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -48,18 +55,27 @@ from clusterlight.data.array_store import (
     check_offsets,
     check_verify,
     load_checked_array,
-    open_or_build,
     opens,
     read_meta,
     write_store,
 )
-from clusterlight.data.audio import WaveformStore
+from clusterlight.data.audio import CLIPS_PER_SHARD, WaveformStore
 from clusterlight.data.records import DataError
+from clusterlight.data.sample_codec import feature_dtype
+from clusterlight.data.shard_build import build_sharded, partial_folder, shard_name, shard_ranges
+from clusterlight.data.shard_open import (
+    check_shards_fully,
+    open_or_build_sharded,
+    open_shards,
+    read_index,
+    read_shard_meta,
+)
 from clusterlight.features import LOG_OFFSET
 
 log = logging.getLogger(__name__)
-FEATURE_VERSION = 1  # part of the cache key: bump when the stored values change
-META_FORMAT = 1
+FEATURE_VERSION = 2  # part of the cache key: bump when the stored values or the layout change
+INDEX_FORMAT = 1
+SHARD_FORMAT = 1
 ARRAYS = ("logmel.npy", "offsets.npy")
 FEATURE_PADDING = ("loop", "zero")
 
@@ -108,17 +124,24 @@ def frontend_key(frontend) -> dict:
 
 @dataclass
 class LogMelStore:
-    """Ragged cached log-mel: clip (store row) ``i`` is ``frames[offsets[i]:offsets[i+1]]``, each frame
-    ``n_mels`` values; a window of ``n_samples`` is ``window_frames`` frames. ``key`` is the cache key
-    (:func:`cache_key`) it was opened with."""
+    """Sharded cached log-mel: clip (store row) ``i`` is frames ``offsets[i]:offsets[i+1]`` of the shards
+    laid end to end, each frame ``n_mels`` values; a window of ``n_samples`` is ``window_frames`` frames.
+    ``key`` is the cache key (:func:`cache_key`) it was opened with."""
 
-    frames: np.ndarray
+    shards: list[np.ndarray]
     offsets: np.ndarray
     lengths: np.ndarray  # samples of each clip (the waveform store's)
     n_samples: int
     padding: str
     hop_length: int
     key: str
+    shard_start: np.ndarray = field(init=False)
+    shard_of: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.shard_start = np.concatenate([[0], np.cumsum([len(s) for s in self.shards])]).astype(np.int64)
+        shard_of = np.searchsorted(self.shard_start, self.offsets[:-1], side="right") - 1
+        self.shard_of = np.minimum(shard_of, max(len(self.shards) - 1, 0))
 
     @property
     def window_frames(self) -> int:
@@ -134,11 +157,12 @@ class LogMelStore:
 
     def window(self, row: int, offset: int) -> np.ndarray:
         """Log-mel ``[n_mels, window_frames]`` of clip ``row``'s window at crop ``offset``."""
-        f = int(self.offsets[row]) + self.first_frame(row, offset)
-        return np.ascontiguousarray(self.frames[f : f + self.window_frames].T, dtype=np.float32)
+        s = int(self.shard_of[row])
+        f = int(self.offsets[row] - self.shard_start[s]) + self.first_frame(row, offset)
+        return np.ascontiguousarray(self.shards[s][f : f + self.window_frames].T, dtype=np.float32)
 
 
-def cache_key(store: WaveformStore, frontend, n_samples: int, padding: str) -> str:
+def cache_key(store: WaveformStore, frontend, n_samples: int, padding: str, dtype: str = "float32") -> str:
     blob = json.dumps(
         {
             "v": FEATURE_VERSION,
@@ -146,6 +170,7 @@ def cache_key(store: WaveformStore, frontend, n_samples: int, padding: str) -> s
             "frontend": frontend_key(frontend),
             "n_samples": n_samples,
             "padding": padding,
+            "dtype": dtype,
         },
         sort_keys=True,
     )
@@ -159,67 +184,165 @@ def load_logmel(
     padding: str,
     cache_dir: str | Path,
     verify: str = "size",
+    cache_dtype: str = "float32",
+    workers: int = 1,
+    clips_per_shard: int = CLIPS_PER_SHARD,
 ) -> LogMelStore:
     """Compute the log-mel of every clip of ``store`` once into the cache (or reuse it) and return the
-    memory-mapped store; ``frontend`` is the model's :class:`~clusterlight.features.LogMel`."""
+    memory-mapped store; ``frontend`` is the model's :class:`~clusterlight.features.LogMel`, ``cache_dtype``
+    the waveform cache's (it sets the stored dtype), ``workers`` the processes of ``verify: full``."""
     if padding not in FEATURE_PADDING:
         raise DataError(f"the log-mel feature cache supports padding {FEATURE_PADDING}, got {padding!r}")
     check_verify(verify)
     if not store.digest:
         raise DataError("the log-mel feature cache needs a waveform store opened from its cache")
-    key = cache_key(store, frontend, n_samples, padding)
+    dtype = feature_dtype(cache_dtype)
+    key = cache_key(store, frontend, n_samples, padding, dtype)
     folder = Path(cache_dir).expanduser() / f"logmel-{key}"
-    hop = int(frontend.mel.spectrogram.hop_length)
-    return open_or_build(
-        folder,
-        "log-mel feature cache",
-        lambda f, v: open_logmel(f, key, store, n_samples, padding, hop, v),
-        lambda: _build(store, frontend, n_samples, padding, folder, key),
-        verify,
-        log,
-    )
+    cache = LogMelCache(folder, key, store, frontend, n_samples, padding, dtype, clips_per_shard, workers)
+    return open_or_build_sharded(folder, "log-mel feature cache", cache.open, cache.build, verify, log)
 
 
-def _fields_ok(meta: dict) -> bool:
+def _index_ok(index: dict) -> bool:
+    return isinstance(index["key"], str) and isinstance(index["n"], int)
+
+
+def _shard_fields_ok(meta: dict) -> bool:
     return isinstance(meta["key"], str)
 
 
-def open_logmel(
-    folder: Path, key: str, store: WaveformStore, n_samples: int, padding: str, hop: int, verify: str = "size"
-) -> LogMelStore:
-    """The cached log-mel in ``folder``, checked as ``verify`` says; raises :class:`CacheProblem` saying
-    what is wrong."""
-    meta = read_meta(folder, META_FORMAT, ARRAYS, _fields_ok)
-    if meta["key"] != key:
-        raise CacheProblem(f"meta.json records key {meta['key']}, expected {key}")
-    if meta["n"] != len(store):
-        raise CacheProblem(f"meta.json records {meta['n']} clips, the waveform store holds {len(store)}")
-    frames = load_checked_array(folder, "logmel.npy", meta["arrays"]["logmel.npy"], mmap=True)
-    offsets = load_checked_array(folder, "offsets.npy", meta["arrays"]["offsets.npy"], mmap=False)
-    if frames.ndim != 2 or frames.dtype != np.float32 or offsets.ndim != 1 or offsets.dtype != np.int64:
-        raise CacheProblem("logmel.npy must be 2-D float32 and offsets.npy 1-D int64")
-    cached = LogMelStore(frames, offsets, store.lengths(), n_samples, padding, hop, key)
-    check_offsets(offsets, len(store), len(frames), cached.window_frames)
-    if verify == "full":
-        check_checksums(folder, meta, ARRAYS)
-        if not all_finite(frames.reshape(-1)):
-            raise CacheProblem("logmel.npy holds NaN or infinite values")
-    return cached
+def logmel_shard_problem(folder: str) -> str | None:
+    """What ``verify: full`` finds wrong with a log-mel shard (checksums, finite values), or ``None``."""
+    path = Path(folder)
+    try:
+        meta = read_meta(path, SHARD_FORMAT, ARRAYS, _shard_fields_ok)
+        check_checksums(path, meta, ARRAYS)
+        frames = np.load(path / "logmel.npy", mmap_mode="r")
+    except (CacheProblem, ValueError, OSError) as e:
+        return str(e)
+    if not all_finite(frames.reshape(-1)):
+        return "logmel.npy holds NaN or infinite values"
+    return None
 
 
-@torch.no_grad()
-def _build(store: WaveformStore, frontend, n_samples: int, padding: str, folder: Path, key: str) -> None:
-    log.info("computing the log-mel of %d clips into %s", len(store), folder)
-    frontend = copy.deepcopy(frontend).cpu().eval()
-    chunks = []
-    for i in range(len(store)):
-        wave = torch.tensor(extended_wave(store.wave(i), n_samples, padding))
-        chunks.append(frontend.logmel(wave).T.contiguous().numpy())
-    offsets = np.concatenate([[0], np.cumsum([len(c) for c in chunks])]).astype(np.int64)
-    hop = int(frontend.mel.spectrogram.hop_length)
-    write_store(
-        folder,
-        lambda: {"logmel.npy": np.concatenate(chunks).astype(np.float32), "offsets.npy": offsets},
-        lambda arrays: {"format": META_FORMAT, "key": key, "n": len(store), "arrays": arrays},
-        opens(lambda p: open_logmel(p, key, store, n_samples, padding, hop, "size")),
-    )
+@dataclass
+class LogMelCache:
+    """One log-mel cache folder: how to open it and how to build (or resume, or repair) it."""
+
+    folder: Path
+    key: str
+    store: WaveformStore
+    frontend: Any  # a LogMel
+    n_samples: int
+    padding: str
+    dtype: str
+    per_shard: int
+    workers: int
+
+    def __post_init__(self) -> None:
+        self.ranges = shard_ranges(len(self.store), self.per_shard)
+        self.hop = int(self.frontend.mel.spectrogram.hop_length)
+
+    @property
+    def window_frames(self) -> int:
+        return self.n_samples // self.hop + 1
+
+    def open(self, folder: Path, verify: str = "size") -> LogMelStore:
+        """The cached log-mel in ``folder``, checked as ``verify`` says; raises :class:`CacheProblem` saying
+        what is wrong."""
+        index = read_index(folder, INDEX_FORMAT, _index_ok)
+        if index["key"] != self.key:
+            raise CacheProblem(f"index.json records key {index['key']}, expected {self.key}")
+        if index["n"] != len(self.store):
+            raise CacheProblem(
+                f"index.json records {index['n']} clips, the waveform store holds {len(self.store)}"
+            )
+        names = [shard_name(i) for i in range(len(self.ranges))]
+        if [s["name"] for s in index["shards"]] != names:
+            raise CacheProblem(f"index.json lists other shards than the {len(names)} expected")
+        records = index["shards"]
+        shards = open_shards(names, lambda name: self._open_shard(folder, records[int(name[6:])]))
+        if verify == "full":
+            args = [(str(folder / name),) for name in names]
+            check_shards_fully(names, logmel_shard_problem, args, self.workers, "log-mel feature cache")
+        lengths = [np.diff(offsets) for _, offsets in shards]
+        offsets = np.concatenate([[0], np.cumsum(np.concatenate(lengths))]).astype(np.int64)
+        frames = [f for f, _ in shards]
+        return LogMelStore(
+            frames, offsets, self.store.lengths(), self.n_samples, self.padding, self.hop, self.key
+        )
+
+    def _open_shard(self, folder: Path, record: dict) -> tuple[np.ndarray, np.ndarray]:
+        read_shard_meta(folder, record, SHARD_FORMAT, ARRAYS, _shard_fields_ok)
+        return self._open_shard_folder(folder / record["name"], int(record["name"][6:]))
+
+    def _open_shard_folder(self, path: Path, i: int) -> tuple[np.ndarray, np.ndarray]:
+        meta = read_meta(path, SHARD_FORMAT, ARRAYS, _shard_fields_ok)
+        start, stop = self.ranges[i]
+        if meta["key"] != self.key or meta["n"] != stop - start:
+            raise CacheProblem(
+                f"meta.json records key {meta['key']} and {meta['n']} clips, expected "
+                f"{self.key} and {stop - start}"
+            )
+        frames = load_checked_array(path, "logmel.npy", meta["arrays"]["logmel.npy"], mmap=True)
+        offsets = load_checked_array(path, "offsets.npy", meta["arrays"]["offsets.npy"], mmap=False)
+        if (
+            frames.ndim != 2
+            or str(frames.dtype) != self.dtype
+            or offsets.ndim != 1
+            or offsets.dtype != np.int64
+        ):
+            raise CacheProblem(f"logmel.npy must be 2-D {self.dtype} and offsets.npy 1-D int64")
+        check_offsets(offsets, stop - start, len(frames), self.window_frames)
+        return frames, offsets
+
+    def build(self, reuse: tuple[Path, Sequence[str]] | None) -> None:
+        log.info("computing the log-mel of %d clips into %s", len(self.store), self.folder)
+        partial = partial_folder(self.folder)
+        names = [shard_name(i) for i in range(len(self.ranges))]
+        keep = None if reuse is None else (reuse[0], [n for n in names if n not in reuse[1]])
+        self.frontend_cpu = copy.deepcopy(self.frontend).cpu().eval()
+        build_sharded(
+            self.folder,
+            len(self.ranges),
+            lambda i: opens(lambda p: self._open_shard_folder(p, i))(partial / shard_name(i)),
+            self._write_shard,
+            lambda i: (i,),
+            lambda i: None,
+            self._write_index,
+            opens(self.open),
+            1,  # in this process: the front end stays here
+            lambda i: self.ranges[i][1] - self.ranges[i][0],
+            f"computing log-mel into {self.folder.name}",
+            keep,
+        )
+
+    @torch.no_grad()
+    def _write_shard(self, i: int) -> None:
+        chunks = []
+        for row in range(*self.ranges[i]):
+            wave = torch.tensor(extended_wave(self.store.wave(row), self.n_samples, self.padding))
+            chunks.append(self.frontend_cpu.logmel(wave).T.contiguous().numpy().astype(self.dtype))
+        offsets = np.concatenate([[0], np.cumsum([len(c) for c in chunks])]).astype(np.int64)
+        path = partial_folder(self.folder) / shard_name(i)
+        write_store(
+            path,
+            lambda: {"logmel.npy": np.concatenate(chunks), "offsets.npy": offsets},
+            lambda arrays: {"format": SHARD_FORMAT, "key": self.key, "n": len(chunks), "arrays": arrays},
+            opens(lambda p: self._open_shard_folder(p, i)),
+        )
+
+    def _write_index(self, partial: Path) -> None:
+        metas = [
+            read_meta(partial / shard_name(i), SHARD_FORMAT, ARRAYS, _shard_fields_ok)
+            for i in range(len(self.ranges))
+        ]
+        index = {
+            "format": INDEX_FORMAT,
+            "key": self.key,
+            "n": len(self.store),
+            "shards": [
+                {"name": shard_name(i), "n": m["n"], "arrays": m["arrays"]} for i, m in enumerate(metas)
+            ],
+        }
+        (partial / "index.json").write_text(json.dumps(index))

@@ -8,7 +8,6 @@ host-device link after the first copy. The crop/pad rule is :mod:`clusterlight.d
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from clusterlight.data.audio import WaveformStore
@@ -23,9 +22,7 @@ class ResidentWaveforms:
 
     def __init__(self, store: WaveformStore, device: torch.device | str) -> None:
         self.device = torch.device(device)
-        self.waves = torch.from_numpy(np.array(store.waves, dtype=np.float32)).to(
-            self.device
-        )  # one read of the memory map
+        self.waves = torch.from_numpy(store.all_waves()).to(self.device)  # one read of the cache
         self.offsets = torch.from_numpy(store.offsets[:-1]).to(self.device)
         self.lengths = torch.from_numpy(store.lengths()).to(self.device)
 

@@ -1,0 +1,111 @@
+"""Progress of a long loop: a tqdm bar on a terminal, otherwise one log line every ``every`` seconds.
+
+Usage::
+
+    from clusterlight.progress import progress
+
+    for path in progress(paths, "decoding", unit="files"):
+        ...
+
+    with progress(total=n_files, desc="decoding", unit="files") as bar:
+        bar.update(256)  # 256 more done
+
+``progress(iterable)`` iterates; ``progress(total=n)`` is a counter advanced with ``update(k)`` and closed
+by ``close()`` or a ``with`` block. When stderr is not a terminal (a batch job, a log file), the bar is
+replaced by ``INFO`` lines on the ``clusterlight.progress`` logger: ``desc: done/total unit (pct), rate
+unit/s, ETA``, at most one per ``every`` seconds, plus one at the end.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any, Generic, TypeVar
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+LOG_EVERY_SECONDS = 30.0
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+class LogProgress:
+    """A counter that logs ``done/total``, the rate and the ETA at most once per ``every`` seconds."""
+
+    def __init__(self, total: int | None, desc: str, unit: str, every: float) -> None:
+        self.total, self.desc, self.unit, self.every = total, desc, unit, every
+        self.n = 0
+        self.start = self.last = time.monotonic()
+        self.closed = False
+
+    def update(self, k: int = 1) -> None:
+        self.n += k
+        now = time.monotonic()
+        if now - self.last >= self.every:
+            self.last = now
+            log.info(self.line(now))
+
+    def line(self, now: float) -> str:
+        elapsed = max(now - self.start, 1e-9)
+        rate = self.n / elapsed
+        if not self.total:
+            return (
+                f"{self.desc}: {self.n} {self.unit}, {rate:.1f} {self.unit}/s, {_duration(elapsed)} elapsed"
+            )
+        eta = (self.total - self.n) / rate if rate > 0 else float("inf")
+        eta_text = _duration(eta) if eta != float("inf") else "?"
+        return (
+            f"{self.desc}: {self.n}/{self.total} {self.unit} ({100 * self.n / self.total:.0f}%), "
+            f"{rate:.1f} {self.unit}/s, ETA {eta_text}"
+        )
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            log.info(self.line(time.monotonic()))
+
+    def __enter__(self) -> LogProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Iterating(Generic[T]):
+    """An iterable that advances ``counter`` by one per item and closes it at the end."""
+
+    def __init__(self, items: Iterable[T], counter: Any) -> None:
+        self.items, self.counter = items, counter
+
+    def __iter__(self) -> Iterator[T]:
+        with self.counter:
+            for item in self.items:
+                yield item
+                self.counter.update(1)
+
+
+def progress(
+    iterable: Iterable[T] | None = None,
+    desc: str = "",
+    unit: str = "it",
+    total: int | None = None,
+    every: float = LOG_EVERY_SECONDS,
+) -> Any:
+    """Progress over ``iterable`` (iterate it) or over ``total`` items (call ``update(k)``, then
+    ``close()``): a tqdm bar when stderr is a terminal, else log lines every ``every`` seconds."""
+    if total is None and iterable is not None and hasattr(iterable, "__len__"):
+        total = len(iterable)  # type: ignore[arg-type]
+    if sys.stderr.isatty():
+        from tqdm.auto import tqdm
+
+        counter: Any = tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True)
+    else:
+        counter = LogProgress(total, desc, unit, every)
+    return counter if iterable is None else _Iterating(iterable, counter)
