@@ -252,9 +252,8 @@ class AudioModule(RecordsInitArgs, LightningModule):
     @classmethod
     def load_from_checkpoint(
         cls,
-        # narrower than LightningModule's: a checkpoint file and a device (no file object, no location map)
-        checkpoint_path: str | Path,  # type: ignore[override]
-        map_location: str | torch.device | None = None,  # type: ignore[override]
+        checkpoint_path: str | Path,  # type: ignore[override]  # a file path, no file object
+        map_location: str | torch.device | None = None,  # type: ignore[override]  # a device, no map
         hparams_file: str | Path | None = None,
         strict: bool | None = None,
         weights_only: bool | None = None,
