@@ -26,6 +26,8 @@ import multiprocessing
 import os
 import shutil
 import signal
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
@@ -94,6 +96,18 @@ def _link_or_copy(src: str, dst: str) -> None:
         shutil.copy2(src, dst)
 
 
+def exit_with_parent(parent: int) -> None:
+    """In a worker: exit as soon as the process that started it is gone (a SIGKILLed build leaves no
+    workers behind)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def _kill_after() -> int:
     try:
         return int(os.environ.get(KILL_AFTER_ENV, "0"))
@@ -123,7 +137,12 @@ def write_shards(
             after_shard(i)
             _published(k + 1, kill_after)
         return
-    pool = ProcessPoolExecutor(min(workers, len(todo)), mp_context=multiprocessing.get_context("spawn"))
+    pool = ProcessPoolExecutor(
+        min(workers, len(todo)),
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=exit_with_parent,
+        initargs=(os.getpid(),),
+    )
     futures: list[Future] = []
     try:
         futures = [pool.submit(write_shard, *shard_args(i)) for i in todo]
