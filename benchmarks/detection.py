@@ -9,7 +9,7 @@ long recordings.
    background with the rare classes mixed in at known onsets and SNRs, seed ``--long_seed`` (none of
    the training seeds), and their ``annotations.csv``.
 3. **Detect** with each run's selected checkpoint (the last stage's, chosen by validation macro error)
-   through ``clusterlight.inference.detect``: windows of one clip every ``--hop`` seconds, the
+   through ``clusterlight.inference.recordings``: windows of one clip every ``--hop`` seconds, the
    checkpoint's per-class thresholds when it has them (else 0.5; the table says which), median filter.
 4. **Score** with event-based F1 and error rate, class-wise averaged, onsets within a 500 ms collar,
    offsets ignored (the DCASE 2017 task 2 rule, ``clusterlight.detection.scoring``), and print mean ±
@@ -54,7 +54,7 @@ from clusterlight.detection import (
 )
 from clusterlight.experiment import run_experiment
 from clusterlight.inference import load
-from clusterlight.inference.detect import Detection, detect_recording
+from clusterlight.inference.recordings import Detection, detect_recording
 from clusterlight.runs import best_in
 from clusterlight.version import __version__
 

@@ -421,7 +421,7 @@ def export_timings(ckpt: Path, workdir: Path, seconds: float = 3.0) -> dict:
     """Figure 9: wall time of each export call (the ONNX one includes checking onnxruntime against
     PyTorch) and of the export alone (as the sidecar records it), then clips/s at batch 1 and 64."""
     from clusterlight.inference.export import export_onnx, export_torchscript
-    from clusterlight.inference.load import load
+    from clusterlight.inference.loading import load
 
     model = load(ckpt)
     out = {}

@@ -9,7 +9,7 @@ import torch
 from helpers.benchmarks import load_benchmark
 
 from clusterlight.detection import Event
-from clusterlight.inference.detect import Detection
+from clusterlight.inference.recordings import Detection
 
 bench = load_benchmark("detection")
 CLASSES = ["dog_bark", "baby_cry", "gunshot"]

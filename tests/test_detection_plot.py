@@ -11,7 +11,8 @@ from clusterlight.detection import Event, plot_detection, read_events_csv
 from clusterlight.detection.plot import DEFAULT_SIZE
 from clusterlight.inference import load
 from clusterlight.inference.commands import detect_main
-from clusterlight.inference.detect import detect, detect_recording, thresholds_of
+from clusterlight.inference.recordings import detect, detect_recording
+from clusterlight.inference.thresholds import thresholds_of
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CLASSES = ["dog_bark", "baby_cry", "gunshot", "background"]

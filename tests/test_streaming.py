@@ -231,7 +231,10 @@ def test_stream_command_exits_cleanly_on_sigint(model, recording, tmp_path):
     path, wave = recording
     ckpt = checkpoint(model, tmp_path, thresholds_for(model, path))
     # threshold 0: every window active, an event of each class open until the end
+    # one read takes the 3 s whole, however slow the machine: the SIGINT comes while they are scored or
+    # while the next read blocks
     cmd = [sys.executable, "-m", "clusterlight", "stream", "--ckpt_path", str(ckpt), "--thresholds", "0"]
+    cmd += ["--chunk_ms", "3000"]
     proc = subprocess.Popen(
         cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=subprocess_env()
     )

@@ -1,18 +1,49 @@
-"""From a trained checkpoint to answers: load it, classify files, detect events in recordings."""
+"""From a trained checkpoint to answers: load it, classify files, detect events in recordings and
+streams, run an exported model.
 
-from clusterlight.inference.detect import Detection, detect, detect_recording, score_curves
-from clusterlight.inference.load import load
-from clusterlight.inference.predict import Predictor, audio_inputs, predict_files
-from clusterlight.inference.streaming import StreamingDetector
+The names below load on first use (PEP 562): :class:`StreamingDetector` and :class:`OnnxModel` work
+with numpy and onnxruntime alone, the others need torch.
+"""
 
-__all__ = [
-    "Detection",
-    "Predictor",
-    "StreamingDetector",
-    "audio_inputs",
-    "detect",
-    "detect_recording",
-    "load",
-    "predict_files",
-    "score_curves",
-]
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+_EXPORTS = {  # name: the module that defines it
+    "Detection": "clusterlight.inference.recordings",
+    "OnnxModel": "clusterlight.inference.onnx_model",
+    "Predictor": "clusterlight.inference.predict",
+    "StreamingDetector": "clusterlight.inference.streaming",
+    "audio_inputs": "clusterlight.inference.predict",
+    "detect": "clusterlight.inference.recordings",
+    "detect_recording": "clusterlight.inference.recordings",
+    "load": "clusterlight.inference.loading",
+    "predict_files": "clusterlight.inference.predict",
+    "score_curves": "clusterlight.inference.recordings",
+}
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:  # what the names above are, for type checkers and editors
+    from clusterlight.inference.loading import load as load
+    from clusterlight.inference.onnx_model import OnnxModel as OnnxModel
+    from clusterlight.inference.predict import Predictor as Predictor
+    from clusterlight.inference.predict import audio_inputs as audio_inputs
+    from clusterlight.inference.predict import predict_files as predict_files
+    from clusterlight.inference.recordings import Detection as Detection
+    from clusterlight.inference.recordings import detect as detect
+    from clusterlight.inference.recordings import detect_recording as detect_recording
+    from clusterlight.inference.recordings import score_curves as score_curves
+    from clusterlight.inference.streaming import StreamingDetector as StreamingDetector
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'clusterlight.inference' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

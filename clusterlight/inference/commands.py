@@ -1,20 +1,23 @@
 """``clusterlight predict --ckpt_path X INPUT...``, ``clusterlight detect --ckpt_path X RECORDING...``,
-``clusterlight export`` and ``clusterlight stream --ckpt_path X`` (events of a live stream)."""
+``clusterlight export`` (ONNX, int8 ONNX, TorchScript) and ``clusterlight stream --ckpt_path X`` or
+``--onnx MODEL`` (events of a live stream)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 from clusterlight.detection import event_based_scores, onset_lead, read_events_csv, write_events_csv
-from clusterlight.inference.detect import detect_recording, plot, thresholds_of
-from clusterlight.inference.load import load
+from clusterlight.inference.loading import load
 from clusterlight.inference.predict import Predictor, audio_inputs, write_predictions
+from clusterlight.inference.recordings import detect_recording, plot
+from clusterlight.inference.thresholds import thresholds_of
 from clusterlight.labels import BACKGROUND
 
 
@@ -161,16 +164,68 @@ def export_main(argv: list[str]) -> None:
     p.add_argument(
         "--stft", choices=("conv", "onnx"), default="conv", help="ONNX: the STFT as a Conv1d or the STFT op"
     )
+    p.add_argument(
+        "--quantize",
+        choices=("int8",),
+        default=None,
+        help="ONNX in int8 (onnxruntime quantization; the front end stays float32)",
+    )
+    p.add_argument(
+        "--method",
+        choices=("auto", "static", "dynamic"),
+        default="auto",
+        help="int8: static (calibrated activations; CNN) or dynamic (LSTM); auto picks by the network",
+    )
+    p.add_argument(
+        "--calibration",
+        nargs="+",
+        default=None,
+        metavar="AUDIO",
+        help="int8 static: audio files, folders or manifests to calibrate on (default: the run's training "
+        "split, rebuilt from the config.yaml beside the checkpoints folder)",
+    )
+    p.add_argument(
+        "--calibration_windows", type=int, default=256, help="int8 static: how many windows to calibrate on"
+    )
     a = p.parse_args(argv)
+    if a.quantize and (a.format != "onnx" or a.no_frontend or a.stft != "conv"):
+        p.error("--quantize int8 takes an ONNX export with the front end inside and --stft conv")
     from clusterlight.inference.export import export_onnx, export_torchscript
 
     model = load(a.ckpt_path)
     t0 = time.time()
-    if a.format == "onnx":
+    if a.quantize:
+        out = _export_int8(model, a)
+    elif a.format == "onnx":
         out = export_onnx(model, a.out, include_frontend=not a.no_frontend, stft=a.stft)
     else:
         out = export_torchscript(model, a.out)
-    print(f"wrote {out} ({a.format}) in {time.time() - t0:.1f} s")
+    print(f"wrote {out} ({a.quantize or a.format}) in {time.time() - t0:.1f} s")
+
+
+def _export_int8(model, a: argparse.Namespace) -> Path:
+    import onnx
+
+    from clusterlight.inference.calibration import file_windows, training_windows
+    from clusterlight.inference.export import export_onnx
+    from clusterlight.inference.quantize import choose_method, quantize_onnx
+
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = export_onnx(model, Path(tmp) / "fp32.onnx")
+        method, why = choose_method(onnx.load(str(fp32)), a.method)
+        calibration = None
+        if method == "static":
+            if a.calibration:
+                audio = model.card["audio"]
+                n = int(round(audio["sample_rate"] * audio["duration"]))
+                paths = audio_inputs(a.calibration)
+                calibration = file_windows(
+                    paths, audio["sample_rate"], n, audio["padding"] or "loop", a.calibration_windows
+                )
+            else:
+                calibration = training_windows(a.ckpt_path, a.calibration_windows)
+        print(f"[clusterlight] export: int8 {method} ({why})", file=sys.stderr)
+        return quantize_onnx(fp32, a.out, calibration, a.method)
 
 
 def stream_main(argv: list[str]) -> None:
@@ -180,7 +235,12 @@ def stream_main(argv: list[str]) -> None:
         "rate on stdin (e.g. arecord -f S16_LE -r RATE -c 1 -), or a file played at real speed; one "
         "JSON line per event as soon as it is final.",
     )
-    p.add_argument("--ckpt_path", required=True)
+    model_arg = p.add_mutually_exclusive_group(required=True)
+    model_arg.add_argument("--ckpt_path", help="a checkpoint (scored with PyTorch)")
+    model_arg.add_argument(
+        "--onnx", metavar="MODEL", help="a clusterlight export, with its .json (scored by onnxruntime)"
+    )
+    p.add_argument("--threads", type=int, default=1, help="--onnx: onnxruntime threads")
     p.add_argument("--chunk_ms", type=float, default=100.0, help="read this much audio at a time (ms)")
     p.add_argument(
         "--realtime", default=None, metavar="FILE", help="play FILE at real speed instead of reading stdin"
@@ -190,9 +250,10 @@ def stream_main(argv: list[str]) -> None:
     a = p.parse_args(argv)
     if a.chunk_ms <= 0:
         p.error("--chunk_ms must be positive")
+    from clusterlight.inference.onnx_model import OnnxModel
     from clusterlight.inference.streaming import StreamingDetector
 
-    model = load(a.ckpt_path, a.device)
+    model = OnnxModel(a.onnx, a.threads) if a.onnx else load(a.ckpt_path, a.device)
     detector = StreamingDetector(model, a.hop, a.thresholds, a.median_filter, a.min_gap, a.trim)
     rate = detector.sample_rate
     chunk = max(1, int(round(rate * a.chunk_ms / 1000)))

@@ -17,7 +17,10 @@ weakest bands: float32 round-off, torch's own front end is as far from the float
   strided ``Conv1d`` (a [2 * (n_fft // 2 + 1), 1, n_fft] kernel of cos/sin times the Hann window).
   onnxruntime runs the whole model faster with it than with the ONNX ``STFT`` op, which dominates
   the run time of the ``stft="onnx"`` graph (with the ``ReduceL2`` of the complex magnitude). Both
-  exporters accept it.
+  exporters accept it. The dynamo export records the kernel as the few ops that compute it
+  (:func:`dft_basis`), which onnxruntime folds when a session loads, rather than as a 1 MB table;
+  the graph's other constants are folded at export
+  (:func:`~clusterlight.inference.onnx_graph.fold_constants`).
 * ``stft="onnx"``: torchaudio's own ``MelSpectrogram``; the dynamo exporter translates
   ``torch.stft`` to the ONNX ``STFT`` op (opset >= 17). The TorchScript-based exporter
   (``dynamo=False``) refuses it ("STFT does not currently support complex types": torchaudio calls
@@ -47,13 +50,19 @@ import json
 import logging
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from clusterlight.features import LOG_OFFSET
+from clusterlight.features import LOG_OFFSET, LogMel
+from clusterlight.inference.onnx_graph import fold_constants
+
+if TYPE_CHECKING:
+    from clusterlight.modules.base import AudioModule
 
 DEFAULT_OPSET = 18  # the STFT op needs >= 17; 18 is the dynamo exporter's own default
 TOLERANCE = 1e-4  # largest probability difference accepted by ``verify``
@@ -61,36 +70,42 @@ STFT_CHOICES = ("torch", "conv", "onnx")  # "onnx": torch.stft, which the export
 _NOT_FOR_INFERENCE = ("reports", "loss")  # children of an AudioModule that prediction does not use
 
 
+def dft_basis(n_fft: int, win_length: int) -> torch.Tensor:
+    """The real and imaginary DFT rows times the periodic Hann window of ``win_length`` centred in
+    ``n_fft``: a ``[2 * (n_fft // 2 + 1), 1, n_fft]`` float32 Conv1d kernel. Computed from index
+    arithmetic (the angle's ``k * n mod n_fft`` in integers, so float32 keeps it to ~1e-7), which an
+    ONNX export records as a few ops instead of a 1 MB table; onnxruntime folds them once, when the
+    session loads."""
+    k = torch.arange(n_fft // 2 + 1)[:, None]
+    n = torch.arange(n_fft)[None]
+    angle = (k * n % n_fft).float() * (2 * torch.pi / n_fft)
+    m = torch.arange(n_fft) - (n_fft - win_length) // 2  # the window's own sample index
+    hann = 0.5 - 0.5 * torch.cos(m.clamp(min=0).float() * (2 * torch.pi / win_length))
+    window = torch.where((m >= 0) & (m < win_length), hann, torch.zeros(()))
+    return torch.cat([torch.cos(angle) * window, -torch.sin(angle) * window])[:, None]
+
+
 class DFTLogMel(nn.Module):
     """A :class:`~clusterlight.features.LogMel` (eval mode: no SpecAugment) with its STFT as a strided
-    ``Conv1d`` over the reflect-padded wave (kernels: the real and imaginary DFT rows times the Hann
-    window), for ONNX runtimes whose STFT op is slow. Same output to ~1e-6."""
+    ``Conv1d`` over the reflect-padded wave (kernel: :func:`dft_basis`), for ONNX runtimes whose STFT
+    op is slow. Same output to ~1e-6."""
+
+    fb: torch.Tensor  # the mel filterbank [n_fft // 2 + 1, n_mels], a buffer
 
     def __init__(self, frontend) -> None:
         super().__init__()
         settings = frontend_settings(frontend)
         self.n_fft, self.hop_length = settings["n_fft"], settings["hop_length"]
+        self.win_length = settings["win_length"]
         self.time_pool, self.log_offset = settings["time_pool"], settings["log_offset"]
-        win_length, n_fft = settings["win_length"], self.n_fft
-        window = torch.zeros(n_fft, dtype=torch.float64)
-        left = (n_fft - win_length) // 2
-        window[left : left + win_length] = torch.hann_window(win_length, periodic=True, dtype=torch.float64)
-        angle = (
-            2
-            * torch.pi
-            * torch.arange(n_fft // 2 + 1, dtype=torch.float64)[:, None]
-            * torch.arange(n_fft, dtype=torch.float64)[None]
-            / n_fft
-        )
-        basis = torch.cat([torch.cos(angle) * window, -torch.sin(angle) * window])[:, None]
-        self.register_buffer("basis", basis.float(), persistent=False)
         fb = frontend.mel.mel_scale.fb.detach().float().cpu().clone()
         self.register_buffer("fb", fb, persistent=False)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         half = self.n_fft // 2
         x = nn.functional.pad(wave.float()[:, None], (half, half), mode="reflect")
-        y = nn.functional.conv1d(x, self.basis, stride=self.hop_length)  # [B, 2 * freqs, frames]
+        basis = dft_basis(self.n_fft, self.win_length).to(x.device)
+        y = nn.functional.conv1d(x, basis, stride=self.hop_length)  # [B, 2 * freqs, frames]
         freqs = half + 1
         power = y[:, :freqs] ** 2 + y[:, freqs:] ** 2
         out = torch.log(torch.matmul(power.transpose(1, 2), self.fb).transpose(1, 2) + self.log_offset)
@@ -105,7 +120,7 @@ class Probabilities(nn.Module):
     ``torch.export`` accept. It shares the module's submodules (no copy); ``stft="conv"`` swaps the
     front end for :class:`DFTLogMel`."""
 
-    def __init__(self, model: nn.Module, include_frontend: bool = True, stft: str = "torch") -> None:
+    def __init__(self, model: AudioModule, include_frontend: bool = True, stft: str = "torch") -> None:
         super().__init__()
         if stft not in STFT_CHOICES:
             raise ValueError(f"stft must be one of {STFT_CHOICES}, not {stft!r}")
@@ -114,7 +129,8 @@ class Probabilities(nn.Module):
         self.parts = nn.ModuleDict({n: c for n, c in model.named_children() if n not in _NOT_FOR_INFERENCE})
         if stft == "conv":
             self.parts["frontend"] = DFTLogMel(model.frontend)
-        self._scores = model.scores_from_features  # a bound method: the LightningModule stays unregistered
+        # a bound method: the LightningModule stays unregistered
+        self._scores: Callable[[torch.Tensor], torch.Tensor | None] = model.scores_from_features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.include_frontend:
@@ -179,11 +195,11 @@ def logmel_numpy(
     return out[0] if single else out
 
 
-def numpy_logmel(wave, frontend) -> np.ndarray:
+def numpy_logmel(wave, frontend: Any) -> np.ndarray:
     """What ``frontend(wave)`` gives (eval mode), with numpy: ``frontend`` is a
     :class:`~clusterlight.features.LogMel`, or the ``"frontend"`` entry of an export's sidecar JSON
     (its ``mel_filterbank`` an array or the ``.npy`` file name, relative to ``sidecar_dir`` if given)."""
-    if isinstance(frontend, nn.Module):
+    if isinstance(frontend, LogMel):
         settings, fb = frontend_settings(frontend), frontend.mel.mel_scale.fb.detach().cpu().numpy()
     else:
         settings, fb = dict(frontend), frontend["mel_filterbank"]
@@ -237,6 +253,7 @@ def _sidecar(model, path: Path, include_frontend: bool, input_name: str, example
         "input": {"name": input_name, "shape": shape, "dtype": "float32"},
         "output": {"name": "probabilities", "shape": ["batch", len(names)], "dtype": "float32"},
         "frontend": frontend_settings(model.frontend),
+        "thresholds": model.card.get("thresholds"),
         **extra,
     }
     if not include_frontend:
@@ -299,7 +316,13 @@ def export_onnx(
     t0 = time.perf_counter()
     try:
         with _quiet():
-            torch.onnx.export(wrapper, (example,), str(path), dynamo=dynamo, **kwargs)
+            if dynamo:
+                program = torch.onnx.export(wrapper, (example,), None, dynamo=True, optimize=False, **kwargs)
+                assert program is not None  # dynamo=True returns the ONNXProgram
+                fold_constants(program.model)
+                program.save(str(path))
+            else:
+                torch.onnx.export(wrapper, (example,), str(path), dynamo=False, **kwargs)
         seconds = time.perf_counter() - t0
         _sidecar(
             model,

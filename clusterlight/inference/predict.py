@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from clusterlight.data.cropping import crop_offset, fit_length
 from clusterlight.data.decode import decode
 from clusterlight.data.records import DataError
 from clusterlight.data.sources import AUDIO_SUFFIXES
+from clusterlight.inference.windows import windows
 
 
 def audio_inputs(inputs: Iterable[str | Path], extensions: Iterable[str] = AUDIO_SUFFIXES) -> list[Path]:
@@ -42,17 +42,6 @@ def audio_inputs(inputs: Iterable[str | Path], extensions: Iterable[str] = AUDIO
         else:
             raise DataError(f"input {item} is neither an audio file, a folder nor a manifest")
     return out
-
-
-def windows(wave: np.ndarray, n: int, hop: int, padding: str) -> np.ndarray:
-    """[w, n] clip-length windows of ``wave``: one padded window when it is at most ``n`` long."""
-    m = len(wave)
-    if m <= n:
-        return fit_length(wave, n, padding, crop_offset(m, n, padding))[None]
-    starts = list(range(0, m - n + 1, hop))
-    if starts[-1] != m - n:
-        starts.append(m - n)
-    return np.stack([wave[s : s + n] for s in starts])
 
 
 class Predictor:

@@ -19,22 +19,24 @@ shorter than one window is scored once, padded, as offline). The events of a str
 chunks, sorted by ``(onset, class order)``, equal offline ``detect``'s on the same samples.
 
 Scoring is one injectable callable, ``scores(windows [b, n] float32) -> probabilities [b, classes]``:
-the model's own by default (:func:`torch_scores`, the computation of
-:meth:`~clusterlight.inference.predict.Predictor.window_outputs`).
+the model's own by default: a checkpoint's (:func:`torch_scores`, the computation of
+:meth:`~clusterlight.inference.predict.Predictor.window_outputs`), or an exported ONNX file's
+(:class:`~clusterlight.inference.onnx_model.OnnxModel`, numpy and onnxruntime only: this module
+imports torch only to score with a checkpoint).
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
-import torch
 
-from clusterlight.detection import Event
-from clusterlight.detection.events import _trimmed, per_class_values
-from clusterlight.inference.detect import thresholds_of
-from clusterlight.inference.predict import windows
+from clusterlight.detection.events import Event, _trimmed, per_class_values
+from clusterlight.inference.onnx_model import OnnxModel
+from clusterlight.inference.thresholds import thresholds_of
+from clusterlight.inference.windows import windows
 from clusterlight.labels import BACKGROUND
 
 Scores = Callable[[np.ndarray], np.ndarray]
@@ -43,6 +45,7 @@ Scores = Callable[[np.ndarray], np.ndarray]
 def torch_scores(model, batch_size: int = 64) -> Scores:
     """Class probabilities of a batch of windows ``[b, n]`` with ``model``: the same calls as
     :meth:`Predictor.window_outputs <clusterlight.inference.predict.Predictor.window_outputs>`."""
+    import torch
 
     @torch.no_grad()
     def scores(batch: np.ndarray) -> np.ndarray:
@@ -72,8 +75,10 @@ class _Group:
 class StreamingDetector:
     """Events of a stream of samples, pushed in chunks of any length.
 
-    ``model``: a loaded model (:func:`clusterlight.load`), or anything with its ``card`` (class names,
-    ``audio`` sample rate / duration / padding, optional ``thresholds``) when ``scores`` is given.
+    ``model``: a loaded checkpoint (:func:`clusterlight.load`), an exported ONNX file (its path, or an
+    :class:`~clusterlight.inference.onnx_model.OnnxModel`: no torch needed), or anything with a ``card``
+    (class names, ``audio`` sample rate / duration / padding, optional ``thresholds``) when ``scores``
+    is given.
     The settings are offline :func:`~clusterlight.inference.detect`'s: ``hop_s`` (default half a
     clip), ``thresholds`` (default the checkpoint's, else 0.5: :func:`thresholds_of`),
     ``median_filter`` (odd length in windows, or one per class), ``min_gap_s`` and ``trim_s``.
@@ -90,6 +95,8 @@ class StreamingDetector:
         trim_s: float = 0.0,
         scores: Scores | None = None,
     ) -> None:
+        if isinstance(model, (str, Path)):
+            model = OnnxModel(model)
         card = model.card
         audio = card["audio"]
         self.class_names = list(card["class_names"])
@@ -113,7 +120,9 @@ class StreamingDetector:
         if not trim_s >= 0:
             raise ValueError(f"trim_s must be >= 0, got {trim_s}")
         self.min_gap_s, self.trim_s = float(min_gap_s), float(trim_s)
-        self.scores = scores if scores is not None else torch_scores(model)
+        if scores is None:
+            scores = model.probabilities if isinstance(model, OnnxModel) else torch_scores(model)
+        self.scores = scores
         self._classes = [c for c, name in enumerate(self.class_names) if name != self.background]
         self._lookahead = max(self.halves)
         # samples of the next window (from sample next_start on), and how many to skip (hop > n)
@@ -201,7 +210,7 @@ class StreamingDetector:
         return _sorted(out, self.class_names)
 
     def _raw_row(self, j: int) -> np.ndarray:
-        if j <= 0:
+        if j <= 0 and self._first_raw is not None:
             return self._first_raw
         return self._raw[j - (self.scored - len(self._raw))]
 
@@ -240,6 +249,8 @@ class StreamingDetector:
 
     def _close(self, c: int) -> Event:
         group = self._open[c]
+        if group is None:
+            raise RuntimeError(f"no open event of class {self.class_names[c]!r} to close")
         self._open[c] = None
         onset, offset = _trimmed(
             0.0 + group.runs[0][0] * self.hop_s,

@@ -13,9 +13,8 @@ from clusterlight.detection import Event, median_filter, scores_to_events
 from clusterlight.detection.events import per_class_values
 from clusterlight.detection.plot import plot_detection
 from clusterlight.inference.predict import Predictor
+from clusterlight.inference.thresholds import thresholds_of
 from clusterlight.labels import BACKGROUND
-
-DEFAULT_THRESHOLD = 0.5
 
 
 def _window_scores(predictor: Predictor, wave: np.ndarray) -> tuple[np.ndarray, float, float]:
@@ -29,18 +28,6 @@ def _window_scores(predictor: Predictor, wave: np.ndarray) -> tuple[np.ndarray, 
 def score_curves(predictor: Predictor, path: str | Path) -> tuple[np.ndarray, float, float]:
     """Per-window class probabilities [w, classes] over a recording, the hop and the window (s)."""
     return _window_scores(predictor, decode(str(path), predictor.sample_rate))
-
-
-def thresholds_of(model, thresholds: float | dict | None = None) -> tuple[float | dict, str]:
-    """The thresholds detection uses and where they come from: ``thresholds`` when given
-    (``"given"``), else the checkpoint's, chosen on the validation split (``"checkpoint"``), else
-    0.5 for every class (``"default 0.5"``: the checkpoint has none)."""
-    if thresholds is not None:
-        return thresholds, "given"
-    stored = getattr(model, "card", {}).get("thresholds")
-    if stored:
-        return stored, "checkpoint"
-    return DEFAULT_THRESHOLD, f"default {DEFAULT_THRESHOLD}"
 
 
 @dataclass(frozen=True)
@@ -76,9 +63,9 @@ def detect_recording(
     trim_s: float = 0.0,
 ) -> Detection:
     """Detection of one recording, with the score curves and thresholds behind its events
-    (:func:`thresholds_of` says which thresholds are used). ``trim_s`` shortens each event at both
-    ends (rule 6 of :mod:`clusterlight.detection.events`; measure it on annotated validation
-    recordings with :func:`clusterlight.detection.onset_lead`)."""
+    (:func:`~clusterlight.inference.thresholds.thresholds_of` says which thresholds are used).
+    ``trim_s`` shortens each event at both ends (rule 6 of :mod:`clusterlight.detection.events`;
+    measure it on annotated validation recordings with :func:`clusterlight.detection.onset_lead`)."""
     predictor = Predictor(model, hop_s)
     wave = decode(str(path), predictor.sample_rate)
     scores, hop, window = _window_scores(predictor, wave)
