@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sized
 from typing import Any, Generic, TypeVar
 
 log = logging.getLogger(__name__)
@@ -100,8 +100,8 @@ def progress(
 ) -> Any:
     """Progress over ``iterable`` (iterate it) or over ``total`` items (call ``update(k)``, then
     ``close()``): a tqdm bar when stderr is a terminal, else log lines every ``every`` seconds."""
-    if total is None and iterable is not None and hasattr(iterable, "__len__"):
-        total = len(iterable)  # type: ignore[arg-type]
+    if total is None and isinstance(iterable, Sized):
+        total = len(iterable)
     if sys.stderr.isatty():
         from tqdm.auto import tqdm
 

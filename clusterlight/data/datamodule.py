@@ -26,7 +26,13 @@ from clusterlight.data.mixing import BatchMix
 from clusterlight.data.records import Clip, DataError
 from clusterlight.data.resident import RESIDENT_PADDING, ResidentWaveforms
 from clusterlight.data.sample_codec import check_cache_dtype, feature_dtype
-from clusterlight.data.sampling import EvaluationShard, OversamplingSampler, ShuffleSampler, loader_seed
+from clusterlight.data.sampling import (
+    EpochSeeded,
+    EvaluationShard,
+    OversamplingSampler,
+    ShuffleSampler,
+    loader_seed,
+)
 from clusterlight.data.sources import ClipSource, check_duplicates
 from clusterlight.data.splits import group_split, nested_fraction
 from clusterlight.data.synth import SyntheticSource
@@ -276,10 +282,9 @@ class AudioDataModule(LightningDataModule):
             self._attach_logmel(self._feature_frontend())  # else the module hands it in: use_frontend
         for name, rows in parts.items():
             labels = np.array([index[clips[i].label] for i in rows], dtype=np.int64)
-            rows = np.asarray(rows, dtype=np.int64)
             self.datasets[name] = ClipDataset(
                 self.store,
-                rows,
+                np.asarray(rows, dtype=np.int64),
                 labels,
                 self.n_samples,
                 self.padding,
@@ -314,12 +319,13 @@ class AudioDataModule(LightningDataModule):
     def _attach_logmel(self, frontend) -> None:
         """Open (or build) the log-mel cache of ``frontend`` and hand it to the datasets, unless the one
         they have is of the same front-end settings already."""
+        store = self._opened_store()
         if self.logmel is not None and self.logmel.key == logmel_key(
-            self.store, frontend, self.n_samples, self.padding, feature_dtype(self.cache_dtype)
+            store, frontend, self.n_samples, self.padding, feature_dtype(self.cache_dtype)
         ):
             return
         self.logmel = load_logmel(
-            self.store,
+            store,
             frontend,
             self.n_samples,
             self.padding,
@@ -330,6 +336,12 @@ class AudioDataModule(LightningDataModule):
         )
         for dataset in self.datasets.values():
             dataset.logmel = self.logmel
+
+    def _opened_store(self) -> WaveformStore:
+        """The waveform store ``prepare_data`` or ``setup`` opened."""
+        if self.store is None:
+            raise DataError("the waveforms are not opened yet: call prepare_data() or setup() first")
+        return self.store
 
     def _load_waveforms(self) -> WaveformStore:
         return load_waveforms(
@@ -399,9 +411,9 @@ class AudioDataModule(LightningDataModule):
             if self.val_part is None:
                 train, val = group_split(pool, [1 - self.val_fraction, self.val_fraction], self.seed)
             else:
-                folds = group_split(pool, [1 / self.val_parts] * self.val_parts, seed=0)
-                val = folds[self.val_part]
-                train = sorted(i for k, f in enumerate(folds) if k != self.val_part for i in f)
+                cv_parts = group_split(pool, [1 / self.val_parts] * self.val_parts, seed=0)
+                val = cv_parts[self.val_part]
+                train = sorted(i for k, f in enumerate(cv_parts) if k != self.val_part for i in f)
             parts["train"], parts["val"] = (
                 [parts["train"][i] for i in train],
                 [parts["train"][i] for i in val],
@@ -426,6 +438,7 @@ class AudioDataModule(LightningDataModule):
             self._feature_frontend()  # no module handed its front end in: says how to give it
         ds = self.datasets["train"]
         rank, world = self._rank_world()
+        sampler: EpochSeeded
         if self.sampler == "oversample":
             sampler = OversamplingSampler(torch.from_numpy(ds.labels), rank, world, self.seed)
         else:
@@ -462,7 +475,7 @@ class AudioDataModule(LightningDataModule):
             if key in batch:
                 return batch[key].to(device, non_blocking=True)
         if self.resident is None or self.resident.device != torch.device(device):
-            self.resident = ResidentWaveforms(self.store, device)
+            self.resident = ResidentWaveforms(self._opened_store(), device)
             rank_zero_info(
                 f"[clusterlight] decoded waveforms resident on {device}: "
                 f"{self.resident.nbytes / 2**20:.0f} MiB"

@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import soundfile as sf
@@ -58,7 +59,7 @@ def _background_track(
     used = []
     for j in range(len(bounds) - 1):
         start, stop = bounds[j], min(bounds[j + 1] + xf, n)
-        kind = str(kinds[rng.integers(len(kinds))])
+        kind = str(kinds[int(rng.integers(len(kinds)))])
         used.append(kind)
         seg = background(rng, kind, stop - start, sr)
         if j > 0:
@@ -161,7 +162,7 @@ def generate_long(
                 sample_rate,
                 n_events,
                 classes,
-                tuple(snr_db),
+                cast(tuple[float, float], tuple(snr_db)),  # a list when read from a config
                 min_gap_s,
                 background_kinds,
                 segment_s,

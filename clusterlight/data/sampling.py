@@ -9,6 +9,8 @@ a clip, so metrics under DDP equal a single process's.
 from __future__ import annotations
 
 import math
+from collections.abc import Sized
+from typing import cast
 
 import torch
 from torch.utils.data import Dataset, DistributedSampler
@@ -46,9 +48,8 @@ class OversamplingSampler(EpochSeeded):
 
     def __init__(self, labels: torch.Tensor, rank: int, world: int, seed: int) -> None:
         self.labels = labels.long()
-        super().__init__(
-            range(len(labels)), num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=False
-        )
+        indices = cast(Dataset, range(len(labels)))  # the base class reads only its length
+        super().__init__(indices, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=False)
         self.num_samples = math.ceil(len(labels) / world)
         self.total_size = self.num_samples * world
 
@@ -67,7 +68,7 @@ class EvaluationShard(DistributedSampler):
 
     def __init__(self, dataset: Dataset, rank: int, world: int) -> None:
         super().__init__(dataset, num_replicas=world, rank=rank, shuffle=False, drop_last=False)
-        self.num_samples = len(range(rank, len(dataset), world))
+        self.num_samples = len(range(rank, len(cast(Sized, dataset)), world))
 
     def __iter__(self):
-        return iter(range(self.rank, len(self.dataset), self.num_replicas))
+        return iter(range(self.rank, len(cast(Sized, self.dataset)), self.num_replicas))

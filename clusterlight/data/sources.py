@@ -184,7 +184,7 @@ class FolderSource(ClipSource):
     def clips(self) -> list[Clip]:
         if not self.root.is_dir():
             raise DataError(f"folder dataset root {self.root} is not a directory")
-        out = []
+        out: list[Clip] = []
         for class_dir in sorted(p for p in self.root.iterdir() if p.is_dir()):
             files = sorted(p for p in class_dir.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
             out.extend(Clip(path=str(p), label=class_dir.name) for p in files)

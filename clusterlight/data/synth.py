@@ -13,6 +13,7 @@ import json
 import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -215,7 +216,7 @@ class SyntheticSource(ClipSource):
         duration: float = 2.0,
         snr_db: tuple[float, float] = DEFAULT_SNR_DB,
     ) -> None:
-        self.settings = dict(
+        self.settings: dict[str, Any] = dict(  # generate's keyword arguments, JSON-hashed below
             counts=counts or DEFAULT_COUNTS,
             seed=seed,
             sample_rate=sample_rate,
