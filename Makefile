@@ -31,6 +31,7 @@ demo: $(VENV)/.installed-run  ## the main job: class weighting vs the clustered 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 test: lint  ## lint, format check and the whole test suite (CPU, own data)
 	$(BIN)/python -m pytest tests -n auto --maxprocesses 4 --durations=10
