@@ -498,13 +498,15 @@ def data_case(work: Path, name: str) -> Path:
 def cache_fault(work: Path, how: str, verify: str = "size") -> Row:
     import numpy as np
 
+    from clusterlight.data.shard_build import shard_name
+
     folder = data_case(work, f"cache_{how}_{verify}")
     _manifest(folder, _tones(folder))
     cache = folder / "cache"
     first = _datamodule(folder, cache)
     first.setup("fit")
     reference = _waves(first)
-    (waves,) = cache.glob("waves-*/waves.npy")
+    (waves,) = cache.glob(f"waves-*/{shard_name(0)}/waves.npy")  # the first shard's waveforms
     data = bytearray(waves.read_bytes())
     if how == "truncated":
         waves.write_bytes(bytes(data[: len(data) // 2]))
