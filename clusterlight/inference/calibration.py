@@ -26,11 +26,14 @@ def spread_sample(labels: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
     return np.asarray(sorted(picked), dtype=np.int64)
 
 
-def training_windows(checkpoint: str | Path, count: int = DEFAULT_WINDOWS, seed: int = 0) -> np.ndarray:
-    """``[count, samples]`` windows of the training split of the run that wrote ``checkpoint``: its
-    DataModule is rebuilt from the run's ``config.yaml`` (``<run>/version_N/config.yaml`` beside the
-    ``checkpoints`` folder), which opens (or builds) its waveform cache; clips are taken in turn from
-    each class and cut to one window, centred, as evaluation does."""
+def split_windows(
+    checkpoint: str | Path, split: str = "train", count: int | None = None, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """``([clips, samples] windows, [clips] labels)`` of a split (``train``, ``val`` or ``test``) of the
+    run that wrote ``checkpoint``: its DataModule is rebuilt from the run's ``config.yaml``
+    (``<run>/version_N/config.yaml`` beside the ``checkpoints`` folder), which opens (or builds) its
+    waveform cache; each clip is cut to one window, centred, as evaluation does. ``count``: at most this
+    many clips, taken in turn from each class (:func:`spread_sample`); all of them by default."""
     import yaml
     from jsonargparse import ArgumentParser
     from lightning.pytorch import LightningDataModule
@@ -40,28 +43,36 @@ def training_windows(checkpoint: str | Path, count: int = DEFAULT_WINDOWS, seed:
     config_file = Path(checkpoint).resolve().parent.parent / "config.yaml"
     if not config_file.is_file():
         raise FileNotFoundError(
-            f"{config_file} is missing: the training split is read from the run's config.yaml (written by "
+            f"{config_file} is missing: the run's splits are read from its config.yaml (written by "
             "clusterlight fit); give calibration audio instead (--calibration FILES)"
         )
     node = (yaml.safe_load(config_file.read_text()) or {}).get("data")
     if not isinstance(node, dict):
-        raise ValueError(f"{config_file} has no 'data' section to rebuild the training split from")
+        raise ValueError(f"{config_file} has no 'data' section to rebuild the run's splits from")
     parser = ArgumentParser(exit_on_error=False)
     parser.add_subclass_arguments(LightningDataModule, "data", required=True)
     datamodule = parser.instantiate_classes(parser.parse_object({"data": node})).data
     datamodule.feature_cache = False  # windows of waveforms, whatever the batches carried
     datamodule.prepare_data()
     datamodule.setup("fit")
-    train = datamodule.datasets["train"]
-    n = datamodule.n_samples
     card = load_checkpoint(checkpoint)["clusterlight"]["audio"]
     if card.get("sample_rate") not in (None, datamodule.sample_rate):
         raise ValueError(
             f"{config_file} reads audio at {datamodule.sample_rate} Hz, the checkpoint at "
             f"{card['sample_rate']} Hz"
         )
-    chosen = spread_sample(np.asarray(train.labels), count, seed)
-    return np.stack([_window(train.store.wave(int(train.rows[i])), n, datamodule.padding) for i in chosen])
+    part = datamodule.datasets[split]
+    labels = np.asarray(part.labels)
+    chosen = np.arange(len(labels)) if count is None else spread_sample(labels, count, seed)
+    n, padding = datamodule.n_samples, datamodule.padding
+    found = [_window(part.store.wave(int(part.rows[i])), n, padding) for i in chosen]
+    return np.stack(found), labels[chosen]
+
+
+def training_windows(checkpoint: str | Path, count: int = DEFAULT_WINDOWS, seed: int = 0) -> np.ndarray:
+    """Up to ``count`` windows of the run's training split, taken in turn from each class
+    (:func:`split_windows`): what static quantization calibrates on by default."""
+    return split_windows(checkpoint, "train", count, seed)[0]
 
 
 def file_windows(
