@@ -55,7 +55,7 @@ from clusterlight.detection import (
 from clusterlight.experiment import run_experiment
 from clusterlight.inference import load
 from clusterlight.inference.recordings import Detection, detect_recording
-from clusterlight.runs import best_in
+from clusterlight.runs import selected_checkpoint
 from clusterlight.version import __version__
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,20 +63,6 @@ EXPERIMENT = ROOT / "configs" / "experiment" / "quickstart.yaml"
 METHODS = ["baseline", "clustered"]  # the quickstart's reference and the paper's recipe (not its read-outs)
 RESULTS = ROOT / "benchmarks" / "results" / "detection.md"
 LONG_SEED = 20170
-
-
-def selected_checkpoint(out: Path, method: str, seed: int, stage: str) -> Path:
-    """The checkpoint the experiment selected for (method, seed): the best by validation macro error
-    in the newest ``version_N`` of the method's last stage."""
-    stage_dir = out / f"seed{seed}" / method / stage
-    folders = sorted(
-        (p for p in stage_dir.glob("**/version_*/checkpoints") if p.parent.name[8:].isdigit()),
-        key=lambda p: int(p.parent.name[8:]),
-    )
-    found = best_in(folders[-1]) if folders else None
-    if found is None:
-        raise FileNotFoundError(f"no selected checkpoint for {method}, seed {seed} under {stage_dir}")
-    return found
 
 
 def events_by_rule(d: Detection, **rule) -> list[Event]:

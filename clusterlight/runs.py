@@ -89,3 +89,18 @@ def resolve(trainer: Trainer, which: str) -> Path | None:
     if which == "last":
         return folder / LAST if (folder / LAST).is_file() else None
     return best_in(folder)
+
+
+def selected_checkpoint(output_dir: str | Path, method: str, seed: int, stage: str) -> Path:
+    """The checkpoint an experiment (:func:`~clusterlight.experiment.run_experiment`) selected for
+    ``(method, seed)``: the best by validation macro error in the newest ``version_N`` of the method's
+    ``stage`` (its last one) under ``output_dir``."""
+    stage_dir = Path(output_dir) / f"seed{seed}" / method / stage
+    folders = sorted(
+        (p for p in stage_dir.glob("**/version_*/checkpoints") if p.parent.name[8:].isdigit()),
+        key=lambda p: int(p.parent.name[8:]),
+    )
+    found = best_in(folders[-1]) if folders else None
+    if found is None:
+        raise FileNotFoundError(f"no selected checkpoint for {method}, seed {seed} under {stage_dir}")
+    return found

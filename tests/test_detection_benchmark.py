@@ -10,6 +10,7 @@ from helpers.benchmarks import load_benchmark
 
 from clusterlight.detection import Event
 from clusterlight.inference.recordings import Detection
+from clusterlight.runs import selected_checkpoint
 
 bench = load_benchmark("detection")
 CLASSES = ["dog_bark", "baby_cry", "gunshot"]
@@ -57,10 +58,10 @@ def test_selected_checkpoint_is_the_newest_versions_best(tmp_path):
     for version in (0, 1):
         (folder / f"version_{version}" / "checkpoints").mkdir(parents=True)
         torch.save({}, folder / f"version_{version}" / "checkpoints" / f"best-epoch=00{version}.ckpt")
-    found = bench.selected_checkpoint(tmp_path, "baseline", 0, "fit")
+    found = selected_checkpoint(tmp_path, "baseline", 0, "fit")
     assert found == folder / "version_1" / "checkpoints" / "best-epoch=001.ckpt"
     with pytest.raises(FileNotFoundError, match="no selected checkpoint for clustered, seed 0"):
-        bench.selected_checkpoint(tmp_path, "clustered", 0, "finetune")
+        selected_checkpoint(tmp_path, "clustered", 0, "finetune")
 
 
 def test_the_report_says_its_command_machine_version_and_date():

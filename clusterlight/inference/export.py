@@ -59,7 +59,7 @@ import torch
 from torch import nn
 
 from clusterlight.features import LOG_OFFSET, LogMel
-from clusterlight.inference.onnx_graph import fold_constants
+from clusterlight.inference.onnx_graph import fold_constants, mark_frontend
 
 if TYPE_CHECKING:
     from clusterlight.modules.base import AudioModule
@@ -319,6 +319,7 @@ def export_onnx(
             if dynamo:
                 program = torch.onnx.export(wrapper, (example,), None, dynamo=True, optimize=False, **kwargs)
                 assert program is not None  # dynamo=True returns the ONNXProgram
+                mark_frontend(program.model)
                 fold_constants(program.model)
                 program.save(str(path))
             else:

@@ -5,11 +5,23 @@ from __future__ import annotations
 
 FRONTEND_SCOPE = "parts.frontend"  # the name scope of the front end's nodes in a dynamo export
 _SCOPES_KEY = "pkg.torch.onnx.name_scopes"  # the node metadata the dynamo exporter records them in
+FRONTEND_KEY = "clusterlight.frontend"  # the marker :func:`mark_frontend` leaves on the front end's nodes
 
 
 def is_frontend_node(metadata: dict[str, str]) -> bool:
-    """Whether a node of a dynamo export (given its metadata) computes the front end."""
-    return f"'{FRONTEND_SCOPE}'" in metadata.get(_SCOPES_KEY, "")
+    """Whether a node of an export (given its metadata) computes the front end."""
+    return metadata.get(FRONTEND_KEY) == "true"
+
+
+def mark_frontend(model) -> None:
+    """Replace the dynamo exporter's metadata on every node of an ``onnx_ir`` model (module paths and
+    class names, ~90 KB in a 1 MB model) by one marker on the nodes that compute the front end, which
+    :func:`fold_constants` and the int8 quantization leave in float."""
+    for node in model.graph:
+        frontend = f"'{FRONTEND_SCOPE}'" in node.metadata_props.get(_SCOPES_KEY, "")
+        node.metadata_props.clear()
+        if frontend:
+            node.metadata_props[FRONTEND_KEY] = "true"
 
 
 def frontend_nodes(model) -> list[str]:

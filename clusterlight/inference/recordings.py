@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,14 +15,21 @@ from clusterlight.detection.events import per_class_values
 from clusterlight.detection.plot import plot_detection
 from clusterlight.inference.predict import Predictor
 from clusterlight.inference.thresholds import thresholds_of
+from clusterlight.inference.windows import windows
 from clusterlight.labels import BACKGROUND
 
 
-def _window_scores(predictor: Predictor, wave: np.ndarray) -> tuple[np.ndarray, float, float]:
+def _window_scores(
+    predictor: Predictor, wave: np.ndarray, scores: Callable[[np.ndarray], np.ndarray] | None = None
+) -> tuple[np.ndarray, float, float]:
     n, hop = predictor.n, predictor.hop
     if len(wave) > n:  # windows every hop from 0; the tail shorter than a window is not scored
         wave = wave[: n + (len(wave) - n) // hop * hop]
-    probs, _ = predictor.window_outputs(wave)
+    if scores is None:
+        probs, _ = predictor.window_outputs(wave)
+    else:
+        batches = windows(wave, n, hop, predictor.padding)
+        probs = np.concatenate([scores(batches[i : i + 64]) for i in range(0, len(batches), 64)])
     return probs, hop / predictor.sample_rate, n / predictor.sample_rate
 
 
@@ -61,18 +69,23 @@ def detect_recording(
     median_filter: int = 3,
     min_gap_s: float = 0.0,
     trim_s: float = 0.0,
+    scores: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> Detection:
     """Detection of one recording, with the score curves and thresholds behind its events
     (:func:`~clusterlight.inference.thresholds.thresholds_of` says which thresholds are used).
     ``trim_s`` shortens each event at both ends (rule 6 of :mod:`clusterlight.detection.events`;
-    measure it on annotated validation recordings with :func:`clusterlight.detection.onset_lead`)."""
+    measure it on annotated validation recordings with :func:`clusterlight.detection.onset_lead`).
+    ``scores`` replaces the model's scoring, as in
+    :class:`~clusterlight.inference.streaming.StreamingDetector`: ``scores(windows [b, n] float32) ->
+    probabilities [b, classes]`` (an :class:`~clusterlight.inference.onnx_model.OnnxModel`'s
+    ``probabilities``, for example)."""
     predictor = Predictor(model, hop_s)
     wave = decode(str(path), predictor.sample_rate)
-    scores, hop, window = _window_scores(predictor, wave)
+    window_scores, hop, window = _window_scores(predictor, wave, scores)
     chosen, source = thresholds_of(model, thresholds)
     background = BACKGROUND if BACKGROUND in predictor.class_names else None
     events = scores_to_events(
-        scores,
+        window_scores,
         predictor.class_names,
         chosen,
         hop_s=hop,
@@ -87,7 +100,7 @@ def detect_recording(
         wave,
         predictor.sample_rate,
         predictor.class_names,
-        scores,
+        window_scores,
         hop,
         window,
         median_filter,
