@@ -12,8 +12,8 @@ from clusterlight.inference.commands import (
     export_main,
     is_file_prediction,
     predict_main,
-    stream_main,
 )
+from clusterlight.inference.stream_command import stream_main
 from clusterlight.lightning_cli import ClusterlightCLI
 from clusterlight.packaged_configs import listing, resolve_config_args
 from clusterlight.version import __version__

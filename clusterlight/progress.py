@@ -12,19 +12,18 @@ Usage::
 
 ``progress(iterable)`` iterates; ``progress(total=n)`` is a counter advanced with ``update(k)`` and closed
 by ``close()`` or a ``with`` block. When stderr is not a terminal (a batch job, a log file), the bar is
-replaced by ``INFO`` lines on the ``clusterlight.progress`` logger: ``desc: done/total unit (pct), rate
-unit/s, ETA``, at most one per ``every`` seconds, plus one at the end.
+replaced by lines on stderr, ``[clusterlight] desc: done/total unit (pct), rate unit/s, ETA``, at most one
+per ``every`` seconds, plus one at the end (printed, not logged: Python's logging drops ``INFO`` unless
+the application configures it, and a batch job's log is where these lines matter).
 """
 
 from __future__ import annotations
 
-import logging
 import sys
 import time
 from collections.abc import Iterable, Iterator, Sized
 from typing import Any, Generic, TypeVar
 
-log = logging.getLogger(__name__)
 T = TypeVar("T")
 LOG_EVERY_SECONDS = 30.0
 
@@ -50,7 +49,7 @@ class LogProgress:
         now = time.monotonic()
         if now - self.last >= self.every:
             self.last = now
-            log.info(self.line(now))
+            self._print(self.line(now))
 
     def line(self, now: float) -> str:
         elapsed = max(now - self.start, 1e-9)
@@ -69,7 +68,11 @@ class LogProgress:
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            log.info(self.line(time.monotonic()))
+            self._print(self.line(time.monotonic()))
+
+    @staticmethod
+    def _print(line: str) -> None:
+        print(f"[clusterlight] {line}", file=sys.stderr, flush=True)
 
     def __enter__(self) -> LogProgress:
         return self
@@ -99,7 +102,7 @@ def progress(
     every: float = LOG_EVERY_SECONDS,
 ) -> Any:
     """Progress over ``iterable`` (iterate it) or over ``total`` items (call ``update(k)``, then
-    ``close()``): a tqdm bar when stderr is a terminal, else log lines every ``every`` seconds."""
+    ``close()``): a tqdm bar when stderr is a terminal, else a line on stderr every ``every`` seconds."""
     if total is None and isinstance(iterable, Sized):
         total = len(iterable)
     if sys.stderr.isatty():

@@ -192,13 +192,12 @@ def test_building_holds_a_few_shards_not_the_data_set(tmp_path):
     assert peak < dataset_bytes / 4, f"peak {peak} bytes while building {dataset_bytes} bytes of cache"
 
 
-def test_progress_logs_counts_rate_and_eta_off_a_terminal(caplog, monkeypatch):
+def test_progress_prints_counts_rate_and_eta_off_a_terminal(capsys, monkeypatch):
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
-    with caplog.at_level(logging.INFO, logger="clusterlight.progress"):
-        assert list(progress_module.progress(range(3), "decoding", "files", every=0.0)) == [0, 1, 2]
-        with progress_module.progress(total=10, desc="verifying", unit="shards", every=3600.0) as bar:
-            bar.update(4)
-    lines = [r.getMessage() for r in caplog.records]
-    assert "decoding: 1/3 files (33%)" in lines[0] and "files/s, ETA" in lines[0]
-    assert lines[-1].startswith("verifying: 4/10 shards (40%)"), "one line at the end, none before"
-    assert sum(line.startswith("verifying") for line in lines) == 1
+    assert list(progress_module.progress(range(3), "decoding", "files", every=0.0)) == [0, 1, 2]
+    with progress_module.progress(total=10, desc="verifying", unit="shards", every=3600.0) as bar:
+        bar.update(4)
+    lines = capsys.readouterr().err.splitlines()
+    assert "[clusterlight] decoding: 1/3 files (33%)" in lines[0] and "files/s, ETA" in lines[0]
+    assert lines[-1].startswith("[clusterlight] verifying: 4/10 shards (40%)")  # at the end, none before
+    assert sum("verifying" in line for line in lines) == 1

@@ -273,3 +273,16 @@ def test_int8_calibrates_on_given_audio_and_refuses_what_it_cannot_quantize(int8
     cmd = [sys.executable, "-m", "clusterlight", *args, "--format", "torchscript"]
     done = subprocess.run(cmd, capture_output=True, text=True)
     assert done.returncode == 2 and "--quantize int8 takes an ONNX export" in done.stderr
+
+
+@pytest.mark.slow
+def test_int8_scores_do_not_depend_on_the_batch(int8_export):
+    """A stream scores a window or two at a time, a recording 64: their scores must agree. Dynamic
+    quantization ranges each call's activations over the whole call, so OnnxModel runs it per window."""
+    net, _, _, int8 = int8_export
+    model = OnnxModel(int8)
+    assert model.one_at_a_time == (net == "lstm")
+    windows = (0.1 * np.random.default_rng(0).standard_normal((5, model.info["samples"]))).astype(np.float32)
+    windows[0] *= 20  # a loud window: with one range for the batch, it would squeeze the others
+    alone = np.concatenate([model.probabilities(w[None]) for w in windows])
+    np.testing.assert_array_equal(model.probabilities(windows), alone)

@@ -1,5 +1,7 @@
 """The fast paths give the same answers as the straightforward ones."""
 
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -104,3 +106,14 @@ def test_compiled_backbone_gives_the_eager_outputs_and_keeps_checkpoint_names(tm
     assert model.backbone._compiled_call_impl is not None and model.frontend._compiled_call_impl is None
     assert torch.allclose(model.features(wave), eager, atol=1e-5)
     assert list(model.state_dict()) == names
+
+
+def test_a_long_exact_embedding_pass_shows_its_progress(synth_root, tmp_path, monkeypatch, capsys):
+    from clusterlight.callbacks import centroids
+
+    monkeypatch.setattr(centroids, "PROGRESS_MIN_BATCHES", 1)  # the tiny pass counts as long
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    _rebuild_inputs(synth_root, tmp_path, "exact")
+    lines = [x for x in capsys.readouterr().err.splitlines() if "embedding the training clips" in x]
+    assert lines and all(x.startswith("[clusterlight] embedding the training clips: ") for x in lines)
+    assert "batches (100%)" in lines[-1]

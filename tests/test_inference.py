@@ -77,6 +77,7 @@ def test_predict_command_writes_as_it_goes_and_skips_bad_files(trained, tmp_path
     )
     assert "wrote 3 predictions" in done.stdout and "skipped 1 file(s)" in done.stdout
     assert "broken.wav" in done.stderr
+    assert "[clusterlight] predict: 4/4 files (100%)" in done.stderr  # the progress line (not a terminal)
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 3 and rows[0]["predicted"] in ("dog_bark", "baby_cry", "gunshot", "background")
     assert len(out.with_suffix(".jsonl").read_text().splitlines()) == 3
@@ -93,6 +94,7 @@ def test_detect_command_on_a_generated_long_recording(trained, tmp_path):
         ["detect", "--ckpt_path", str(ckpt), str(tmp_path / "long"), "--out", str(out), "--thresholds", "0.5"]
     )
     assert "recording(s)" in done.stdout
+    assert "[clusterlight] detect: 1/1 recordings (100%)" in done.stderr
     rows = list(csv.DictReader(out.open()))
     for row in rows:  # whatever a 2-epoch model finds, the events are well formed
         assert 0 <= float(row["onset"]) < float(row["offset"]) <= 30.0 + 1e-6

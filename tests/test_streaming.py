@@ -18,7 +18,7 @@ import clusterlight
 from clusterlight.data.long_synth import generate_long
 from clusterlight.detection import Event, median_filter
 from clusterlight.inference import Predictor, StreamingDetector, detect, score_curves
-from clusterlight.inference.commands import stream_main
+from clusterlight.inference.stream_command import stream_main
 from clusterlight.inference.streaming import torch_scores
 from clusterlight.init_args import init_config
 from clusterlight.model_card import CARD_KEY, model_card

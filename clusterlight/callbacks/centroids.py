@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sized
 from typing import Any, cast
 
 import torch
@@ -12,8 +13,10 @@ from clusterlight.callbacks.finite_guard import NonFiniteError, step_skipped
 from clusterlight.clusters import ClusterAssignments, clustered_data
 from clusterlight.distances import normalize_embeddings
 from clusterlight.init_args import RecordsInitArgs
+from clusterlight.progress import progress
 
 EMBEDDING_SOURCES = ("exact", "bank")
+PROGRESS_MIN_BATCHES = 200  # an exact embedding pass this long (12,800 clips at batch 64) shows progress
 
 
 def ema_update_(centroids: torch.Tensor, sums: torch.Tensor, counts: torch.Tensor, momentum: float) -> None:
@@ -220,8 +223,11 @@ def embed_training_set(trainer: Trainer, pl_module: LightningModule) -> torch.Te
     was_training = pl_module.training
     pl_module.eval()
     indices, chunks = [], []
+    batches: Iterable = data.embedding_dataloader()
+    if trainer.is_global_zero and len(cast(Sized, batches)) >= PROGRESS_MIN_BATCHES:
+        batches = progress(batches, "embedding the training clips", unit="batches")
     with trainer.precision_plugin.forward_context():
-        for batch in data.embedding_dataloader():
+        for batch in batches:
             indices.append(batch["index"])
             # pl_module: a module with embed() (an AudioModule)
             chunks.append(cast(Any, pl_module).embed(data.load_inputs(batch, pl_module.device)).float())

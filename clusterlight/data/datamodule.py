@@ -144,12 +144,8 @@ class AudioDataModule(LightningDataModule):
     ) -> None:
         super().__init__()
         _check_input_settings(padding, waveforms_on_device, feature_cache, sampler, verify_cache)
-        _check_amounts(train_fraction, min_clip_seconds)
+        _check_amounts(train_fraction, min_clip_seconds, decode_workers)
         check_cache_dtype(cache_dtype)
-        if decode_workers is not None and decode_workers < 1:
-            raise DataError(
-                f"data.decode_workers must be at least 1 (or null: the usable cores), got {decode_workers}"
-            )
         self.source = source or SyntheticSource(root=f"{cache_dir}/synth")
         self.classes, self.class_map = list(classes) if classes else None, dict(class_map or {})
         self.folds = {
@@ -546,7 +542,11 @@ def _check_input_settings(
         raise DataError(f"data.verify_cache must be one of {VERIFY_MODES}, got {verify_cache!r}")
 
 
-def _check_amounts(train_fraction: float, min_clip_seconds: float) -> None:
+def _check_amounts(train_fraction: float, min_clip_seconds: float, decode_workers: int | None) -> None:
+    if decode_workers is not None and decode_workers < 1:
+        raise DataError(
+            f"data.decode_workers must be at least 1 (or null: the usable cores), got {decode_workers}"
+        )
     if isinstance(train_fraction, bool) or not (
         isinstance(train_fraction, (int, float)) and 0 < train_fraction <= 1
     ):

@@ -11,14 +11,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 from clusterlight.detection import event_based_scores, onset_lead, read_events_csv, write_events_csv
 from clusterlight.inference.loading import load
 from clusterlight.inference.predict import Predictor, audio_inputs, write_predictions
 from clusterlight.inference.recordings import detect_recording, plot
 from clusterlight.inference.thresholds import thresholds_of
 from clusterlight.labels import BACKGROUND
+from clusterlight.progress import progress
 
 
 def is_file_prediction(args: list[str]) -> bool:
@@ -27,11 +26,6 @@ def is_file_prediction(args: list[str]) -> bool:
     return "--ckpt_path" in " ".join(args).replace("=", " ").split() and not any(
         a == "--config" or a.startswith("--config=") for a in args
     )
-
-
-def _progress(done: int, total: int, t0: float) -> None:
-    rate = done / max(time.time() - t0, 1e-9)
-    print(f"\r[clusterlight] {done}/{total} files, {rate:.1f} files/s", end="", file=sys.stderr, flush=True)
 
 
 def predict_main(argv: list[str]) -> None:
@@ -51,18 +45,12 @@ def predict_main(argv: list[str]) -> None:
     a = p.parse_args(argv)
     model = load(a.ckpt_path, a.device)
     paths = audio_inputs(a.inputs)
-    predictor, t0 = Predictor(model, a.hop), time.time()
-
-    def rows():
-        for i, row in enumerate(predictor.predict(paths), 1):
-            _progress(i, len(paths), t0)
-            yield row
-
+    predictor = Predictor(model, a.hop)
+    rows = progress(predictor.predict(paths), "predict", unit="files", total=len(paths))
     out = Path(a.out)
     written, skipped = write_predictions(
-        rows(), predictor.class_names, out, Path(a.embeddings) if a.embeddings else None
+        rows, predictor.class_names, out, Path(a.embeddings) if a.embeddings else None
     )
-    print(file=sys.stderr)
     for row in skipped:
         print(f"[clusterlight] skipped {row['path']}: {row['error']}", file=sys.stderr)
     print(
@@ -115,11 +103,11 @@ def detect_main(argv: list[str]) -> None:
     paths = audio_inputs(a.recordings)
     _check_unique_names(paths)
     events, window = {}, 0.0
-    for path in paths:
+    for path in progress(paths, "detect", unit="recordings"):
         found = detect_recording(model, path, a.hop, a.thresholds, a.median_filter, a.min_gap, a.trim)
         events[path.name], window = found.events, found.window_s
-        picture = f", {plot(model, found, Path(a.plot) / (path.name + '.png'))}" if a.plot else ""
-        print(f"[clusterlight] {path}: {len(found.events)} events{picture}", file=sys.stderr)
+        if a.plot:
+            plot(model, found, Path(a.plot) / (path.name + ".png"))
     write_events_csv(a.out, events)
     print(
         f"wrote {sum(map(len, events.values()))} events in {len(events)} recording(s) to {a.out} "
@@ -226,103 +214,3 @@ def _export_int8(model, a: argparse.Namespace) -> Path:
                 calibration = training_windows(a.ckpt_path, a.calibration_windows)
         print(f"[clusterlight] export: int8 {method} ({why})", file=sys.stderr)
         return quantize_onnx(fp32, a.out, calibration, a.method)
-
-
-def stream_main(argv: list[str]) -> None:
-    p = argparse.ArgumentParser(
-        prog="clusterlight stream",
-        description="Sound events in a live stream: 16-bit mono little-endian PCM at the model's sample "
-        "rate on stdin (e.g. arecord -f S16_LE -r RATE -c 1 -), or a file played at real speed; one "
-        "JSON line per event as soon as it is final.",
-    )
-    model_arg = p.add_mutually_exclusive_group(required=True)
-    model_arg.add_argument("--ckpt_path", help="a checkpoint (scored with PyTorch)")
-    model_arg.add_argument(
-        "--onnx", metavar="MODEL", help="a clusterlight export, with its .json (scored by onnxruntime)"
-    )
-    p.add_argument("--threads", type=int, default=1, help="--onnx: onnxruntime threads")
-    p.add_argument("--chunk_ms", type=float, default=100.0, help="read this much audio at a time (ms)")
-    p.add_argument(
-        "--realtime", default=None, metavar="FILE", help="play FILE at real speed instead of reading stdin"
-    )
-    add_detection_options(p)
-    p.add_argument("--device", default="cpu")
-    a = p.parse_args(argv)
-    if a.chunk_ms <= 0:
-        p.error("--chunk_ms must be positive")
-    from clusterlight.inference.onnx_model import OnnxModel
-    from clusterlight.inference.streaming import StreamingDetector
-
-    model = OnnxModel(a.onnx, a.threads) if a.onnx else load(a.ckpt_path, a.device)
-    detector = StreamingDetector(model, a.hop, a.thresholds, a.median_filter, a.min_gap, a.trim)
-    rate = detector.sample_rate
-    chunk = max(1, int(round(rate * a.chunk_ms / 1000)))
-    source = f"{a.realtime} at real speed" if a.realtime else f"16-bit mono PCM at {rate} Hz from stdin"
-    print(
-        f"[clusterlight] stream: {source}; window {detector.window_s:g} s, hop {detector.hop_s:g} s, "
-        f"thresholds: {detector.thresholds_source}",
-        file=sys.stderr,
-        flush=True,
-    )
-    emitted = 0
-
-    def emit(events) -> None:
-        nonlocal emitted
-        for e in events:
-            line = {"onset": e.onset, "offset": e.offset, "label": e.label, "score": e.score}
-            line["delay_s"] = detector.time_s - e.offset
-            print(json.dumps(line), flush=True)
-            emitted += 1
-
-    stopping, reading = False, False
-
-    def on_sigint(signum, frame) -> None:
-        nonlocal stopping
-        stopping = True
-        if reading:  # a blocked read ends here; elsewhere the loop stops after the current chunk
-            raise KeyboardInterrupt
-
-    import signal
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    try:
-        if a.realtime:
-            from clusterlight.data.decode import decode
-
-            wave, t0 = decode(a.realtime, rate), time.monotonic()
-            for start in range(0, len(wave), chunk):
-                if stopping:
-                    break
-                end = min(start + chunk, len(wave))
-                reading = True
-                try:  # the chunk arrives when its last sample would have been recorded
-                    time.sleep(max(0.0, t0 + end / rate - time.monotonic()))
-                except KeyboardInterrupt:
-                    break
-                finally:
-                    reading = False
-                emit(detector.push(wave[start:end]))
-        else:
-            stdin, odd = sys.stdin.buffer, b""
-            while not stopping:
-                reading = True
-                try:
-                    data = stdin.read(2 * chunk)
-                except KeyboardInterrupt:
-                    break
-                finally:
-                    reading = False
-                if not data:
-                    break
-                data, odd = (odd + data), b""
-                if len(data) % 2:
-                    data, odd = data[:-1], data[-1:]
-                emit(detector.push(np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0))
-        emit(detector.flush())
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    print(
-        f"[clusterlight] stream: {detector.time_s:.1f} s of audio, {emitted} events",
-        file=sys.stderr,
-        flush=True,
-    )

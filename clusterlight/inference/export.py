@@ -307,23 +307,10 @@ def export_onnx(
     was_training = model.training
     wrapper, example = _checked_wrapper(model, include_frontend, stft if include_frontend else "torch")
     input_name = "waveform" if include_frontend else "logmel"
-    kwargs: dict = {"input_names": [input_name], "output_names": ["probabilities"], "opset_version": opset}
-    if dynamo:
-        kwargs["dynamic_shapes"] = ({0: torch.export.Dim("batch", min=1, max=1 << 20)},)
-        kwargs.update(verbose=False, external_data=False)
-    else:
-        kwargs["dynamic_axes"] = {input_name: {0: "batch"}, "probabilities": {0: "batch"}}
     t0 = time.perf_counter()
     try:
         with _quiet():
-            if dynamo:
-                program = torch.onnx.export(wrapper, (example,), None, dynamo=True, optimize=False, **kwargs)
-                assert program is not None  # dynamo=True returns the ONNXProgram
-                mark_frontend(program.model)
-                fold_constants(program.model)
-                program.save(str(path))
-            else:
-                torch.onnx.export(wrapper, (example,), str(path), dynamo=False, **kwargs)
+            _write_onnx(wrapper, example, path, input_name, opset, dynamo)
         seconds = time.perf_counter() - t0
         _sidecar(
             model,
@@ -348,6 +335,26 @@ def export_onnx(
     finally:
         model.train(was_training)
     return path
+
+
+def _write_onnx(
+    wrapper: Probabilities, example: torch.Tensor, path: Path, input_name: str, opset: int, dynamo: bool
+) -> None:
+    """``torch.onnx.export`` with a dynamic batch axis; the dynamo export's graph is tidied as
+    :mod:`~clusterlight.inference.onnx_graph` says (front-end markers, constants folded)."""
+    kwargs: dict = {"input_names": [input_name], "output_names": ["probabilities"], "opset_version": opset}
+    if not dynamo:
+        kwargs["dynamic_axes"] = {input_name: {0: "batch"}, "probabilities": {0: "batch"}}
+        torch.onnx.export(wrapper, (example,), str(path), dynamo=False, **kwargs)
+        return
+    kwargs["dynamic_shapes"] = ({0: torch.export.Dim("batch", min=1, max=1 << 20)},)
+    program = torch.onnx.export(
+        wrapper, (example,), None, dynamo=True, optimize=False, verbose=False, external_data=False, **kwargs
+    )
+    assert program is not None  # dynamo=True returns the ONNXProgram
+    mark_frontend(program.model)
+    fold_constants(program.model)
+    program.save(str(path))
 
 
 def _verify_onnx(wrapper: Probabilities, path: Path, input_name: str, example: torch.Tensor) -> None:

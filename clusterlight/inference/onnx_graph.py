@@ -29,17 +29,18 @@ def frontend_nodes(model) -> list[str]:
     return [n.name for n in model.graph.node if is_frontend_node({p.key: p.value for p in n.metadata_props})]
 
 
-def fold_constants(model) -> None:
+def fold_constants(model, keep_frontend: bool = True) -> None:
     """Fold the constant parts of an exported graph (an ``onnx_ir`` model, in place), as the exporter's
     own optimiser does, but without size limits and never in the front end: the LSTM's weights
     (reordered per gate by the exporter) become plain initializers that quantization finds, while the
     DFT kernel (:func:`~clusterlight.inference.export.dft_basis`) stays a few ops instead of a 1 MB
-    table."""
+    table. ``keep_frontend=False`` folds the front end too (its kernel becomes a table), which
+    quantizing the front end needs."""
     from onnxscript.optimizer import optimize_ir
 
     optimize_ir(
         model,
-        should_fold=lambda node: False if is_frontend_node(node.metadata_props) else None,
+        should_fold=lambda node: False if keep_frontend and is_frontend_node(node.metadata_props) else None,
         input_size_limit=1 << 30,
         output_size_limit=1 << 30,
     )

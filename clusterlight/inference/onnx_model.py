@@ -17,7 +17,13 @@ import numpy as np
 
 class OnnxModel:
     """``path``: an ONNX file exported with its front end inside (the default of ``clusterlight
-    export``); ``threads``: onnxruntime's intra-op threads (1: one core, as on a small device)."""
+    export``); ``threads``: onnxruntime's intra-op threads (1: one core, as on a small device).
+
+    A dynamically quantized int8 model (the LSTM's) quantizes its activations at each call from the
+    range of everything in the call, so a window's probabilities would depend on the other windows of
+    its batch; such a model is run one window at a time, which makes its answers independent of the
+    batching (a stream's windows and a whole recording's get the same scores) and, on one thread, is
+    no slower."""
 
     def __init__(self, path: str | Path, threads: int = 1) -> None:
         import onnxruntime as ort
@@ -45,8 +51,11 @@ class OnnxModel:
         options.intra_op_num_threads = options.inter_op_num_threads = threads
         self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
         self.input_name = info["input"]["name"]
+        self.one_at_a_time = info.get("quantization", {}).get("method") == "dynamic"
 
     def probabilities(self, windows: np.ndarray) -> np.ndarray:
         """Class probabilities ``[b, classes]`` of windows ``[b, samples]`` (float32)."""
         batch = np.ascontiguousarray(windows, dtype=np.float32)
+        if self.one_at_a_time:
+            return np.concatenate([self.session.run(None, {self.input_name: w[None]})[0] for w in batch])
         return self.session.run(None, {self.input_name: batch})[0]

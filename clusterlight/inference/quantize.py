@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from clusterlight.inference.onnx_graph import frontend_nodes
+from clusterlight.inference.onnx_graph import fold_constants, frontend_nodes
 
 QUANT_METHODS = ("auto", "static", "dynamic")
 RECURRENT_OPS = {"LSTM", "GRU", "RNN"}
@@ -71,13 +71,6 @@ def quantize_onnx(
     ``calibration``: float32 windows ``[n, samples]`` of real audio (static quantization needs them).
     ``quantize_frontend`` quantizes the front end as well (for measuring what that costs)."""
     import onnx
-    from onnxruntime.quantization import (
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_dynamic,
-        quantize_static,
-    )
 
     fp32_path, out = Path(fp32_path), Path(out)
     info = json.loads(fp32_path.with_name(fp32_path.name + ".json").read_text())
@@ -90,21 +83,9 @@ def quantize_onnx(
         raise ValueError("static quantization needs calibration windows of real audio")
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp, _quiet():
+        source = _frontend_folded(fp32_path, Path(tmp)) if quantize_frontend else fp32_path
         target = Path(tmp) / out.name  # written whole, then moved: no half-written model at ``out``
-        if chosen == "dynamic":
-            quantize_dynamic(fp32_path, target, weight_type=QuantType.QInt8, nodes_to_exclude=exclude)
-        else:
-            quantize_static(
-                fp32_path,
-                target,
-                _Windows(info["input"]["name"], np.asarray(calibration, dtype=np.float32)),
-                quant_format=QuantFormat.QDQ,
-                activation_type=QuantType.QInt8,
-                weight_type=QuantType.QInt8,
-                per_channel=True,
-                calibrate_method=CalibrationMethod.MinMax,
-                nodes_to_exclude=exclude,
-            )
+        _quantize(source, target, chosen, exclude, info["input"]["name"], calibration)
         shutil.move(str(target), out)
     info.update(
         file=out.name,
@@ -121,6 +102,45 @@ def quantize_onnx(
     )
     out.with_name(out.name + ".json").write_text(json.dumps(info, indent=2) + "\n")
     return out
+
+
+def _frontend_folded(fp32_path: Path, folder: Path) -> Path:
+    """A copy of the export with the front end's constants folded (its DFT kernel as a table, which
+    the quantizer needs as an initializer)."""
+    import onnx_ir
+
+    model = onnx_ir.load(str(fp32_path))
+    fold_constants(model, keep_frontend=False)
+    path = folder / "frontend_folded.onnx"
+    onnx_ir.save(model, str(path))
+    return path
+
+
+def _quantize(fp32_path: Path, target: Path, method: str, exclude: list[str], input_name: str, calibration):
+    """onnxruntime's dynamic or static (QDQ, int8 activations and per-channel weights, min/max
+    calibration) quantization of ``fp32_path`` into ``target``, leaving the nodes ``exclude`` in float."""
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_dynamic,
+        quantize_static,
+    )
+
+    if method == "dynamic":
+        quantize_dynamic(fp32_path, target, weight_type=QuantType.QInt8, nodes_to_exclude=exclude)
+        return
+    quantize_static(
+        fp32_path,
+        target,
+        _Windows(input_name, np.asarray(calibration, dtype=np.float32)),
+        quant_format=QuantFormat.QDQ,
+        activation_type=QuantType.QInt8,
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        calibrate_method=CalibrationMethod.MinMax,
+        nodes_to_exclude=exclude,
+    )
 
 
 @contextlib.contextmanager
