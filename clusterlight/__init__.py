@@ -6,9 +6,9 @@ on a device with numpy and onnxruntime does not pull in torch and Lightning.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
+from clusterlight.lazy import lazy_names
 from clusterlight.version import __version__ as __version__
 
 _EXPORTS = {
@@ -45,14 +45,4 @@ if TYPE_CHECKING:  # what the names above are, for type checkers and editors
     from clusterlight.modules import JointFinetune as JointFinetune
     from clusterlight.nets import create_backbone as create_backbone
 
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'clusterlight' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})
+__getattr__, __dir__ = lazy_names(__name__, _EXPORTS)

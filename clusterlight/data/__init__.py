@@ -6,8 +6,9 @@ The names below load on first use (PEP 562), so that a decoding worker importing
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from clusterlight.lazy import lazy_names
 
 _EXPORTS = {
     "AudioDataModule": "clusterlight.data.datamodule",
@@ -39,14 +40,4 @@ if TYPE_CHECKING:  # what the names above are, for type checkers and editors
     from clusterlight.data.sources import UrbanSound8KSource as UrbanSound8KSource
     from clusterlight.data.synth import SyntheticSource as SyntheticSource
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'clusterlight.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(__name__, _EXPORTS)

@@ -44,8 +44,8 @@ from clusterlight.data.sample_codec import check_cache_dtype, decode_samples
 from clusterlight.data.shard_build import build_sharded, partial_folder, shard_name, shard_ranges
 from clusterlight.data.shard_open import (
     check_shards_fully,
+    open_indexed_shards,
     open_or_build_sharded,
-    open_shards,
     read_index,
     read_shard_meta,
 )
@@ -239,11 +239,7 @@ class WaveformCache:
             raise CacheProblem(
                 f"index.json records (sample rate, dtype, shard size, files) {found}, expected {expected}"
             )
-        names = [shard_name(i) for i in range(len(self.ranges))]
-        if [s["name"] for s in index["shards"]] != names:
-            raise CacheProblem(f"index.json lists other shards than the {len(names)} expected")
-        records = index["shards"]
-        shards = open_shards(names, lambda name: self._open_shard(folder, records[int(name[6:])]))
+        names, shards = open_indexed_shards(index, len(self.ranges), lambda r: self._open_shard(folder, r))
         if verify == "full":
             args = [(str(folder / n), self.shard_paths(i), self.settings) for i, n in enumerate(names)]
             check_shards_fully(names, shard_problem, args, self.workers, "waveform cache")

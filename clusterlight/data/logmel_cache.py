@@ -65,8 +65,8 @@ from clusterlight.data.sample_codec import feature_dtype
 from clusterlight.data.shard_build import build_sharded, partial_folder, shard_name, shard_ranges
 from clusterlight.data.shard_open import (
     check_shards_fully,
+    open_indexed_shards,
     open_or_build_sharded,
-    open_shards,
     read_index,
     read_shard_meta,
 )
@@ -257,11 +257,7 @@ class LogMelCache:
             raise CacheProblem(
                 f"index.json records {index['n']} clips, the waveform store holds {len(self.store)}"
             )
-        names = [shard_name(i) for i in range(len(self.ranges))]
-        if [s["name"] for s in index["shards"]] != names:
-            raise CacheProblem(f"index.json lists other shards than the {len(names)} expected")
-        records = index["shards"]
-        shards = open_shards(names, lambda name: self._open_shard(folder, records[int(name[6:])]))
+        names, shards = open_indexed_shards(index, len(self.ranges), lambda r: self._open_shard(folder, r))
         if verify == "full":
             args = [(str(folder / name),) for name in names]
             check_shards_fully(names, logmel_shard_problem, args, self.workers, "log-mel feature cache")

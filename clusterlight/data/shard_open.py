@@ -21,7 +21,7 @@ from typing import TypeVar
 from clusterlight.data.array_store import CacheProblem, folder_identity, read_meta
 from clusterlight.data.atomic import move_aside
 from clusterlight.data.records import DataError
-from clusterlight.data.shard_build import INDEX
+from clusterlight.data.shard_build import INDEX, shard_name
 from clusterlight.progress import progress
 
 T = TypeVar("T")
@@ -67,6 +67,16 @@ def read_shard_meta(
     if meta["arrays"] != record["arrays"]:
         raise CacheProblem("its meta.json records other arrays than index.json")
     return meta
+
+
+def open_indexed_shards(index: dict, count: int, open_one: Callable[[dict], T]) -> tuple[list[str], list[T]]:
+    """The names of the ``count`` shards ``index.json`` must list, in order, and each opened by
+    ``open_one(its index record)`` (:func:`open_shards`)."""
+    names = [shard_name(i) for i in range(count)]
+    if [s["name"] for s in index["shards"]] != names:
+        raise CacheProblem(f"index.json lists other shards than the {len(names)} expected")
+    records = index["shards"]
+    return names, open_shards(names, lambda name: open_one(records[int(name[6:])]))
 
 
 def open_shards(names: Sequence[str], open_one: Callable[[str], T]) -> list[T]:

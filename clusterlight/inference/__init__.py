@@ -7,8 +7,9 @@ with numpy and onnxruntime alone, the others need torch.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from clusterlight.lazy import lazy_names
 
 _EXPORTS = {  # name: the module that defines it
     "Detection": "clusterlight.inference.recordings",
@@ -36,14 +37,4 @@ if TYPE_CHECKING:  # what the names above are, for type checkers and editors
     from clusterlight.inference.recordings import score_curves as score_curves
     from clusterlight.inference.streaming import StreamingDetector as StreamingDetector
 
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'clusterlight.inference' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})
+__getattr__, __dir__ = lazy_names(__name__, _EXPORTS)
