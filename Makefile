@@ -28,12 +28,12 @@ setup: $(VENV)/.installed-dev  ## everything a contributor needs
 demo: $(VENV)/.installed-run  ## the main job: class weighting vs the clustered method on the built-in data
 	$(BIN)/clusterlight experiment --config configs/experiment/quickstart.yaml
 
-lint: $(VENV)/.installed-dev
+lint: $(VENV)/.installed-dev  ## ruff (lint and format check) and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint  ## lint, format check and the whole test suite (CPU, own data)
+test: lint  ## lint, format and type checks, then the whole test suite (CPU, own data)
 	$(BIN)/python -m pytest tests -n auto --maxprocesses 4 --durations=10
 
 test-fast: lint  ## the suite without the `slow` tests: the loop to run while editing
