@@ -13,19 +13,27 @@ Usage::
 ``progress(iterable)`` iterates; ``progress(total=n)`` is a counter advanced with ``update(k)`` and closed
 by ``close()`` or a ``with`` block. When stderr is not a terminal (a batch job, a log file), the bar is
 replaced by lines on stderr, ``[clusterlight] desc: done/total unit (pct), rate unit/s, ETA``, at most one
-per ``every`` seconds, plus one at the end (printed, not logged: Python's logging drops ``INFO`` unless
-the application configures it, and a batch job's log is where these lines matter).
+per ``every`` seconds (default 30, or the ``CLUSTERLIGHT_PROGRESS_EVERY`` environment variable), and a
+last one at the end of a loop that printed any: a loop shorter than ``every`` stays silent. They are
+printed, not logged: Python's logging drops ``INFO`` unless the application configures it, and a batch
+job's log is where these lines matter.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Iterable, Iterator, Sized
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
-LOG_EVERY_SECONDS = 30.0
+EVERY_ENV = "CLUSTERLIGHT_PROGRESS_EVERY"
+
+
+def default_every() -> float:
+    """Seconds between progress lines off a terminal: ``CLUSTERLIGHT_PROGRESS_EVERY``, else 30."""
+    return float(os.environ.get(EVERY_ENV, "30"))
 
 
 def _duration(seconds: float) -> str:
@@ -43,6 +51,7 @@ class LogProgress:
         self.n = 0
         self.start = self.last = time.monotonic()
         self.closed = False
+        self.printed_at: int | None = None  # the count the last line showed
 
     def update(self, k: int = 1) -> None:
         self.n += k
@@ -68,10 +77,11 @@ class LogProgress:
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            self._print(self.line(time.monotonic()))
+            if self.printed_at is not None and self.printed_at != self.n:
+                self._print(self.line(time.monotonic()))
 
-    @staticmethod
-    def _print(line: str) -> None:
+    def _print(self, line: str) -> None:
+        self.printed_at = self.n
         print(f"[clusterlight] {line}", file=sys.stderr, flush=True)
 
     def __enter__(self) -> LogProgress:
@@ -99,7 +109,7 @@ def progress(
     desc: str = "",
     unit: str = "it",
     total: int | None = None,
-    every: float = LOG_EVERY_SECONDS,
+    every: float | None = None,
 ) -> Any:
     """Progress over ``iterable`` (iterate it) or over ``total`` items (call ``update(k)``, then
     ``close()``): a tqdm bar when stderr is a terminal, else a line on stderr every ``every`` seconds."""
@@ -110,5 +120,5 @@ def progress(
 
         counter: Any = tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True)
     else:
-        counter = LogProgress(total, desc, unit, every)
+        counter = LogProgress(total, desc, unit, default_every() if every is None else every)
     return counter if iterable is None else _Iterating(iterable, counter)

@@ -196,8 +196,18 @@ def test_progress_prints_counts_rate_and_eta_off_a_terminal(capsys, monkeypatch)
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
     assert list(progress_module.progress(range(3), "decoding", "files", every=0.0)) == [0, 1, 2]
     with progress_module.progress(total=10, desc="verifying", unit="shards", every=3600.0) as bar:
+        bar.update(4)  # shorter than `every`: silent
+    with progress_module.progress(total=10, desc="building", unit="files", every=0.0) as bar:
         bar.update(4)
+        bar.every = 3600.0
+        bar.update(2)  # not printed now, but a loop that printed ends with a last line
     lines = capsys.readouterr().err.splitlines()
     assert "[clusterlight] decoding: 1/3 files (33%)" in lines[0] and "files/s, ETA" in lines[0]
-    assert lines[-1].startswith("[clusterlight] verifying: 4/10 shards (40%)")  # at the end, none before
-    assert sum("verifying" in line for line in lines) == 1
+    assert lines[2].startswith("[clusterlight] decoding: 3/3 files (100%)") and len(lines) == 5
+    assert not any("verifying" in line for line in lines)
+    assert [line.split(" (")[0] for line in lines[3:]] == [
+        "[clusterlight] building: 4/10 files",
+        "[clusterlight] building: 6/10 files",
+    ]
+    monkeypatch.setenv("CLUSTERLIGHT_PROGRESS_EVERY", "7.5")
+    assert progress_module.default_every() == 7.5

@@ -113,6 +113,7 @@ def test_a_long_exact_embedding_pass_shows_its_progress(synth_root, tmp_path, mo
 
     monkeypatch.setattr(centroids, "PROGRESS_MIN_BATCHES", 1)  # the tiny pass counts as long
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    monkeypatch.setenv("CLUSTERLIGHT_PROGRESS_EVERY", "0")  # a line per batch, however fast
     _rebuild_inputs(synth_root, tmp_path, "exact")
     lines = [x for x in capsys.readouterr().err.splitlines() if "embedding the training clips" in x]
     assert lines and all(x.startswith("[clusterlight] embedding the training clips: ") for x in lines)

@@ -56,8 +56,9 @@ def test_predict_files_matches_the_model_and_pools_long_files(trained, tmp_path)
 
 
 @pytest.mark.slow
-def test_predict_command_writes_as_it_goes_and_skips_bad_files(trained, tmp_path):
+def test_predict_command_writes_as_it_goes_and_skips_bad_files(trained, tmp_path, monkeypatch):
     ckpt, data = trained
+    monkeypatch.setenv("CLUSTERLIGHT_PROGRESS_EVERY", "0")  # a progress line per file, however fast
     folder = tmp_path / "in"
     for i in range(3):
         write_tone(folder / f"sub/t{i}.wav", sr=8000, seconds=0.7, freq=300 + 100 * i)
@@ -86,8 +87,9 @@ def test_predict_command_writes_as_it_goes_and_skips_bad_files(trained, tmp_path
 
 
 @pytest.mark.slow
-def test_detect_command_on_a_generated_long_recording(trained, tmp_path):
+def test_detect_command_on_a_generated_long_recording(trained, tmp_path, monkeypatch):
     ckpt, _ = trained
+    monkeypatch.setenv("CLUSTERLIGHT_PROGRESS_EVERY", "0")
     generate_long(tmp_path / "long", n_recordings=1, minutes=0.5, seed=1, sample_rate=8000)
     out = tmp_path / "events.csv"
     done = clusterlight(

@@ -106,8 +106,8 @@ def detect_main(argv: list[str]) -> None:
     for path in progress(paths, "detect", unit="recordings"):
         found = detect_recording(model, path, a.hop, a.thresholds, a.median_filter, a.min_gap, a.trim)
         events[path.name], window = found.events, found.window_s
-        if a.plot:
-            plot(model, found, Path(a.plot) / (path.name + ".png"))
+        picture = f", {plot(model, found, Path(a.plot) / (path.name + '.png'))}" if a.plot else ""
+        print(f"[clusterlight] {path}: {len(found.events)} events{picture}", file=sys.stderr)
     write_events_csv(a.out, events)
     print(
         f"wrote {sum(map(len, events.values()))} events in {len(events)} recording(s) to {a.out} "
