@@ -96,6 +96,19 @@ def offline_events(onnx_model: OnnxModel, wave: np.ndarray, thresholds: dict, le
     return scores_to_events(scores, CLASSES, thresholds, **settings)
 
 
+def spaced_thresholds(onnx_model: OnnxModel, wave: np.ndarray, length: int) -> dict:
+    """Per-class thresholds in the gap nearest the median filtered score that is wider than 1e-5: many
+    events, and no score close enough to a threshold to flip with float round-off."""
+    filtered = median_filter(onnx_model.probabilities(windows(wave, SR, SR // 2, "loop")), length)
+    thresholds = {}
+    for c, name in enumerate(CLASSES[:-1]):
+        values = np.unique(filtered[:, c])
+        gaps = np.flatnonzero(np.diff(values) > 1e-5)
+        k = int(gaps[np.argmin(np.abs(gaps - len(values) // 2))])
+        thresholds[name] = float((values[k] + values[k + 1]) / 2)
+    return thresholds
+
+
 # Run as `python STREAM_SCRIPT MODEL WAVE.npy THRESHOLDS_JSON MEDIAN CHUNK...`: torch, torchaudio and
 # Lightning are blocked before clusterlight is imported; prints {"blocked", "events": {chunk: [...]}}.
 STREAM_SCRIPT = """
@@ -126,15 +139,7 @@ print(json.dumps({"blocked": blocked, "events": events}))
 def test_stream_with_an_onnx_file_and_no_torch_equals_offline(exported_stream_model, length, tmp_path):
     path, wave = exported_stream_model
     onnx_model = OnnxModel(path)
-    filtered = median_filter(onnx_model.probabilities(windows(wave, SR, SR // 2, "loop")), length)
-    thresholds = {}
-    for c, name in enumerate(CLASSES[:-1]):
-        # in the gap nearest the median that is wider than 1e-5: many events, and no score close
-        # enough to flip with onnxruntime's float round-off, which differs with the batch size
-        values = np.unique(filtered[:, c])
-        gaps = np.flatnonzero(np.diff(values) > 1e-5)
-        k = int(gaps[np.argmin(np.abs(gaps - len(values) // 2))])
-        thresholds[name] = float((values[k] + values[k + 1]) / 2)
+    thresholds = spaced_thresholds(onnx_model, wave, length)
     expected = offline_events(onnx_model, wave, thresholds, length)
     assert len(expected) >= 5
     np.save(tmp_path / "wave.npy", wave)
@@ -286,3 +291,25 @@ def test_int8_scores_do_not_depend_on_the_batch(int8_export):
     windows[0] *= 20  # a loud window: with one range for the batch, it would squeeze the others
     alone = np.concatenate([model.probabilities(w[None]) for w in windows])
     np.testing.assert_array_equal(model.probabilities(windows), alone)
+
+
+@pytest.mark.slow
+def test_stream_command_with_an_onnx_file_prints_the_offline_events(exported_stream_model, tmp_path):
+    path, wave = exported_stream_model
+    pcm = np.clip(np.round(wave * 32768), -32768, 32767).astype("<i2")
+    samples = pcm.astype(np.float32) / 32768  # what the command reads back from the 16-bit stream
+    onnx_model = OnnxModel(path)
+    thresholds = spaced_thresholds(onnx_model, samples, 3)
+    expected = offline_events(onnx_model, samples, thresholds, 3)
+    assert len(expected) >= 5
+    cmd = [sys.executable, "-m", "clusterlight", "stream", "--onnx", str(path)]
+    cmd += ["--thresholds", json.dumps(thresholds)]
+    done = subprocess.run(cmd, input=pcm.tobytes(), capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stderr.decode()[-3000:]
+    lines = [json.loads(x) for x in done.stdout.decode().splitlines()]
+    order = {c: i for i, c in enumerate(CLASSES)}
+    got = sorted(lines, key=lambda x: (x["onset"], order[x["label"]]))
+    expected_rows = [(e.label, e.onset, e.offset) for e in expected]
+    assert [(x["label"], x["onset"], x["offset"]) for x in got] == expected_rows
+    assert all(x["delay_s"] >= 0 for x in lines)
+    assert f"{len(wave) / SR:.1f} s of audio, {len(lines)} events" in done.stderr.decode()
