@@ -11,10 +11,10 @@
   (``DynamicQuantizeLSTM``, ``MatMulInteger``); no calibration is needed.
 
 The log-mel front end (the DFT as a convolution, the mel filterbank, the logarithm) stays float32 in
-both: the power spectrum spans ~100 dB, which 8 bits cannot hold; ``benchmarks/edge.py`` measures what
-quantizing it as well costs (``--quantize_frontend``). The front end's nodes are the ones the exporter
-records under the ``parts.frontend`` name scope. ``<out>.json`` is the fp32 sidecar plus a
-``"quantization"`` entry saying what was done.
+both: the power spectrum spans ~100 dB, which 8 bits cannot hold (``quantize_frontend=True`` quantizes it
+too; ``benchmarks/edge.py`` measures what that costs). The front end's nodes are the ones the export
+marks (:func:`~clusterlight.inference.onnx_graph.mark_frontend`). ``<out>.json`` is the fp32 sidecar
+plus a ``"quantization"`` entry saying what was done.
 """
 
 from __future__ import annotations
