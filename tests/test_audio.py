@@ -3,11 +3,12 @@ import logging
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 from helpers.data import write_tone
 
 from clusterlight.data import decode as decoding
 from clusterlight.data.audio import load_waveforms
-from clusterlight.data.cropping import fit_length
+from clusterlight.data.cropping import clip_positions, fit_length
 from clusterlight.data.decode import decode
 from clusterlight.data.records import Clip, DataError
 
@@ -29,6 +30,23 @@ def test_fit_length_modes():
     assert np.allclose(noisy[:4], w, atol=0.2) and 0 < np.abs(noisy[4:]).max() < 0.2
     with pytest.raises(DataError, match="padding must be one of"):
         fit_length(w, 6, "mirror", 0)
+
+
+@pytest.mark.parametrize("mode", ["loop", "zero", "noise"])
+def test_fit_length_follows_the_tensor_rule_of_clip_positions(mode):
+    """The per-clip host path and the batched device path crop and pad alike, at every offset."""
+    n = 7
+    for m in (1, 3, 6, 7, 8, 20):
+        wave = np.arange(1, m + 1, dtype=np.float32)
+        for offset in range(-3, m + n + 3):
+            pos, inside = clip_positions(torch.tensor([m]), torch.tensor([offset]), n, mode)
+            expected = wave[pos[0].numpy()] * (1 if inside is None else inside[0].numpy())
+            got = fit_length(wave, n, mode, offset, np.random.default_rng(0))
+            if mode == "noise" and m < n:  # placed as with zero padding, then noise 40 dB down on top
+                noise = got - fit_length(wave, n, "zero", offset)
+                assert 0 < np.abs(noise).max() < 0.1 * np.sqrt(np.mean(wave**2))
+                got = got - noise
+            assert got.dtype == np.float32 and got.tolist() == expected.tolist(), (m, offset)
 
 
 def _clips(tmp_path, n=3):

@@ -4,8 +4,8 @@ Longer clips are cropped at an offset (clipped to the valid range). Shorter clip
 ``loop`` repeats the clip from the offset (a circular shift), ``zero`` places it at the offset
 in digital silence (a shortcut no deployed detector sees; for comparison only), ``noise`` as
 ``zero`` plus white noise 40 dB below the clip's RMS. :func:`clip_positions` states the rule
-as index arithmetic on tensors, so the host path (:func:`fit_length`, one clip) and the
-device path (:class:`~clusterlight.data.resident.ResidentWaveforms`, a batch) share it.
+as index arithmetic on tensors for the device path (:class:`~clusterlight.data.resident.ResidentWaveforms`,
+a batch); :func:`fit_length` applies the same rule to one clip with slices (tested equal).
 """
 
 from __future__ import annotations
@@ -48,15 +48,20 @@ def fit_length(
     wave: np.ndarray, n: int, mode: str, offset: int, rng: np.random.Generator | None = None
 ) -> np.ndarray:
     """Crop or pad ``wave`` to ``n`` samples from ``offset`` by the rule above (``noise`` draws from
-    ``rng``)."""
+    ``rng``). The rule of :func:`clip_positions` as slices: a data loader calls this once per clip, where
+    building the index tensors would cost more than the copy."""
     if mode not in PADDING_MODES:
         raise DataError(f"padding must be one of {PADDING_MODES}, got {mode!r}")
     m = len(wave)
-    pos, inside = clip_positions(torch.tensor([m]), torch.tensor([offset]), n, mode)
-    out = wave[pos[0].numpy()]
-    if inside is not None:
-        out = out * inside[0].numpy()
-    if mode == "noise" and m < n:
+    if m >= n:
+        at = min(max(offset, 0), m - n)
+        return wave[at : at + n].copy()  # its own array, never a view of the (memory-mapped) cache
+    if mode == "loop":
+        return np.resize(np.roll(wave, -(offset % m)), n)  # sample t is wave[(offset + t) % m]
+    at = min(max(offset, 0), n - m)
+    out = np.zeros(n, dtype=wave.dtype)
+    out[at : at + m] = wave
+    if mode == "noise":
         rms = float(np.sqrt(np.mean(wave.astype(np.float64) ** 2))) + 1e-8
         out = out + (rng or np.random.default_rng(0)).standard_normal(n).astype(np.float32) * (rms * 0.01)
     return out

@@ -56,4 +56,4 @@ class ClipDataset(Dataset):
         if self.logmel is not None:
             return {"logmel": torch.from_numpy(self.logmel.window(row, offset)), **item}
         clip = fit_length(self.store.wave(row), n, self.padding, offset, rng)
-        return {"wave": torch.from_numpy(np.array(clip, dtype=np.float32)), **item}
+        return {"wave": torch.from_numpy(np.asarray(clip, dtype=np.float32)), **item}
