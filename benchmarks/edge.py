@@ -19,11 +19,15 @@
    window plus the median filter's span, whether the events equal offline detection's, and event-based
    F1 / ER of both (500 ms onset collar; each event shortened by the onset lead measured offline on other
    recordings, seed ``--long_seed`` + 1, as ``clusterlight detect --annotations`` measures it).
+6. **On real recordings** (``--rare4 RUNS``): steps 2-4 for the rare4 pair that ``benchmarks/rare4.py
+   --out RUNS`` trained (RARE4_COMMAND: class-weighted CE and the paper's recipe, LSTM and CNN, 5
+   seeds, train fold 1 at 2:2:1:26, test fold 2). Needs the data root the runs were trained with.
 
 Prints Markdown, also written to ``--results`` (default ``benchmarks/results/edge.md``); each target is
 stated as met or missed.
 
     python benchmarks/edge.py      # about 20 min on a 2-core CPU with the runs trained (40 min without)
+    python benchmarks/edge.py --rare4 runs/rare4   # and the rare4 pair (train it first: RARE4_COMMAND)
 """
 
 from __future__ import annotations
@@ -63,6 +67,14 @@ EXPERIMENTS = {
     "CNN": ROOT / "configs/experiment/quickstart_cnn.yaml",
 }
 METHODS = ["baseline", "clustered_centroid_head"]
+# the rare4 pair (benchmarks/rare4.py's runs): class-weighted CE and the paper's two-stage recipe, LSTM and
+# CNN, train fold 1 at 2:2:1:26, test fold 2
+RARE4 = {"rare4 LSTM": "rare4_lstm_2-2-1-26_1to2", "rare4 CNN": "rare4_cnn_2-2-1-26_1to2"}
+RARE4_METHODS = ["weighted_ce", "clustered"]
+RARE4_COMMAND = (
+    "python benchmarks/rare4.py --data_root PATH --backbones lstm cnn --directions 1to2 --ratios 2:2:1:26 "
+    "--methods weighted_ce clustered --seeds 0 1 2 3 4"
+)
 RESULTS = ROOT / "benchmarks/results/edge.md"
 LONG_SEED = 31000
 CHUNK_S = 0.1
@@ -74,6 +86,16 @@ STREAMING_NOTE = re.sub(
     plus the median filter's span (median_filter x hop). Event F1 / ER: 500 ms onset collar, class-wise
     average, offsets ignored. Offline: `clusterlight.inference.detect_recording` over each whole recording
     with the same settings and the same runtime's scores.""",
+)
+RARE4_NOTE = re.sub(
+    r"\s+",
+    " ",
+    """rare4 models: the selected checkpoints of `{command} --out {runs}` (`benchmarks/rare4.py`):
+    UrbanSound8K folds 1 and 2 reduced to dog_bark, car_horn, gun_shot and a pooled background; trained on
+    fold 1 at 2:2:1:26 (validation carved from it by source recording), tested on all of fold 2 at its
+    natural ratio; 4 s clips at 16 kHz, short ones loop-padded; class-weighted CE (weighted_ce) and the
+    paper's two-stage recipe (clustered). The CNN is calibrated on 256 clips of fold 1's training split.
+    No streaming rows: the long recordings are synthetic, with the quickstart's classes.""",
 )
 TARGETS = {"bytes": 0.35, "speed_b1": 1.5, "error_change": 0.05, "rtf": 0.05}
 
@@ -91,6 +113,32 @@ def trained_runs(seeds: list[int] | None) -> dict[tuple[str, str, int], Path]:
             stage = exp.methods[method].stages[-1].name
             for seed in run_seeds:
                 found[(net, method, seed)] = selected_checkpoint(out, method, seed, stage)
+    return found
+
+
+def rare4_runs(folder: Path) -> dict[tuple[str, str, int], Path]:
+    """{(net, method, seed): selected checkpoint} of the rare4 pair that ``benchmarks/rare4.py --out
+    folder`` trained (RARE4_COMMAND); exits naming that command when a setting is missing."""
+    found = {}
+    for net, setting in RARE4.items():
+        results = folder / setting / "results.json"
+        if not results.is_file():
+            sys.exit(
+                f"edge benchmark: no rare4 runs in {results.parent}; train them with\n  {RARE4_COMMAND} "
+                f"--out {folder}"
+            )
+        done = json.loads(results.read_text())
+        methods = done["experiment"]["methods"]
+        for method in RARE4_METHODS:
+            seeds = sorted(int(seed) for seed in done["runs"].get(method, {}))
+            if len(seeds) < 2:
+                sys.exit(
+                    f"edge benchmark: {results} has {len(seeds)} seed(s) of {method}; the paired "
+                    f"interval needs at least 2 (train them with {RARE4_COMMAND} --out {folder})"
+                )
+            stage = methods[method]["stages"][-1]["name"]
+            for seed in seeds:
+                found[(net, method, seed)] = selected_checkpoint(folder / setting, method, seed, stage)
     return found
 
 
@@ -253,6 +301,28 @@ def measured_trim(model, recordings, reference, hop_s: float, median: int) -> fl
     return max(0.0, onset_lead(reference, found, within=model.card["audio"]["duration"]))
 
 
+def measure_streams(net: str, ckpt: Path, fp32: Path, int8: Path, work: Path, a, streams: dict) -> float:
+    """Stream the long recordings with each runtime into ``streams[(net, runtime)]``; returns the trim."""
+    model = load(ckpt)
+    sample_rate = int(model.card["audio"]["sample_rate"])
+    recordings, reference = long_recordings(
+        work / f"long{a.long_seed}", a.long_seed, a.recordings, a.minutes, sample_rate
+    )
+    val = long_recordings(
+        work / f"long{a.long_seed + 1}", a.long_seed + 1, a.recordings, a.minutes, sample_rate
+    )
+    trim = measured_trim(model, *val, a.hop, a.median_filter)
+    settings = dict(hop_s=a.hop, median_filter=a.median_filter, trim_s=trim)
+    for runtime, scorer in (
+        ("PyTorch fp32", torch_scores(model)),
+        ("ONNX fp32", OnnxModel(fp32, threads=1).probabilities),
+        ("ONNX int8", OnnxModel(int8, threads=1).probabilities),
+    ):
+        streams[(net, runtime)] = streaming_row(model, scorer, recordings, reference, settings)
+        print(f"[edge] {net} {runtime} stream: rtf {streams[(net, runtime)]['rtf']:.4f}", file=sys.stderr)
+    return trim
+
+
 # ---- report -------------------------------------------------------------------------------------
 def verdict(ok: bool) -> str:
     return "met" if ok else "**missed**"
@@ -369,10 +439,12 @@ def report(a, speed, accuracy, streams, trims, seconds: float) -> str:
         "int8` (onnxruntime quantization; the log-mel front end stays float32; static QDQ with 256 "
         "calibration clips of the run's training split for the CNN, dynamic for the LSTM, whose LSTM op "
         "static quantization cannot run).",
+        *(["", RARE4_NOTE.format(command=RARE4_COMMAND, runs=a.rare4)] if a.rare4 else []),
         "",
         "## Size and one-thread throughput",
         "",
-        f"Seed {a.speed_seed}'s baseline of each network; clips/s over at least {a.seconds:g} s per cell.",
+        f"Seed {a.speed_seed}'s class-weighted baseline of each network; clips/s over at least "
+        f"{a.seconds:g} s per cell.",
         "",
         *size_speed_table(speed),
         "",
@@ -423,52 +495,51 @@ def main() -> None:
     p.add_argument("--median_filter", type=int, default=3)
     p.add_argument("--work", default=str(ROOT / "runs/edge"), help="exports and recordings")
     p.add_argument("--results", default=str(RESULTS))
+    p.add_argument(
+        "--rare4",
+        metavar="RUNS",
+        help="also the rare4 pair trained by benchmarks/rare4.py --out RUNS (e.g. runs/rare4): size, speed "
+        "and int8 accuracy on real recordings",
+    )
     a = p.parse_args()
     t_start = time.perf_counter()
     torch.set_num_threads(1)
     runs = trained_runs(a.seeds)
+    nets = {net: ("baseline", METHODS) for net in EXPERIMENTS}
+    if a.rare4:
+        runs |= rare4_runs(Path(a.rare4))
+        nets |= {net: ("weighted_ce", RARE4_METHODS) for net in RARE4}
     work = Path(a.work)
-    exports = {key: export_pair(ckpt, work / "{}_{}_seed{}".format(*key)) for key, ckpt in runs.items()}
+    exports = {
+        key: export_pair(ckpt, work / "{}_{}_seed{}".format(key[0].replace(" ", "_"), *key[1:]))
+        for key, ckpt in runs.items()
+    }
     speed, accuracy, streams, trims = {}, {}, {}, {}
-    for net in EXPERIMENTS:
-        ckpt = runs[(net, "baseline", a.speed_seed)]
-        fp32, int8, _ = exports[(net, "baseline", a.speed_seed)]
+    for net, (baseline, methods) in nets.items():
+        ckpt = runs[(net, baseline, a.speed_seed)]
+        fp32, int8, method = exports[(net, baseline, a.speed_seed)]
         windows, _ = split_windows(ckpt, "test", count=256)
         speed[net] = speed_row(ckpt, fp32, int8, windows, a.seconds)
-        both = frontend_int8(
-            ckpt, fp32, exports[(net, "baseline", a.speed_seed)][2], work / f"{net}_frontend_int8.onnx"
-        )
-        accuracy[(net, f"baseline, front end int8 too (seed {a.speed_seed})")] = {
-            **error_change({a.speed_seed: accuracy_runs(ckpt, fp32, both)}, load(ckpt).card["class_names"]),
-            "quantization": f"{exports[(net, 'baseline', a.speed_seed)][2]}, {both.stat().st_size:,} bytes",
-        }
         print(f"[edge] {net} speed: {json.dumps(speed[net])}", file=sys.stderr)
-        for method in METHODS:
-            keys = [k for k in runs if k[:2] == (net, method)]
+        if net in EXPERIMENTS:
+            both = frontend_int8(ckpt, fp32, method, work / f"{net}_frontend_int8.onnx")
+            accuracy[(net, f"baseline, front end int8 too (seed {a.speed_seed})")] = {
+                **error_change(
+                    {a.speed_seed: accuracy_runs(ckpt, fp32, both)}, load(ckpt).card["class_names"]
+                ),
+                "quantization": f"{method}, {both.stat().st_size:,} bytes",
+            }
+        for name in methods:
+            keys = [k for k in runs if k[:2] == (net, name)]
             per_seed = {k[2]: accuracy_runs(runs[k], *exports[k][:2]) for k in keys}
             class_names = load(runs[keys[0]]).card["class_names"]
-            accuracy[(net, method)] = {
+            accuracy[(net, name)] = {
                 **error_change(per_seed, class_names),
                 "quantization": exports[keys[0]][2],
             }
-            print(f"[edge] {net} {method}: {accuracy[(net, method)]}", file=sys.stderr)
-        model = load(ckpt)
-        sample_rate = int(model.card["audio"]["sample_rate"])
-        recordings, reference = long_recordings(
-            work / f"long{a.long_seed}", a.long_seed, a.recordings, a.minutes, sample_rate
-        )
-        val = long_recordings(
-            work / f"long{a.long_seed + 1}", a.long_seed + 1, a.recordings, a.minutes, sample_rate
-        )
-        trims[net] = measured_trim(model, *val, a.hop, a.median_filter)
-        settings = dict(hop_s=a.hop, median_filter=a.median_filter, trim_s=trims[net])
-        for runtime, scorer in (
-            ("PyTorch fp32", torch_scores(model)),
-            ("ONNX fp32", OnnxModel(fp32, threads=1).probabilities),
-            ("ONNX int8", OnnxModel(int8, threads=1).probabilities),
-        ):
-            streams[(net, runtime)] = streaming_row(model, scorer, recordings, reference, settings)
-            print(f"[edge] {net} {runtime} stream: rtf {streams[(net, runtime)]['rtf']:.4f}", file=sys.stderr)
+            print(f"[edge] {net} {name}: {accuracy[(net, name)]}", file=sys.stderr)
+        if net in EXPERIMENTS:  # the long recordings are synthetic: the quickstart's classes only
+            trims[net] = measure_streams(net, ckpt, fp32, int8, work, a, streams)
     text = report(a, speed, accuracy, streams, trims, time.perf_counter() - t_start)
     Path(a.results).write_text(text)
     print(text)

@@ -1,5 +1,8 @@
 """The edge benchmark's verdicts: each target met or missed by its figure, the front-end row no target."""
 
+import json
+
+import pytest
 from helpers.benchmarks import load_benchmark
 
 bench = load_benchmark("edge")
@@ -41,3 +44,45 @@ def test_each_target_is_met_or_missed_by_its_figure():
     assert not [r for r in rows if r.startswith("CNN") and "real-time" in r]  # the target is the LSTM's
     assert rows["CNN ONNX int8: delay <= window + median span"].endswith("**missed** |")
     assert rows["CNN ONNX int8: streamed events = offline"].endswith("| differ | **missed** |")
+
+
+def _rare4_setting(folder, seeds):
+    """A results folder as benchmarks/rare4.py writes it: results.json and each run's best checkpoint."""
+    stages = {"weighted_ce": "fit", "clustered": "finetune"}
+    methods = {
+        m: {"stages": [{"name": "pretrain"}] * (m == "clustered") + [{"name": s}]} for m, s in stages.items()
+    }
+    runs = {m: {str(seed): {} for seed in seeds} for m in stages}
+    folder.mkdir(parents=True)
+    (folder / "results.json").write_text(json.dumps({"experiment": {"methods": methods}, "runs": runs}))
+    for method, stage in stages.items():
+        for seed in seeds:
+            checkpoints = (
+                folder / f"seed{seed}" / method / stage / "lightning_logs" / "version_0" / "checkpoints"
+            )
+            checkpoints.mkdir(parents=True)
+            (checkpoints / "best-epoch=003.ckpt").write_bytes(b"")
+
+
+def test_rare4_runs_are_the_selected_checkpoints_of_each_seed(tmp_path):
+    for setting in bench.RARE4.values():
+        _rare4_setting(tmp_path / setting, [0, 1, 2, 3, 4])
+    found = bench.rare4_runs(tmp_path)
+    assert len(found) == 2 * 2 * 5
+    ckpt = found[("rare4 CNN", "clustered", 4)]
+    assert ckpt.relative_to(tmp_path).parts[:4] == (
+        "rare4_cnn_2-2-1-26_1to2",
+        "seed4",
+        "clustered",
+        "finetune",
+    )
+    assert ckpt.name == "best-epoch=003.ckpt"
+
+
+def test_rare4_runs_missing_or_single_seed_exit_naming_the_training_command(tmp_path):
+    with pytest.raises(SystemExit, match="benchmarks/rare4.py --data_root PATH .* --out"):
+        bench.rare4_runs(tmp_path)
+    for setting in bench.RARE4.values():
+        _rare4_setting(tmp_path / setting, [0])
+    with pytest.raises(SystemExit, match="1 seed"):
+        bench.rare4_runs(tmp_path)
