@@ -8,7 +8,7 @@ timeout, and stops (saying so in the report) when the time budget runs low:
      the pretrain checkpoint) with ``configs/trainer/gpu.yaml`` and ``--trainer.precision bf16-mixed``
      on the built-in synthetic data, a few epochs: finished or not, wall time, training clips/s and
      peak GPU memory;
-  3. ``benchmarks/data_scale.py --sizes 10000``.
+  3. ``benchmarks/data_scale.py --sizes 10000 --repeats 1``.
 The report (``--out``) names the command, the machine, the versions and the date, and holds each
 step's status and printout. Without a CUDA device every step is reported as skipped and the exit code
 is 0; with one, the exit code is 1 when a step failed or timed out. Not part of the test suite.
@@ -38,7 +38,7 @@ NO_CUDA = "no CUDA device: torch.cuda.is_available() is False"
 EXPERIMENT = "configs/experiment/quickstart.yaml"
 GPU_TRAINER = "configs/trainer/gpu.yaml"
 THROUGHPUT = ["benchmarks/throughput.py", "--compile", "--scale_sizes", "10000", "100000"]
-DATA_SCALE = ["benchmarks/data_scale.py", "--sizes", "10000"]
+DATA_SCALE = ["benchmarks/data_scale.py", "--sizes", "10000", "--repeats", "1"]
 STAGES = ("baseline", "pretrain", "finetune")
 # A step's timeout is its share of the time left, among the steps still to run; below MIN_STEP_S it
 # does not start and neither does any later step.
