@@ -1,0 +1,257 @@
+"""Which ``cache_dtype`` to store waveforms in: bytes per hour of audio, and test error against float32.
+
+For each ``data.cache_dtype`` (float32, float16, int16) it compares, against float32:
+
+- **bytes per hour of audio** of the waveform cache the runs read (stored samples over the hours they
+  hold);
+- **the quickstart** (``configs/experiment/quickstart.yaml``: synthetic data, LSTM, every method, seeds
+  0-2), trained once per dtype into ``--out/quickstart_<dtype>`` (finished runs are reused);
+- **a rare4 pair** (``--rare4 RUNS``): class-weighted CE and the paper's recipe with the CNN, seeds 0-4,
+  train fold 1 at 2:2:1:26, test fold 2, trained per dtype by ``benchmarks/rare4.py --out
+  RUNS_<dtype>`` (RARE4_COMMAND; float32 in RUNS itself).
+
+Each method's macro test error per dtype, and its relative change against float32 with the project's
+paired bootstrap interval (seeds and test clips resampled, clips stratified by class:
+``clusterlight.experiment.statistics``). The per-clip predictions come from each run's selected
+checkpoint on its test split, read from the run's own cache (in its dtype) and scored in float32; the
+report gives the largest difference between their macro error and the one the run logged (a run with
+the log-mel feature cache logged errors on float16 log-mel frames where the dtype is not float32).
+Printout as Markdown to stdout and ``--results`` (default ``benchmarks/results/cache_dtype.md``).
+
+    python benchmarks/cache_dtype.py                        # the quickstart part: about 8 min on 2 cores
+    python benchmarks/cache_dtype.py --rare4 runs/rare4     # and the rare4 pair (train it first)
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+from clusterlight.experiment import run_experiment
+from clusterlight.experiment.statistics import relative_reduction_ci
+from clusterlight.inference import load
+from clusterlight.inference.calibration import split_windows
+from clusterlight.inference.streaming import torch_scores
+from clusterlight.runs import selected_checkpoint
+from clusterlight.version import __version__
+
+ROOT = Path(__file__).resolve().parents[1]
+DTYPES = ["float32", "float16", "int16"]
+QUICKSTART = ROOT / "configs/experiment/quickstart.yaml"
+RARE4_SETTING = "rare4_cnn_2-2-1-26_1to2"
+RARE4_METHODS = ["weighted_ce", "clustered"]
+RARE4_COMMAND = (
+    "python benchmarks/rare4.py --data_root PATH --backbones cnn --directions 1to2 --ratios 2:2:1:26 "
+    "--methods weighted_ce clustered --seeds 0 1 2 3 4 --out RUNS_<dtype> "
+    "--data.init_args.cache_dtype <dtype>"
+)
+RESULTS = ROOT / "benchmarks/results/cache_dtype.md"
+
+
+def stage_of(experiment: dict, method: str) -> str:
+    return experiment["methods"][method]["stages"][-1]["name"]
+
+
+def quickstart_runs(out: Path) -> dict[str, tuple[Path, dict]]:
+    """{dtype: (experiment folder, results.json)}, training what is not there yet."""
+    found = {}
+    for dtype in DTYPES:
+        folder = out / f"quickstart_{dtype}"
+        overrides = (
+            {} if dtype == "float32" else {"data.init_args.cache_dtype": dtype}
+        )  # float32: the config's
+        results = run_experiment(QUICKSTART, str(folder), overrides=overrides)
+        found[dtype] = (folder, results)
+    return found
+
+
+def rare4_runs(runs: Path) -> dict[str, tuple[Path, dict]]:
+    """{dtype: (experiment folder, results.json)} of the rare4 CNN pair per dtype; exits naming the
+    training command when one is missing."""
+    found = {}
+    for dtype in DTYPES:
+        base = runs if dtype == "float32" else runs.with_name(f"{runs.name}_{dtype}")
+        results = base / RARE4_SETTING / "results.json"
+        if not results.is_file():
+            command = RARE4_COMMAND.replace("RUNS", str(runs)).replace("<dtype>", dtype)
+            if dtype == "float32":  # the data config's own dtype, in RUNS itself
+                command = command.replace(f"{runs}_float32 --data.init_args.cache_dtype float32", str(runs))
+            sys.exit(f"cache_dtype benchmark: no runs in {results.parent}; train them with\n  {command}")
+        found[dtype] = (results.parent, json.loads(results.read_text()))
+    return found
+
+
+def test_predictions(ckpt: Path) -> dict:
+    """The run's test split scored by its checkpoint, as the statistics take a run."""
+    windows, labels = split_windows(ckpt, "test")
+    score = torch_scores(load(ckpt))
+    predicted = np.concatenate([score(windows[i : i + 64]).argmax(1) for i in range(0, len(windows), 64)])
+    errors = [np.mean(predicted[labels == k] != k) for k in np.unique(labels)]
+    return {
+        "labels": labels.tolist(),
+        "predictions": predicted.tolist(),
+        "metrics": {"macro_err": float(np.mean(errors))},
+    }
+
+
+def store_bytes_per_hour(ckpt: Path) -> float:
+    """Stored sample bytes per hour of audio of the waveform cache the run reads."""
+    import yaml
+    from jsonargparse import ArgumentParser
+    from lightning.pytorch import LightningDataModule
+
+    node = yaml.safe_load((ckpt.resolve().parent.parent / "config.yaml").read_text())["data"]
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_subclass_arguments(LightningDataModule, "data", required=True)
+    datamodule = parser.instantiate_classes(parser.parse_object({"data": node})).data
+    datamodule.feature_cache = False  # the waveform cache only
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    store = datamodule.datasets["train"].store  # one store holds every split's clips
+    hours = float(store.lengths().sum()) / datamodule.sample_rate / 3600
+    return store.nbytes / hours
+
+
+def compare(task: str, found: dict[str, tuple[Path, dict]], methods: list[str]) -> dict:
+    """Per method and dtype: mean macro error, the change against float32 with its interval, and the
+    largest gap between the recomputed errors and the logged ones."""
+    rows: dict = {"bytes_per_hour": {}, "methods": {}}
+    per_run: dict = {}
+    for dtype, (folder, results) in found.items():
+        experiment = results["experiment"]
+        for method in methods:
+            for seed in sorted(int(s) for s in results["runs"].get(method, {})):
+                ckpt = selected_checkpoint(folder, method, seed, stage_of(experiment, method))
+                run = test_predictions(ckpt)
+                logged = results["runs"][method][str(seed)]["metrics"]["macro_err"]
+                run["gap"] = abs(run["metrics"]["macro_err"] - logged)
+                per_run.setdefault((method, dtype), {})[seed] = run
+                if dtype not in rows["bytes_per_hour"]:
+                    rows["bytes_per_hour"][dtype] = store_bytes_per_hour(ckpt)
+                print(f"[cache_dtype] {task} {dtype} {method} seed {seed}: {run['metrics']}", file=sys.stderr)
+    class_names = found["float32"][1]["classes"]
+    for method in methods:
+        reference = per_run[(method, "float32")]
+        for dtype in DTYPES:
+            runs = per_run[(method, dtype)]
+            entry: dict = {
+                "mean": statistics.mean(r["metrics"]["macro_err"] for r in runs.values()),
+                "std": statistics.stdev(r["metrics"]["macro_err"] for r in runs.values())
+                if len(runs) > 1
+                else 0.0,
+                "seeds": sorted(runs),
+                "clips": len(next(iter(runs.values()))["labels"]),
+                "gap": max(r["gap"] for r in runs.values()),
+            }
+            if dtype != "float32":
+                ci = relative_reduction_ci(reference, runs, class_names)["macro_err"]
+                entry |= {"change": -ci["estimate"], "low": -ci["high"], "high": -ci["low"]}
+            rows["methods"].setdefault(method, {})[dtype] = entry
+    return rows
+
+
+# ---- report -------------------------------------------------------------------------------------
+def md_row(*cells) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def task_table(rows: dict) -> list[str]:
+    header = ["method", *(f"{d} macro error" for d in DTYPES)]
+    header += [f"{d} vs float32 [95% interval]" for d in DTYPES[1:]]
+    lines = [md_row(*header), md_row(*["---"] * len(header))]
+    for method, per_dtype in rows["methods"].items():
+        errors = [f"{per_dtype[d]['mean']:.3f} ± {per_dtype[d]['std']:.3f}" for d in DTYPES]
+        changes = [
+            f"{per_dtype[d]['change']:+.1%} [{per_dtype[d]['low']:+.1%}, {per_dtype[d]['high']:+.1%}]"
+            for d in DTYPES[1:]
+        ]
+        lines.append(md_row(method, *errors, *changes))
+    return lines
+
+
+def verdicts(tasks: dict[str, dict]) -> list[str]:
+    """Per dtype: whether every interval of every task includes zero or lies below it (no loss shown)."""
+    lines = []
+    for dtype in DTYPES[1:]:
+        worse = [
+            f"{task} {method} [{e['low']:+.1%}, {e['high']:+.1%}]"
+            for task, rows in tasks.items()
+            for method, per_dtype in rows["methods"].items()
+            if (e := per_dtype[dtype])["low"] > 0
+        ]
+        widest = max(e[dtype]["high"] for rows in tasks.values() for e in rows["methods"].values())
+        verdict = "a loss: " + ", ".join(worse) if worse else "no interval lies above zero (no loss shown)"
+        lines.append(
+            f"- {dtype}: {verdict}; the largest upper end, {widest:+.1%}, is a loss these runs cannot "
+            "rule out."
+        )
+    return lines
+
+
+def report(tasks: dict[str, dict], command: str, seconds: float) -> str:
+    machine = f"{os.cpu_count()}-core {platform.machine()} CPU"
+    lines = [
+        "# Cache dtype: bytes and test error against float32",
+        "",
+        f"Command: `{command}`. Run: {machine}, clusterlight {__version__}, torch {torch.__version__}, "
+        f"{datetime.date.today().isoformat()}; {seconds:.0f} s (with the runs already trained).",
+        "",
+        "Macro test error (1 - recall, averaged over the classes), mean ± std over seeds, from each run's "
+        "selected checkpoint on its test split read from its own cache. Change = (err_dtype - err_float32) "
+        "/ err_float32, [95% paired percentile bootstrap interval, 2000 resamples of seeds and test clips, "
+        "clips stratified by class]; a negative change is fewer errors.",
+        "",
+    ]
+    for task, rows in tasks.items():
+        bph = rows["bytes_per_hour"]
+        lines += [
+            f"## {task}",
+            "",
+            "Waveform cache, MB per hour of audio: "
+            + ", ".join(f"{d} {bph[d] / 1e6:.1f} ({bph[d] / bph['float32']:.2f}x)" for d in DTYPES)
+            + ".",
+            "",
+            *task_table(rows),
+            "",
+            f"Seeds x test clips: {len(rows['methods'][next(iter(rows['methods']))]['float32']['seeds'])} x "
+            f"{next(iter(rows['methods'].values()))['float32']['clips']}. Largest gap between a recomputed "
+            "macro error and the run's logged one: "
+            + f"{max(e['gap'] for m in rows['methods'].values() for e in m.values()):.4f}.",
+            "",
+        ]
+    lines += ["## Verdict", "", *verdicts(tasks), ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default=str(ROOT / "runs/cache_dtype"), help="the quickstart runs per dtype")
+    p.add_argument("--rare4", metavar="RUNS", help="the float32 rare4 runs (RUNS_float16, RUNS_int16 beside)")
+    p.add_argument("--results", default=str(RESULTS))
+    a = p.parse_args()
+    t_start = time.perf_counter()
+    quickstart = quickstart_runs(Path(a.out))
+    methods = [m for m in OmegaConf.load(QUICKSTART).methods]
+    tasks = {"Quickstart (synthetic, LSTM, 3 seeds)": compare("quickstart", quickstart, methods)}
+    if a.rare4:
+        found = rare4_runs(Path(a.rare4))
+        tasks["rare4 pair (UrbanSound8K, CNN, 5 seeds)"] = compare("rare4", found, RARE4_METHODS)
+    command = "python benchmarks/cache_dtype.py" + ("".join(f" {x}" for x in sys.argv[1:]))
+    text = report(tasks, command, time.perf_counter() - t_start)
+    Path(a.results).write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
