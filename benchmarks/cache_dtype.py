@@ -18,7 +18,7 @@ report gives the largest difference between their macro error and the one the ru
 the log-mel feature cache logged errors on float16 log-mel frames where the dtype is not float32).
 Printout as Markdown to stdout and ``--results`` (default ``benchmarks/results/cache_dtype.md``).
 
-    python benchmarks/cache_dtype.py                        # the quickstart part: about 8 min on 2 cores
+    python benchmarks/cache_dtype.py          # the quickstart part: 2-3 min on 2 cores, +8 min to train
     python benchmarks/cache_dtype.py --rare4 runs/rare4     # and the rare4 pair (train it first)
 """
 
@@ -41,7 +41,7 @@ from omegaconf import OmegaConf
 from clusterlight.experiment import run_experiment
 from clusterlight.experiment.statistics import relative_reduction_ci
 from clusterlight.inference import load
-from clusterlight.inference.calibration import split_windows
+from clusterlight.inference.calibration import run_datamodule, split_windows
 from clusterlight.inference.streaming import torch_scores
 from clusterlight.runs import selected_checkpoint
 from clusterlight.version import __version__
@@ -53,7 +53,7 @@ RARE4_SETTING = "rare4_cnn_2-2-1-26_1to2"
 RARE4_METHODS = ["weighted_ce", "clustered"]
 RARE4_COMMAND = (
     "python benchmarks/rare4.py --data_root PATH --backbones cnn --directions 1to2 --ratios 2:2:1:26 "
-    "--methods weighted_ce clustered --seeds 0 1 2 3 4 --out RUNS_<dtype> "
+    "--methods weighted_ce clustered --seeds 0 1 2 3 4 --out RUNS_<dtype> --results_dir RUNS_<dtype> "
     "--data.init_args.cache_dtype <dtype>"
 )
 RESULTS = ROOT / "benchmarks/results/cache_dtype.md"
@@ -68,9 +68,8 @@ def quickstart_runs(out: Path) -> dict[str, tuple[Path, dict]]:
     found = {}
     for dtype in DTYPES:
         folder = out / f"quickstart_{dtype}"
-        overrides = (
-            {} if dtype == "float32" else {"data.init_args.cache_dtype": dtype}
-        )  # float32: the config's
+        # float32 is the data config's own dtype
+        overrides = {} if dtype == "float32" else {"data.init_args.cache_dtype": dtype}
         results = run_experiment(QUICKSTART, str(folder), overrides=overrides)
         found[dtype] = (folder, results)
     return found
@@ -78,21 +77,28 @@ def quickstart_runs(out: Path) -> dict[str, tuple[Path, dict]]:
 
 def rare4_runs(runs: Path) -> dict[str, tuple[Path, dict]]:
     """{dtype: (experiment folder, results.json)} of the rare4 CNN pair per dtype; exits naming the
-    training command when one is missing."""
+    training command when a dtype's runs are missing."""
     found = {}
     for dtype in DTYPES:
         base = runs if dtype == "float32" else runs.with_name(f"{runs.name}_{dtype}")
         results = base / RARE4_SETTING / "results.json"
-        if not results.is_file():
+        done = json.loads(results.read_text()) if results.is_file() else {}
+        if not all(done.get("runs", {}).get(m) for m in RARE4_METHODS):
             command = RARE4_COMMAND.replace("RUNS", str(runs)).replace("<dtype>", dtype)
             if dtype == "float32":  # the data config's own dtype, in RUNS itself
-                command = command.replace(f"{runs}_float32 --data.init_args.cache_dtype float32", str(runs))
-            sys.exit(f"cache_dtype benchmark: no runs in {results.parent}; train them with\n  {command}")
-        found[dtype] = (results.parent, json.loads(results.read_text()))
+                command = command.replace(
+                    f"{runs}_float32 --results_dir {runs}_float32 --data.init_args.cache_dtype float32",
+                    f"{runs} --results_dir {runs}",
+                )
+            sys.exit(
+                f"cache_dtype benchmark: no runs of {RARE4_METHODS} in {results.parent}; train them with\n"
+                f"  {command}"
+            )
+        found[dtype] = (results.parent, done)
     return found
 
 
-def test_predictions(ckpt: Path) -> dict:
+def scored_test_split(ckpt: Path) -> dict:
     """The run's test split scored by its checkpoint, as the statistics take a run."""
     windows, labels = split_windows(ckpt, "test")
     score = torch_scores(load(ckpt))
@@ -107,20 +113,18 @@ def test_predictions(ckpt: Path) -> dict:
 
 def store_bytes_per_hour(ckpt: Path) -> float:
     """Stored sample bytes per hour of audio of the waveform cache the run reads."""
-    import yaml
-    from jsonargparse import ArgumentParser
-    from lightning.pytorch import LightningDataModule
-
-    node = yaml.safe_load((ckpt.resolve().parent.parent / "config.yaml").read_text())["data"]
-    parser = ArgumentParser(exit_on_error=False)
-    parser.add_subclass_arguments(LightningDataModule, "data", required=True)
-    datamodule = parser.instantiate_classes(parser.parse_object({"data": node})).data
-    datamodule.feature_cache = False  # the waveform cache only
-    datamodule.prepare_data()
-    datamodule.setup("fit")
+    datamodule = run_datamodule(ckpt)
     store = datamodule.datasets["train"].store  # one store holds every split's clips
     hours = float(store.lengths().sum()) / datamodule.sample_rate / 3600
     return store.nbytes / hours
+
+
+def change_against(reference: dict[int, dict], runs: dict[int, dict], class_names: list[str]) -> dict:
+    """Relative change of macro error of ``runs`` against ``reference`` (per seed, with per-clip
+    predictions), with its paired interval: minus the statistics' reduction, so the interval's ends swap."""
+    ci = relative_reduction_ci(reference, runs, class_names)["macro_err"]
+    flip = {k: None if ci[k] is None else -ci[k] for k in ("estimate", "low", "high")}
+    return {"change": flip["estimate"], "low": flip["high"], "high": flip["low"]}
 
 
 def compare(task: str, found: dict[str, tuple[Path, dict]], methods: list[str]) -> dict:
@@ -133,7 +137,7 @@ def compare(task: str, found: dict[str, tuple[Path, dict]], methods: list[str]) 
         for method in methods:
             for seed in sorted(int(s) for s in results["runs"].get(method, {})):
                 ckpt = selected_checkpoint(folder, method, seed, stage_of(experiment, method))
-                run = test_predictions(ckpt)
+                run = scored_test_split(ckpt)
                 logged = results["runs"][method][str(seed)]["metrics"]["macro_err"]
                 run["gap"] = abs(run["metrics"]["macro_err"] - logged)
                 per_run.setdefault((method, dtype), {})[seed] = run
@@ -142,9 +146,12 @@ def compare(task: str, found: dict[str, tuple[Path, dict]], methods: list[str]) 
                 print(f"[cache_dtype] {task} {dtype} {method} seed {seed}: {run['metrics']}", file=sys.stderr)
     class_names = found["float32"][1]["classes"]
     for method in methods:
-        reference = per_run[(method, "float32")]
+        shared = set.intersection(*(set(per_run[(method, d)]) for d in DTYPES))
+        if not shared:
+            sys.exit(f"cache_dtype benchmark: {task} {method} has no seed trained with every dtype")
+        reference = {s: per_run[(method, "float32")][s] for s in shared}
         for dtype in DTYPES:
-            runs = per_run[(method, dtype)]
+            runs = {s: per_run[(method, dtype)][s] for s in sorted(shared)}
             entry: dict = {
                 "mean": statistics.mean(r["metrics"]["macro_err"] for r in runs.values()),
                 "std": statistics.stdev(r["metrics"]["macro_err"] for r in runs.values())
@@ -155,8 +162,7 @@ def compare(task: str, found: dict[str, tuple[Path, dict]], methods: list[str]) 
                 "gap": max(r["gap"] for r in runs.values()),
             }
             if dtype != "float32":
-                ci = relative_reduction_ci(reference, runs, class_names)["macro_err"]
-                entry |= {"change": -ci["estimate"], "low": -ci["high"], "high": -ci["low"]}
+                entry |= change_against(reference, runs, class_names)
             rows["methods"].setdefault(method, {})[dtype] = entry
     return rows
 
@@ -166,36 +172,45 @@ def md_row(*cells) -> str:
     return "| " + " | ".join(str(c) for c in cells) + " |"
 
 
+def percent(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:+.1%}"
+
+
+def change_cell(e: dict) -> str:
+    return f"{percent(e['change'])} [{percent(e['low'])}, {percent(e['high'])}]"
+
+
 def task_table(rows: dict) -> list[str]:
     header = ["method", *(f"{d} macro error" for d in DTYPES)]
     header += [f"{d} vs float32 [95% interval]" for d in DTYPES[1:]]
     lines = [md_row(*header), md_row(*["---"] * len(header))]
     for method, per_dtype in rows["methods"].items():
         errors = [f"{per_dtype[d]['mean']:.3f} ± {per_dtype[d]['std']:.3f}" for d in DTYPES]
-        changes = [
-            f"{per_dtype[d]['change']:+.1%} [{per_dtype[d]['low']:+.1%}, {per_dtype[d]['high']:+.1%}]"
-            for d in DTYPES[1:]
-        ]
+        changes = [change_cell(per_dtype[d]) for d in DTYPES[1:]]
         lines.append(md_row(method, *errors, *changes))
     return lines
 
 
 def verdicts(tasks: dict[str, dict]) -> list[str]:
-    """Per dtype: whether every interval of every task includes zero or lies below it (no loss shown)."""
+    """Per dtype: the intervals that lie above zero (a loss), else that none does, and the largest loss
+    the intervals leave open."""
     lines = []
     for dtype in DTYPES[1:]:
+        entries = [(t, m, e[dtype]) for t, rows in tasks.items() for m, e in rows["methods"].items()]
         worse = [
-            f"{task} {method} [{e['low']:+.1%}, {e['high']:+.1%}]"
-            for task, rows in tasks.items()
-            for method, per_dtype in rows["methods"].items()
-            if (e := per_dtype[dtype])["low"] > 0
+            f"{t} {m} [{percent(e['low'])}, {percent(e['high'])}]"
+            for t, m, e in entries
+            if (e["low"] or 0) > 0
         ]
-        widest = max(e[dtype]["high"] for rows in tasks.values() for e in rows["methods"].values())
+        highs = [e["high"] for _, _, e in entries if e["high"] is not None]
         verdict = "a loss: " + ", ".join(worse) if worse else "no interval lies above zero (no loss shown)"
-        lines.append(
-            f"- {dtype}: {verdict}; the largest upper end, {widest:+.1%}, is a loss these runs cannot "
-            "rule out."
-        )
+        if not highs:
+            verdict += "; no interval could be formed"
+        elif max(highs) > 0:
+            verdict += f"; the largest upper end, {max(highs):+.1%}, is a loss these runs cannot rule out"
+        else:
+            verdict += "; every interval lies at or below zero (fewer errors)"
+        lines.append(f"- {dtype}: {verdict}.")
     return lines
 
 
@@ -205,7 +220,8 @@ def report(tasks: dict[str, dict], command: str, seconds: float) -> str:
         "# Cache dtype: bytes and test error against float32",
         "",
         f"Command: `{command}`. Run: {machine}, clusterlight {__version__}, torch {torch.__version__}, "
-        f"{datetime.date.today().isoformat()}; {seconds:.0f} s (with the runs already trained).",
+        f"{datetime.date.today().isoformat()}; {seconds:.0f} s (training included where a run was not there "
+        "yet).",
         "",
         "Macro test error (1 - recall, averaged over the classes), mean ± std over seeds, from each run's "
         "selected checkpoint on its test split read from its own cache. Change = (err_dtype - err_float32) "
@@ -241,12 +257,12 @@ def main() -> None:
     p.add_argument("--results", default=str(RESULTS))
     a = p.parse_args()
     t_start = time.perf_counter()
+    rare4 = rare4_runs(Path(a.rare4)) if a.rare4 else None  # before training anything: it may exit
     quickstart = quickstart_runs(Path(a.out))
     methods = [m for m in OmegaConf.load(QUICKSTART).methods]
     tasks = {"Quickstart (synthetic, LSTM, 3 seeds)": compare("quickstart", quickstart, methods)}
-    if a.rare4:
-        found = rare4_runs(Path(a.rare4))
-        tasks["rare4 pair (UrbanSound8K, CNN, 5 seeds)"] = compare("rare4", found, RARE4_METHODS)
+    if rare4 is not None:
+        tasks["rare4 pair (UrbanSound8K, CNN, 5 seeds)"] = compare("rare4", rare4, RARE4_METHODS)
     command = "python benchmarks/cache_dtype.py" + ("".join(f" {x}" for x in sys.argv[1:]))
     text = report(tasks, command, time.perf_counter() - t_start)
     Path(a.results).write_text(text)

@@ -18,6 +18,7 @@ For each size N in ``--sizes`` it writes N synthetic clips into ``--work_dir/N``
 Each target is printed as met / missed with its figure. Printout as Markdown to stdout and to ``--out``
 (default ``benchmarks/results/data_scale.md``). Not part of the test suite. Usage:
 python benchmarks/data_scale.py [--sizes 1000 10000 100000] [--work_dir /tmp/clusterlight-data-scale]
+[--repeats 2]
 """
 
 from __future__ import annotations
@@ -305,7 +306,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main() -> None:
-    args = _parser().parse_args()
+    parser = _parser()
+    args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error(f"--repeats must be at least 1, got {args.repeats}")
     if args._build:
         paths_file, cache, workers, dtype, per_shard = args._build
         return child_build(paths_file, cache, int(workers), dtype, int(per_shard))

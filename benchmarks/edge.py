@@ -116,27 +116,25 @@ def trained_runs(seeds: list[int] | None) -> dict[tuple[str, str, int], Path]:
     return found
 
 
-def rare4_runs(folder: Path) -> dict[tuple[str, str, int], Path]:
+def rare4_runs(folder: Path, speed_seed: int) -> dict[tuple[str, str, int], Path]:
     """{(net, method, seed): selected checkpoint} of the rare4 pair that ``benchmarks/rare4.py --out
-    folder`` trained (RARE4_COMMAND); exits naming that command when a setting is missing."""
+    folder`` trained (RARE4_COMMAND); exits naming that command when a setting, a method or the speed
+    seed's baseline is missing."""
+    train = f"train them with\n  {RARE4_COMMAND} --out {folder} --results_dir {folder}"
     found = {}
     for net, setting in RARE4.items():
         results = folder / setting / "results.json"
         if not results.is_file():
-            sys.exit(
-                f"edge benchmark: no rare4 runs in {results.parent}; train them with\n  {RARE4_COMMAND} "
-                f"--out {folder}"
-            )
+            sys.exit(f"edge benchmark: no rare4 runs in {results.parent}; {train}")
         done = json.loads(results.read_text())
-        methods = done["experiment"]["methods"]
         for method in RARE4_METHODS:
             seeds = sorted(int(seed) for seed in done["runs"].get(method, {}))
-            if len(seeds) < 2:
+            if not seeds or (method == RARE4_METHODS[0] and speed_seed not in seeds):
                 sys.exit(
-                    f"edge benchmark: {results} has {len(seeds)} seed(s) of {method}; the paired "
-                    f"interval needs at least 2 (train them with {RARE4_COMMAND} --out {folder})"
+                    f"edge benchmark: {results} has {method} for seeds {seeds} (--speed_seed {speed_seed}); "
+                    + train
                 )
-            stage = methods[method]["stages"][-1]["name"]
+            stage = done["experiment"]["methods"][method]["stages"][-1]["name"]
             for seed in seeds:
                 found[(net, method, seed)] = selected_checkpoint(folder / setting, method, seed, stage)
     return found
@@ -499,16 +497,16 @@ def main() -> None:
         "--rare4",
         metavar="RUNS",
         help="also the rare4 pair trained by benchmarks/rare4.py --out RUNS (e.g. runs/rare4): size, speed "
-        "and int8 accuracy on real recordings",
+        "and int8 accuracy on real recordings, every seed found there (--seeds is the quickstart's)",
     )
     a = p.parse_args()
     t_start = time.perf_counter()
     torch.set_num_threads(1)
-    runs = trained_runs(a.seeds)
+    rare4 = rare4_runs(Path(a.rare4), a.speed_seed) if a.rare4 else {}  # before training: it may exit
+    runs = trained_runs(a.seeds) | rare4
     nets = {net: ("baseline", METHODS) for net in EXPERIMENTS}
-    if a.rare4:
-        runs |= rare4_runs(Path(a.rare4))
-        nets |= {net: ("weighted_ce", RARE4_METHODS) for net in RARE4}
+    if rare4:
+        nets |= {net: (RARE4_METHODS[0], RARE4_METHODS) for net in RARE4}
     work = Path(a.work)
     exports = {
         key: export_pair(ckpt, work / "{}_{}_seed{}".format(key[0].replace(" ", "_"), *key[1:]))

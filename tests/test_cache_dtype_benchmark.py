@@ -1,5 +1,7 @@
 """The cache-dtype benchmark's report: changes against float32 with intervals, and its verdict per dtype."""
 
+import json
+
 import pytest
 from helpers.benchmarks import load_benchmark
 
@@ -41,10 +43,22 @@ def test_report_gives_bytes_per_hour_and_each_change_with_its_interval():
     assert "+12.5% [-5.0%, +30.0%] |" in text
 
 
+def test_more_errors_than_float32_are_a_positive_change_with_its_interval():
+    labels = [0] * 50 + [1] * 50
+    right = {"labels": labels, "predictions": labels}
+    float32 = {s: {**right, "predictions": [1] * 10 + labels[10:]} for s in (0, 1, 2)}  # 10% of class 0 wrong
+    worse = {s: {**right, "predictions": [1] * 20 + labels[20:]} for s in (0, 1, 2)}  # 20% wrong
+    got = bench.change_against(float32, worse, ["a", "b"])
+    assert got["change"] == pytest.approx(1.0)  # twice the errors
+    assert 0 < got["low"] <= got["change"] <= got["high"]
+
+
 def test_missing_rare4_runs_exit_naming_the_training_command(tmp_path):
-    with pytest.raises(SystemExit, match=r"--seeds 0 1 2 3 4 --out \S*/rare4$"):
-        bench.rare4_runs(tmp_path / "rare4")
-    (tmp_path / "rare4" / bench.RARE4_SETTING).mkdir(parents=True)
-    (tmp_path / "rare4" / bench.RARE4_SETTING / "results.json").write_text("{}")
-    with pytest.raises(SystemExit, match=r"--out \S*/rare4_float16 --data.init_args.cache_dtype float16$"):
-        bench.rare4_runs(tmp_path / "rare4")
+    runs = tmp_path / "rare4"
+    with pytest.raises(SystemExit, match=rf"--seeds 0 1 2 3 4 --out {runs} --results_dir {runs}$"):
+        bench.rare4_runs(runs)
+    (runs / bench.RARE4_SETTING).mkdir(parents=True)
+    done = {"runs": {m: {"0": {}} for m in bench.RARE4_METHODS}}
+    (runs / bench.RARE4_SETTING / "results.json").write_text(json.dumps(done))
+    with pytest.raises(SystemExit, match=r"--out \S*/rare4_float16 --results_dir \S*/rare4_float16 --data"):
+        bench.rare4_runs(runs)

@@ -67,7 +67,7 @@ def _rare4_setting(folder, seeds):
 def test_rare4_runs_are_the_selected_checkpoints_of_each_seed(tmp_path):
     for setting in bench.RARE4.values():
         _rare4_setting(tmp_path / setting, [0, 1, 2, 3, 4])
-    found = bench.rare4_runs(tmp_path)
+    found = bench.rare4_runs(tmp_path, speed_seed=0)
     assert len(found) == 2 * 2 * 5
     ckpt = found[("rare4 CNN", "clustered", 4)]
     assert ckpt.relative_to(tmp_path).parts[:4] == (
@@ -79,10 +79,13 @@ def test_rare4_runs_are_the_selected_checkpoints_of_each_seed(tmp_path):
     assert ckpt.name == "best-epoch=003.ckpt"
 
 
-def test_rare4_runs_missing_or_single_seed_exit_naming_the_training_command(tmp_path):
-    with pytest.raises(SystemExit, match="benchmarks/rare4.py --data_root PATH .* --out"):
-        bench.rare4_runs(tmp_path)
+def test_rare4_runs_missing_or_without_the_speed_seed_exit_naming_the_training_command(tmp_path):
+    with pytest.raises(
+        SystemExit, match=rf"benchmarks/rare4.py --data_root PATH .* --out {tmp_path} --results_dir"
+    ):
+        bench.rare4_runs(tmp_path, speed_seed=0)
     for setting in bench.RARE4.values():
-        _rare4_setting(tmp_path / setting, [0])
-    with pytest.raises(SystemExit, match="1 seed"):
-        bench.rare4_runs(tmp_path)
+        _rare4_setting(tmp_path / setting, [1, 2])
+    with pytest.raises(SystemExit, match=r"weighted_ce for seeds \[1, 2\] \(--speed_seed 0\)"):
+        bench.rare4_runs(tmp_path, speed_seed=0)
+    assert len(bench.rare4_runs(tmp_path, speed_seed=1)) == 2 * 2 * 2

@@ -26,14 +26,10 @@ def spread_sample(labels: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
     return np.asarray(sorted(picked), dtype=np.int64)
 
 
-def split_windows(
-    checkpoint: str | Path, split: str = "train", count: int | None = None, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """``([clips, samples] windows, [clips] labels)`` of a split (``train``, ``val`` or ``test``) of the
-    run that wrote ``checkpoint``: its DataModule is rebuilt from the run's ``config.yaml``
-    (``<run>/version_N/config.yaml`` beside the ``checkpoints`` folder), which opens (or builds) its
-    waveform cache; each clip is cut to one window, centred, as evaluation does. ``count``: at most this
-    many clips, taken in turn from each class (:func:`spread_sample`); all of them by default."""
+def run_datamodule(checkpoint: str | Path):
+    """The DataModule of the run that wrote ``checkpoint``, rebuilt from the run's ``config.yaml``
+    (``<run>/version_N/config.yaml`` beside the ``checkpoints`` folder) and set up for ``fit``, which
+    opens (or builds) its waveform cache; its batches carry waveforms, whatever the run's carried."""
     import yaml
     from jsonargparse import ArgumentParser
     from lightning.pytorch import LightningDataModule
@@ -61,6 +57,17 @@ def split_windows(
             f"{config_file} reads audio at {datamodule.sample_rate} Hz, the checkpoint at "
             f"{card['sample_rate']} Hz"
         )
+    return datamodule
+
+
+def split_windows(
+    checkpoint: str | Path, split: str = "train", count: int | None = None, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """``([clips, samples] windows, [clips] labels)`` of a split (``train``, ``val`` or ``test``) of the
+    run that wrote ``checkpoint`` (its DataModule: :func:`run_datamodule`); each clip is cut to one
+    window, centred, as evaluation does. ``count``: at most this many clips, taken in turn from each
+    class (:func:`spread_sample`); all of them by default."""
+    datamodule = run_datamodule(checkpoint)
     part = datamodule.datasets[split]
     labels = np.asarray(part.labels)
     chosen = np.arange(len(labels)) if count is None else spread_sample(labels, count, seed)
