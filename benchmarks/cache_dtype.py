@@ -12,7 +12,9 @@ For each ``data.cache_dtype`` (float32, float16, int16) it compares, against flo
 
 Each method's macro test error per dtype, and its relative change against float32 with the project's
 paired bootstrap interval (seeds and test clips resampled, clips stratified by class:
-``clusterlight.experiment.statistics``). The per-clip predictions come from each run's selected
+``clusterlight.experiment.statistics``). Training on other samples changes a run's path as much as a
+seed does, so these intervals are wide; the report also scores each float32 model on its test clips
+stored once more in float16 and int16, which measures what the stored precision itself costs. The per-clip predictions come from each run's selected
 checkpoint on its test split, read from the run's own cache (in its dtype) and scored in float32; the
 report gives the largest difference between their macro error and the one the run logged (a run with
 the log-mel feature cache logged errors on float16 log-mel frames where the dtype is not float32).
@@ -38,6 +40,7 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
+from clusterlight.data.sample_codec import decode_samples, encode_samples
 from clusterlight.experiment import run_experiment
 from clusterlight.experiment.statistics import relative_reduction_ci
 from clusterlight.inference import load
@@ -98,10 +101,8 @@ def rare4_runs(runs: Path) -> dict[str, tuple[Path, dict]]:
     return found
 
 
-def scored_test_split(ckpt: Path) -> dict:
-    """The run's test split scored by its checkpoint, as the statistics take a run."""
-    windows, labels = split_windows(ckpt, "test")
-    score = torch_scores(load(ckpt))
+def scored(score, windows: np.ndarray, labels: np.ndarray) -> dict:
+    """Predictions of ``score`` on ``windows``, as the statistics take a run."""
     predicted = np.concatenate([score(windows[i : i + 64]).argmax(1) for i in range(0, len(windows), 64)])
     errors = [np.mean(predicted[labels == k] != k) for k in np.unique(labels)]
     return {
@@ -109,6 +110,17 @@ def scored_test_split(ckpt: Path) -> dict:
         "predictions": predicted.tolist(),
         "metrics": {"macro_err": float(np.mean(errors))},
     }
+
+
+def scored_test_split(ckpt: Path, stored_as: list[str]) -> dict[str, dict]:
+    """{dtype: run} of the run's test split scored by its checkpoint: as read from the run's cache
+    (``"cache"``), and with those samples stored once more in each dtype of ``stored_as``."""
+    windows, labels = split_windows(ckpt, "test")
+    score = torch_scores(load(ckpt))
+    out = {"cache": scored(score, windows, labels)}
+    for dtype in stored_as:
+        out[dtype] = scored(score, decode_samples(encode_samples(windows, dtype)[0]), labels)
+    return out
 
 
 def store_bytes_per_hour(ckpt: Path) -> float:
@@ -130,14 +142,17 @@ def change_against(reference: dict[int, dict], runs: dict[int, dict], class_name
 def compare(task: str, found: dict[str, tuple[Path, dict]], methods: list[str]) -> dict:
     """Per method and dtype: mean macro error, the change against float32 with its interval, and the
     largest gap between the recomputed errors and the logged ones."""
-    rows: dict = {"bytes_per_hour": {}, "methods": {}}
+    rows: dict = {"bytes_per_hour": {}, "methods": {}, "test_audio": {}}
     per_run: dict = {}
     for dtype, (folder, results) in found.items():
         experiment = results["experiment"]
         for method in methods:
             for seed in sorted(int(s) for s in results["runs"].get(method, {})):
                 ckpt = selected_checkpoint(folder, method, seed, stage_of(experiment, method))
-                run = scored_test_split(ckpt)
+                scores = scored_test_split(ckpt, DTYPES[1:] if dtype == "float32" else [])
+                run = scores.pop("cache")
+                for stored_as, same_model in scores.items():  # the float32 model on test audio stored so
+                    per_run.setdefault((method, "test audio " + stored_as), {})[seed] = same_model
                 logged = results["runs"][method][str(seed)]["metrics"]["macro_err"]
                 run["gap"] = abs(run["metrics"]["macro_err"] - logged)
                 per_run.setdefault((method, dtype), {})[seed] = run
@@ -164,6 +179,16 @@ def compare(task: str, found: dict[str, tuple[Path, dict]], methods: list[str]) 
             if dtype != "float32":
                 entry |= change_against(reference, runs, class_names)
             rows["methods"].setdefault(method, {})[dtype] = entry
+        for dtype in DTYPES[1:]:
+            runs = {s: per_run[(method, "test audio " + dtype)][s] for s in sorted(shared)}
+            same = np.mean(
+                [np.mean(np.equal(runs[s]["predictions"], reference[s]["predictions"])) for s in runs]
+            )
+            rows["test_audio"].setdefault(method, {})[dtype] = {
+                "mean": statistics.mean(r["metrics"]["macro_err"] for r in runs.values()),
+                "same": float(same),
+                **change_against(reference, runs, class_names),
+            }
     return rows
 
 
@@ -191,6 +216,20 @@ def task_table(rows: dict) -> list[str]:
     return lines
 
 
+def test_audio_table(rows: dict) -> list[str]:
+    header = [
+        "method",
+        *(f"test audio in {d}: macro error, change [95% interval], same class" for d in DTYPES[1:]),
+    ]
+    lines = [md_row(*header), md_row(*["---"] * len(header))]
+    for method, per_dtype in rows["test_audio"].items():
+        cells = [
+            f"{e['mean']:.3f}, {change_cell(e)}, {e['same']:.1%}" for e in (per_dtype[d] for d in DTYPES[1:])
+        ]
+        lines.append(md_row(method, *cells))
+    return lines
+
+
 def verdicts(tasks: dict[str, dict]) -> list[str]:
     """Per dtype: the intervals that lie above zero (a loss), else that none does, and the largest loss
     the intervals leave open."""
@@ -210,6 +249,15 @@ def verdicts(tasks: dict[str, dict]) -> list[str]:
             verdict += f"; the largest upper end, {max(highs):+.1%}, is a loss these runs cannot rule out"
         else:
             verdict += "; every interval lies at or below zero (fewer errors)"
+        stored = [e[dtype] for rows in tasks.values() for e in rows.get("test_audio", {}).values()]
+        if stored:
+            lows = [e["low"] for e in stored if e["low"] is not None]
+            highs = [e["high"] for e in stored if e["high"] is not None]
+            span = f"[{percent(min(lows, default=None))}, {percent(max(highs, default=None))}]"
+            verdict += (
+                f"; the float32 models on test audio stored in {dtype}: every interval within {span}, the "
+                f"same class on at least {min(e['same'] for e in stored):.1%} of clips"
+            )
         lines.append(f"- {dtype}: {verdict}.")
     return lines
 
@@ -239,6 +287,11 @@ def report(tasks: dict[str, dict], command: str, seconds: float) -> str:
             + ".",
             "",
             *task_table(rows),
+            "",
+            "The float32 models on their test clips stored once more in float16 or int16 (what storing "
+            "costs a trained model, without training's seed-to-seed chaos):",
+            "",
+            *test_audio_table(rows),
             "",
             f"Seeds x test clips: {len(rows['methods'][next(iter(rows['methods']))]['float32']['seeds'])} x "
             f"{next(iter(rows['methods'].values()))['float32']['clips']}. Largest gap between a recomputed "

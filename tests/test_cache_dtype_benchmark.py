@@ -21,9 +21,14 @@ def rows(int16_low, int16_high):
         "float16": entry(0.21, -0.1, 0.2),
         "int16": entry(0.2, int16_low, int16_high),
     }
+    stored = {
+        "float16": {**entry(0.2, -0.001, 0.002), "same": 0.999},
+        "int16": {**entry(0.2, 0.0, 0.0), "same": 1.0},
+    }
     return {
         "bytes_per_hour": {"float32": 230.4e6, "float16": 115.2e6, "int16": 115.2e6},
         "methods": {"baseline": per_dtype},
+        "test_audio": {"baseline": stored},
     }
 
 
@@ -31,7 +36,8 @@ def test_a_dtype_shows_a_loss_only_where_an_interval_lies_above_zero():
     lines = bench.verdicts({"quickstart": rows(-0.05, 0.3), "rare4": rows(0.02, 0.4)})
     assert lines[0] == (
         "- float16: no interval lies above zero (no loss shown); the largest upper end, +20.0%, is a loss "
-        "these runs cannot rule out."
+        "these runs cannot rule out; the float32 models on test audio stored in float16: every interval "
+        "within [-0.1%, +0.2%], the same class on at least 99.9% of clips."
     )
     assert lines[1].startswith("- int16: a loss: rare4 baseline [+2.0%, +40.0%];")
 
@@ -41,6 +47,7 @@ def test_report_gives_bytes_per_hour_and_each_change_with_its_interval():
     assert "MB per hour of audio: float32 230.4 (1.00x), float16 115.2 (0.50x), int16 115.2 (0.50x)." in text
     assert "| baseline | 0.200 ± 0.010 | 0.210 ± 0.010 | 0.200 ± 0.010 | +5.0% [-10.0%, +20.0%] |" in text
     assert "+12.5% [-5.0%, +30.0%] |" in text
+    assert "| baseline | 0.200, +0.1% [-0.1%, +0.2%], 99.9% | 0.200, +0.0% [+0.0%, +0.0%], 100.0% |" in text
 
 
 def test_more_errors_than_float32_are_a_positive_change_with_its_interval():
