@@ -198,7 +198,7 @@ def md_row(*cells) -> str:
 
 
 def percent(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:+.1%}"
+    return "n/a" if x is None else f"{round(x, 4) + 0.0:+.1%}"  # + 0.0: no "-0.0%"
 
 
 def change_cell(e: dict) -> str:
