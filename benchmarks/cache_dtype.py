@@ -12,12 +12,13 @@ For each ``data.cache_dtype`` (float32, float16, int16) it compares, against flo
 
 Each method's macro test error per dtype, and its relative change against float32 with the project's
 paired bootstrap interval (seeds and test clips resampled, clips stratified by class:
-``clusterlight.experiment.statistics``). Training on other samples changes a run's path as much as a
-seed does, so these intervals are wide; the report also scores each float32 model on its test clips
-stored once more in float16 and int16, which measures what the stored precision itself costs. The per-clip predictions come from each run's selected
-checkpoint on its test split, read from the run's own cache (in its dtype) and scored in float32; the
-report gives the largest difference between their macro error and the one the run logged (a run with
-the log-mel feature cache logged errors on float16 log-mel frames where the dtype is not float32).
+``clusterlight.experiment.statistics``). Training on other samples can send a run down another path, as
+another seed does, so these intervals are wide; the report also scores each float32 model on its test
+clips stored once more in float16 and int16, which measures what the stored precision itself costs. The
+per-clip predictions come from each run's selected checkpoint on its test split, read from the run's own
+cache (in its dtype) and scored in float32; the report gives the largest difference between their macro
+error and the one the run logged (a run with the log-mel feature cache logged errors on float16 log-mel
+frames where the dtype is not float32).
 Printout as Markdown to stdout and ``--results`` (default ``benchmarks/results/cache_dtype.md``).
 
     python benchmarks/cache_dtype.py          # the quickstart part: 2-3 min on 2 cores, +8 min to train
