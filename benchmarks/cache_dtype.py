@@ -39,11 +39,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from edge import change_against, macro_error, predictions, table  # benchmarks/edge.py, beside this script
 from omegaconf import OmegaConf
 
 from clusterlight.data.sample_codec import decode_samples, encode_samples
 from clusterlight.experiment import run_experiment
-from clusterlight.experiment.statistics import relative_reduction_ci
 from clusterlight.inference import load
 from clusterlight.inference.calibration import run_datamodule, split_windows
 from clusterlight.inference.streaming import torch_scores
@@ -104,12 +104,11 @@ def rare4_runs(runs: Path) -> dict[str, tuple[Path, dict]]:
 
 def scored(score, windows: np.ndarray, labels: np.ndarray) -> dict:
     """Predictions of ``score`` on ``windows``, as the statistics take a run."""
-    predicted = np.concatenate([score(windows[i : i + 64]).argmax(1) for i in range(0, len(windows), 64)])
-    errors = [np.mean(predicted[labels == k] != k) for k in np.unique(labels)]
+    predicted = predictions(score, windows)
     return {
         "labels": labels.tolist(),
         "predictions": predicted.tolist(),
-        "metrics": {"macro_err": float(np.mean(errors))},
+        "metrics": {"macro_err": macro_error(labels, predicted)},
     }
 
 
@@ -130,14 +129,6 @@ def store_bytes_per_hour(ckpt: Path) -> float:
     store = datamodule.datasets["train"].store  # one store holds every split's clips
     hours = float(store.lengths().sum()) / datamodule.sample_rate / 3600
     return store.nbytes / hours
-
-
-def change_against(reference: dict[int, dict], runs: dict[int, dict], class_names: list[str]) -> dict:
-    """Relative change of macro error of ``runs`` against ``reference`` (per seed, with per-clip
-    predictions), with its paired interval: minus the statistics' reduction, so the interval's ends swap."""
-    ci = relative_reduction_ci(reference, runs, class_names)["macro_err"]
-    flip = {k: None if ci[k] is None else -ci[k] for k in ("estimate", "low", "high")}
-    return {"change": flip["estimate"], "low": flip["high"], "high": flip["low"]}
 
 
 def compare(task: str, found: dict[str, tuple[Path, dict]], methods: list[str]) -> dict:
@@ -194,10 +185,6 @@ def compare(task: str, found: dict[str, tuple[Path, dict]], methods: list[str]) 
 
 
 # ---- report -------------------------------------------------------------------------------------
-def md_row(*cells) -> str:
-    return "| " + " | ".join(str(c) for c in cells) + " |"
-
-
 def percent(x: float | None) -> str:
     return "n/a" if x is None else f"{round(x, 4) + 0.0:+.1%}"  # + 0.0: no "-0.0%"
 
@@ -209,26 +196,31 @@ def change_cell(e: dict) -> str:
 def task_table(rows: dict) -> list[str]:
     header = ["method", *(f"{d} macro error" for d in DTYPES)]
     header += [f"{d} vs float32 [95% interval]" for d in DTYPES[1:]]
-    lines = [md_row(*header), md_row(*["---"] * len(header))]
-    for method, per_dtype in rows["methods"].items():
-        errors = [f"{per_dtype[d]['mean']:.3f} ± {per_dtype[d]['std']:.3f}" for d in DTYPES]
-        changes = [change_cell(per_dtype[d]) for d in DTYPES[1:]]
-        lines.append(md_row(method, *errors, *changes))
-    return lines
+    body = [
+        [
+            method,
+            *(f"{per_dtype[d]['mean']:.3f} ± {per_dtype[d]['std']:.3f}" for d in DTYPES),
+            *(change_cell(per_dtype[d]) for d in DTYPES[1:]),
+        ]
+        for method, per_dtype in rows["methods"].items()
+    ]
+    return table(header, body)
 
 
 def test_audio_table(rows: dict) -> list[str]:
-    header = [
-        "method",
-        *(f"test audio in {d}: macro error, change [95% interval], same class" for d in DTYPES[1:]),
-    ]
-    lines = [md_row(*header), md_row(*["---"] * len(header))]
-    for method, per_dtype in rows["test_audio"].items():
-        cells = [
-            f"{e['mean']:.3f}, {change_cell(e)}, {e['same']:.1%}" for e in (per_dtype[d] for d in DTYPES[1:])
+    header = ["method"]
+    header += [f"test audio in {d}: macro error, change [95% interval], same class" for d in DTYPES[1:]]
+    body = [
+        [
+            method,
+            *(
+                f"{e['mean']:.3f}, {change_cell(e)}, {e['same']:.1%}"
+                for e in (per_dtype[d] for d in DTYPES[1:])
+            ),
         ]
-        lines.append(md_row(method, *cells))
-    return lines
+        for method, per_dtype in rows["test_audio"].items()
+    ]
+    return table(header, body)
 
 
 def verdicts(tasks: dict[str, dict]) -> list[str]:

@@ -213,25 +213,29 @@ def accuracy_runs(ckpt: Path, fp32: Path, int8: Path) -> dict:
     return out
 
 
+def change_against(reference: dict[int, dict], runs: dict[int, dict], class_names: list[str]) -> dict:
+    """Relative change of macro error of ``runs`` against ``reference`` (per seed, with per-clip
+    predictions), with its paired interval: minus the statistics' reduction, so the interval's ends swap."""
+    ci = relative_reduction_ci(reference, runs, class_names)["macro_err"]
+    flip = {k: None if ci[k] is None else -ci[k] for k in ("estimate", "low", "high")}
+    return {"change": flip["estimate"], "low": flip["high"], "high": flip["low"]}
+
+
 def error_change(runs: dict[int, dict], class_names: list[str]) -> dict:
     """Relative change of macro error, int8 against fp32 ONNX, over the seeds, with its interval."""
     fp32 = {s: r["fp32"] for s, r in runs.items()}
     int8 = {s: r["int8"] for s, r in runs.items()}
-    entry = relative_reduction_ci(fp32, int8, class_names)["macro_err"]
     agree = np.mean(
         [
             np.mean(np.array(r["fp32"]["predictions"]) == np.array(r["int8"]["predictions"]))
             for r in runs.values()
         ]
     )
-    flip = {k: None if entry[k] is None else -entry[k] for k in ("estimate", "high", "low")}
     return {
         "fp32": statistics.mean(r["fp32"]["metrics"]["macro_err"] for r in runs.values()),
         "int8": statistics.mean(r["int8"]["metrics"]["macro_err"] for r in runs.values()),
         "torch": statistics.mean(r["torch"]["metrics"]["macro_err"] for r in runs.values()),
-        "change": flip["estimate"],
-        "low": flip["high"],  # a change is minus the reduction: the interval's ends swap
-        "high": flip["low"],
+        **change_against(fp32, int8, class_names),
         "agree": float(agree),
         "seeds": sorted(runs),
         "clips": len(next(iter(runs.values()))["fp32"]["labels"]),
